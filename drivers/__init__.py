@@ -1,0 +1,1 @@
+"""Hardware drivers: one module per kind of recorder interface, behind drivers.base."""

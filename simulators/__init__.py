@@ -1,0 +1,1 @@
+"""Behavioural simulators of recorder hardware presenting real OS-level interfaces."""
