@@ -1,0 +1,351 @@
+"""Agent configuration: TOML file + `EVIDENCE_AGENT__SECTION__KEY` overrides, pydantic models.
+
+Every section is a model with `extra="forbid"` so a misspelt key is an error, not silently
+ignored, and every field has a description (rendered into config/agent.toml's comments).
+Secrets are never here: see agent.credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agent.errors import ConfigError
+from drivers.registry import DriverConfig
+
+ENV_FILE = "EVIDENCE_AGENT_CONFIG"
+ENV_PREFIX = "EVIDENCE_AGENT__"
+
+DEFAULT_EXTENSIONS = [
+    "mp4", "mov", "avi", "ts", "mkv",  # video
+    "wav", "amr", "mp3", "aac", "m4a",  # audio
+    "jpg", "jpeg",  # photo
+]  # fmt: skip
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _default_station_id() -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "station"
+
+
+def _default_data_dir() -> Path:
+    # systemd's StateDirectory= hands us the right place; root gets the FHS path; a developer
+    # running without config gets a per-user directory so nothing needs sudo.
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/evidence-agent")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "evidence-agent"
+
+
+class StationConfig(Section):
+    id: str = Field(
+        default_factory=_default_station_id,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Station id used in MQTT topics and the custody log (default: host name).",
+    )
+    role: Literal["dock", "interview"] = Field("dock", description="dock or interview room.")
+    timezone: str = Field(
+        "Asia/Shanghai", description="IANA zone of recorder clocks and FAT/exFAT mtimes."
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Ledger, keys, spool and local archive live here; the only place the "
+        "agent writes to (besides releasing recordings and device commands).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name)") from exc
+        return v
+
+
+class DetectConfig(Section):
+    mount_roots: list[Path] = Field(
+        default_factory=lambda: [Path("/media/evidence")],
+        description="Directories whose entries are recorder volumes (mount points or dirs).",
+    )
+    settle_seconds: float = Field(
+        5.0, ge=0, description="A volume is ready once its file list is stable this long."
+    )
+    rescan_seconds: float = Field(
+        30.0, gt=0, description="Periodic full rescan reconciling volumes with the ledger."
+    )
+    poll_seconds: float = Field(
+        1.0, gt=0, description="How often mountinfo and pending volumes are polled."
+    )
+
+
+class NamingPattern(Section):
+    name: str = Field(description="Pattern name, recorded as the time source.")
+    regex: str = Field(
+        description="Python regex matched against the file name; named groups serial, "
+        "officer, start (timestamp), seq."
+    )
+    time_format: str = Field("%Y%m%d%H%M%S", description="strptime format of the `start` group.")
+    utc: bool = Field(False, description="The start time is UTC (else station-local).")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"regex does not compile: {exc}") from exc
+        return v
+
+
+DEFAULT_PATTERNS = [
+    NamingPattern(
+        name="zfy",
+        regex=r"^(?P<serial>[A-Za-z0-9]+)_(?P<officer>[A-Za-z0-9]+)_(?P<start>\d{14})_"
+        r"(?P<seq>\d+)\.[A-Za-z0-9]+$",
+    ),
+    NamingPattern(
+        name="axis",
+        regex=r"^(?P<officer>[A-Za-z0-9-]+)_(?P<serial>[A-Za-z0-9]+)_(?P<start>\d{8}T\d{6})Z?"
+        r"(?:_[^.]*)?\.[A-Za-z0-9]+$",
+        time_format="%Y%m%dT%H%M%S",
+        utc=True,
+    ),
+]
+
+
+class IngestConfig(Section):
+    spool_dir: Path | None = Field(None, description="Spool (default: <data_dir>/spool).")
+    release_after: Literal["never", "spooled", "archived"] = Field(
+        "archived", description="When a recording may be erased from the recorder."
+    )
+    max_parallel: int = Field(2, ge=1, le=32, description="Recorders ingested at once.")
+    spool_reserve_bytes: int = Field(
+        1 << 30, ge=0, description="Free space kept on the spool; ingest stops before it."
+    )
+    max_file_bytes: int = Field(
+        64 << 30, gt=0, description="Files above this size are refused with a reason."
+    )
+    extensions: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_EXTENSIONS),
+        description="Evidence file extensions (case-insensitive, no dot).",
+    )
+    naming_patterns: list[NamingPattern] = Field(
+        default_factory=lambda: list(DEFAULT_PATTERNS),
+        description="File-name patterns, tried in order.",
+    )
+    verify_reread: bool = Field(
+        True, description="Re-read each copy from disk and compare SHA-256 before `spooled`."
+    )
+    chunk_bytes: int = Field(
+        4 << 20, ge=64 << 10, le=64 << 20, description="Read/write block size."
+    )
+    retry_seconds: float = Field(30.0, gt=0, description="Delay before a failed copy retries.")
+
+    @field_validator("extensions")
+    @classmethod
+    def _exts(cls, v: list[str]) -> list[str]:
+        return [e.lower().lstrip(".") for e in v]
+
+
+class InventoryConfig(Section):
+    file: Path | None = Field(
+        None, description="Device inventory CSV; when set, unlisted recorders are quarantined."
+    )
+
+
+class RosterConfig(Section):
+    file: Path | None = Field(None, description="Officer roster CSV (for the 1:5 ratio).")
+
+
+class ComplianceConfig(Section):
+    calendar_overrides: Path | None = Field(
+        None, description="TOML of local holidays / workdays the holidays library lacks."
+    )
+    working_days: int = Field(
+        2, ge=1, le=30, description="Default rule: end of the Nth working day after recording."
+    )
+
+
+class MqttConfig(Section):
+    url: str | None = Field(
+        None, description="mqtt://host:port or mqtts://host:port; off if unset."
+    )
+    topic_prefix: str = Field("evidence", pattern=r"^[A-Za-z0-9_./-]+$", description="Topic root.")
+    commands_enabled: bool = Field(False, description="Accept commands on <prefix>/<id>/cmd/#.")
+    allowed_clients: list[str] = Field(
+        default_factory=list, description="If set, only these clients may send commands."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^mqtts?://[^/]+", v):
+            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+        return v
+
+
+class FleetConfig(Section):
+    aggregate: bool = Field(False, description="Publish fleet-wide per-unit ratios.")
+
+
+class ArchiveConfig(Section):
+    url: str | None = Field(
+        None, description="file:///path or s3://bucket/prefix (default <data_dir>/archive)."
+    )
+    endpoint_url: str | None = Field(None, description="S3 endpoint for non-AWS stores.")
+    off_station: bool = Field(
+        False, description="A file:// archive counts as off-station (e.g. a NAS mount)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(file:///|s3://[^/]+)", v):
+            raise ValueError("must be file:///absolute/path or s3://bucket[/prefix]")
+        return v
+
+
+class CredentialsConfig(Section):
+    file: Path | None = Field(
+        None,
+        description="KEY=VALUE secrets file (mode 0600); $CREDENTIALS_DIRECTORY is read too.",
+    )
+
+
+class AgentConfig(Section):
+    station: StationConfig = Field(default_factory=StationConfig)  # type: ignore[arg-type]
+    detect: DetectConfig = Field(default_factory=DetectConfig)  # type: ignore[arg-type]
+    ingest: IngestConfig = Field(default_factory=IngestConfig)  # type: ignore[arg-type]
+    drivers: list[DriverConfig] = Field(
+        default_factory=list, description="Hardware drivers, each chosen by `type`."
+    )
+    inventory: InventoryConfig = Field(default_factory=InventoryConfig)  # type: ignore[arg-type]
+    roster: RosterConfig = Field(default_factory=RosterConfig)  # type: ignore[arg-type]
+    compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)  # type: ignore[arg-type]
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)  # type: ignore[arg-type]
+    fleet: FleetConfig = Field(default_factory=FleetConfig)  # type: ignore[arg-type]
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)  # type: ignore[arg-type]
+    credentials: CredentialsConfig = Field(default_factory=CredentialsConfig)  # type: ignore[arg-type]
+
+    # Derived paths, so no module builds them on its own.
+    @property
+    def spool_dir(self) -> Path:
+        return self.ingest.spool_dir or self.station.data_dir / "spool"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.station.data_dir / "ledger.sqlite3"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.station.data_dir / "keys"
+
+    @property
+    def archive_url(self) -> str:
+        return self.archive.url or f"file://{(self.station.data_dir / 'archive').resolve()}"
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Env values are TOML values when they parse as one (`true`, `5`, `["a"]`), else strings."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        if path:
+            node[path[-1]] = _parse_env_value(raw)
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (misspelt? see config/agent.toml for the valid keys)"
+        problems.append((key, msg))
+    return problems
+
+
+def resolve_path(cli_path: str | Path | None) -> Path | None:
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get(ENV_FILE)
+    return Path(env) if env else None
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None) -> AgentConfig:
+    """Load config from `path` (or $EVIDENCE_AGENT_CONFIG), apply env overrides, validate.
+
+    No file at all is fine: the embedded defaults run a complete agent.
+    """
+    env = os.environ if environ is None else environ
+    file = resolve_path(path)
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([("(file)", f"{file} does not exist")], str(file)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([("(file)", f"cannot read {file}: {exc}")], str(file)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([("(syntax)", str(exc))], str(file)) from None
+    data = _merge(data, env_overrides(env))
+    try:
+        cfg = AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc), str(file) if file else None) from None
+    if file is not None:
+        cfg = _relative_to(cfg, file.parent)
+    return cfg
+
+
+def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
+    """Relative paths in a config file are relative to that file, as users expect."""
+
+    def fix(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else (base / p).resolve()
+
+    cfg.station.data_dir = fix(cfg.station.data_dir) or cfg.station.data_dir
+    cfg.detect.mount_roots = [fix(p) or p for p in cfg.detect.mount_roots]
+    cfg.ingest.spool_dir = fix(cfg.ingest.spool_dir)
+    cfg.inventory.file = fix(cfg.inventory.file)
+    cfg.roster.file = fix(cfg.roster.file)
+    cfg.compliance.calendar_overrides = fix(cfg.compliance.calendar_overrides)
+    cfg.credentials.file = fix(cfg.credentials.file)
+    return cfg

@@ -1,0 +1,88 @@
+"""The station context: config plus the long-lived objects built from it, made once.
+
+Everything that needs the ledger, the calendar, the signing key or the spool directories
+takes a Context instead of building its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import stationkey
+from agent.config import AgentConfig
+from agent.ledger import Ledger
+from agent.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
+
+logger = logging.getLogger(__name__)
+
+
+class Context:
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.stop = threading.Event()
+        cfg.station.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.ledger = Ledger(cfg.ledger_path)
+
+    @property
+    def station_id(self) -> str:
+        return self.cfg.station.id
+
+    @cached_property
+    def key(self) -> Ed25519PrivateKey:
+        return stationkey.load_or_create(self.cfg.keys_dir)
+
+    @cached_property
+    def calendar(self) -> WorkCalendar:
+        path = self.cfg.compliance.calendar_overrides
+        overrides = load_overrides(path) if path else None
+        return WorkCalendar(self.cfg.station.timezone, overrides)
+
+    @cached_property
+    def default_rule(self) -> DeadlineRule:
+        return DeadlineRule(WorkingDaysRule(days=self.cfg.compliance.working_days))
+
+    @cached_property
+    def spool(self) -> Path:
+        path = self.cfg.spool_dir
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        return path
+
+    @cached_property
+    def spool_tmp(self) -> Path:
+        path = self.spool / ".tmp"
+        path.mkdir(exist_ok=True, mode=0o700)
+        return path
+
+    def spool_free_bytes(self) -> int:
+        st = os.statvfs(self.spool)
+        return st.f_bavail * st.f_frsize
+
+    def inventory_status(self, vendor: str, serial: str) -> tuple[bool, str | None, bool]:
+        """(registered, inventory status, quarantine?) for a recorder.
+
+        With no inventory configured every recorder is accepted (shown as unregistered);
+        with one, a recorder not listed in it is quarantined.
+        """
+        if self.cfg.inventory.file is None:
+            return False, None, False
+        items = self.inventory
+        for item in items:
+            if item.serial == serial and item.vendor.lower() in (vendor.lower(), "*", ""):
+                return True, item.status, False
+        return False, None, True
+
+    @cached_property
+    def inventory(self) -> list:  # type: ignore[type-arg]
+        from agent.roster import load_inventory
+
+        assert self.cfg.inventory.file is not None
+        return list(load_inventory(self.cfg.inventory.file))
+
+    def close(self) -> None:
+        self.ledger.close()

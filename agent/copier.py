@@ -1,0 +1,209 @@
+"""Durable copy: read the source once, hash and write in parallel, then make it durable.
+
+Order (DESIGN.md "Durability"): write to a temp name in the target dir → fsync file → rename →
+fsync dir → drop the copy's cached pages → re-read from disk and compare SHA-256 with the hash
+computed while reading the source. A failed fsync is never retried (after a failed fsync the
+kernel may have dropped the dirty pages, so a second fsync "succeeds" on lost data): the temp
+file is discarded and the caller redoes the copy from the source.
+
+Three stages overlap: a reader thread, a hasher thread and the writer (caller's thread), with
+bounded queues so memory stays flat (a few chunks) whatever the file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import crashpoint
+from agent.errors import IntegrityError, SourceChangedError
+from agent.safefs import display, fsync_dir, open_beneath
+
+_DEPTH = 4  # chunks in flight per stage: enough to overlap, small enough to keep RSS flat
+_EOF = b""
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    sha256: str
+    size: int
+    verified: bool
+
+
+ProgressFn = Callable[[int], None]
+
+
+class _Pipeline:
+    """Reader → (hasher, writer). Errors of any stage are re-raised in the caller."""
+
+    def __init__(self, src_fd: int, chunk: int) -> None:
+        self.src_fd = src_fd
+        self.chunk = chunk
+        self.hash_q: queue.Queue[bytes] = queue.Queue(_DEPTH)
+        self.write_q: queue.Queue[bytes] = queue.Queue(_DEPTH)
+        self.error: BaseException | None = None
+        self.abort = threading.Event()
+        self.hasher = hashlib.sha256()
+        self.read_bytes = 0
+
+    def _put(self, q: queue.Queue[bytes], data: bytes) -> bool:
+        while not self.abort.is_set():
+            try:
+                q.put(data, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read_loop(self) -> None:
+        try:
+            offset = 0
+            while not self.abort.is_set():
+                data = os.read(self.src_fd, self.chunk)
+                if data:
+                    # Drop the recorder's pages behind us: they will never be read again.
+                    os.posix_fadvise(self.src_fd, offset, len(data), os.POSIX_FADV_DONTNEED)
+                    offset += len(data)
+                self.read_bytes = offset
+                if not (self._put(self.hash_q, data) and self._put(self.write_q, data)):
+                    return
+                if not data:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            self.error = exc
+            self.abort.set()
+
+    def hash_loop(self) -> None:
+        while not self.abort.is_set():
+            try:
+                data = self.hash_q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if not data:
+                return
+            self.hasher.update(data)  # releases the GIL for large buffers
+
+
+def copy_file(
+    volume: Path,
+    rel: bytes,
+    expect_size: int,
+    expect_mtime_ns: int,
+    dest: Path,
+    tmp_dir: Path,
+    *,
+    chunk: int = 4 << 20,
+    verify: bool = True,
+    progress: ProgressFn | None = None,
+) -> CopyResult:
+    """Copy `rel` (below `volume`) to `dest` durably; returns the SHA-256 of what was read."""
+    src_fd = open_beneath(volume, rel, os.O_RDONLY)
+    tmp = tmp_dir / f".{dest.name}.partial"
+    try:
+        st = os.fstat(src_fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceChangedError(f"{display(rel)} is no longer a regular file")
+        if (st.st_size, st.st_mtime_ns) != (expect_size, expect_mtime_ns):
+            raise SourceChangedError(f"{display(rel)} changed since it was listed")
+        os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        sha = _copy_to_tmp(src_fd, tmp, chunk, progress)
+        after = os.fstat(src_fd)
+        if (after.st_size, after.st_mtime_ns) != (expect_size, expect_mtime_ns):
+            raise SourceChangedError(f"{display(rel)} changed while it was being read")
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    finally:
+        os.close(src_fd)
+    crashpoint.hit("copy.after_fsync")
+    os.rename(tmp, dest)
+    fsync_dir(dest.parent)
+    crashpoint.hit("copy.after_rename")
+    if verify:
+        reread = hash_file(dest, chunk, drop_cache_first=True)
+        if reread != sha:
+            _unlink_quiet(dest)
+            raise IntegrityError(
+                f"copy of {display(rel)} read back from {dest} differs from the source "
+                "(storage fault?); it was discarded and will be copied again"
+            )
+    return CopyResult(sha, expect_size, verify)
+
+
+def _copy_to_tmp(src_fd: int, tmp: Path, chunk: int, progress: ProgressFn | None) -> str:
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    pipe = _Pipeline(src_fd, chunk)
+    reader = threading.Thread(target=pipe.read_loop, name="copy-read", daemon=True)
+    hasher = threading.Thread(target=pipe.hash_loop, name="copy-hash", daemon=True)
+    reader.start()
+    hasher.start()
+    written = 0
+    try:
+        while True:
+            try:
+                data = pipe.write_q.get(timeout=0.2)
+            except queue.Empty:
+                if pipe.error is not None:
+                    raise pipe.error from None
+                continue
+            if not data:
+                break
+            view = memoryview(data)
+            while view:
+                n = os.write(out, view)
+                view = view[n:]
+            written += len(data)
+            if written == len(data):
+                crashpoint.hit("copy.mid")
+            if progress is not None:
+                progress(len(data))
+        hasher.join()
+        if pipe.error is not None:
+            raise pipe.error
+        # Never retried: see the module docstring.
+        os.fsync(out)
+        os.fchmod(out, 0o440)  # spool copies are read-only for everyone, including us
+    except BaseException:
+        pipe.abort.set()
+        raise
+    finally:
+        os.close(out)
+        reader.join()
+        hasher.join()
+    return pipe.hasher.hexdigest()
+
+
+def hash_file(path: Path, chunk: int = 4 << 20, drop_cache_first: bool = False) -> str:
+    """SHA-256 of a file; with drop_cache_first the bytes come from the disk, not RAM."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if drop_cache_first:
+            # The file was fsynced, so its pages are clean and DONTNEED really evicts them.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        h = hashlib.sha256()
+        offset = 0
+        while True:
+            data = os.read(fd, chunk)
+            if not data:
+                break
+            h.update(data)
+            if drop_cache_first:
+                os.posix_fadvise(fd, offset, len(data), os.POSIX_FADV_DONTNEED)
+            offset += len(data)
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,50 @@
+"""Exception classes of the agent: every error a user can see is one of these.
+
+Each carries a message that names the file, device or config key at fault and what to do,
+so the CLI can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class; `str(err)` is the user-facing message."""
+
+    exit_code = 1
+
+
+class ConfigError(AgentError):
+    """The configuration is invalid; `problems` lists (key path, message) pairs."""
+
+    exit_code = 78  # EX_CONFIG from sysexits.h, which systemd and check-config users expect
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = [f"{key}: {msg}" for key, msg in problems]
+        super().__init__(f"invalid configuration{where}:\n  " + "\n  ".join(lines))
+
+
+class CredentialsError(AgentError):
+    """A secret is missing or its file is unreadable."""
+
+
+class LedgerError(AgentError):
+    """The ledger database cannot be opened or migrated."""
+
+
+class SpoolFullError(AgentError):
+    """The spool would drop below its reserve; ingest stops cleanly instead of filling it."""
+
+
+class SourceChangedError(AgentError):
+    """A source file changed (size or mtime) while it was being copied."""
+
+
+class IntegrityError(AgentError):
+    """A copy or the custody chain does not match what was recorded."""
+
+
+class UnknownRecordingError(AgentError):
+    """An id or SHA-256 prefix names no recording, or more than one."""

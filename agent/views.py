@@ -1,0 +1,72 @@
+"""Human views (rich tables) of the status document and of ingest results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    f = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if f < 1024 or unit == "GB":
+            return f"{f:.0f} {unit}" if unit == "B" else f"{f:.1f} {unit}"
+        f /= 1024
+    return str(n)
+
+
+def _short(iso: str | None) -> str:
+    """Local wall time to the second (the offset is the station's, shown in the header)."""
+    return iso[:19].replace("T", " ") if iso else "-"
+
+
+def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    st = doc["station"]
+    console.print(
+        f"[bold]station[/] {st['id']} ({st['role']}, v{st['version']}), "
+        f"clock {'synced' if st['clock_synced'] else '[yellow]NOT synced[/]'}, "
+        f"spool free {_size(st['spool_free_bytes'])}"
+    )
+    t = Table(title="recorders")
+    for col in ("serial", "vendor", "officer", "unit", "status", "docked", "last docked"):
+        t.add_column(col)
+    for r in doc["recorders"]:
+        t.add_row(
+            r["serial"],
+            r["vendor"],
+            r["officer"] or "-",
+            r["unit"] or "-",
+            r["status"],
+            "yes" if r["docked"] else "no",
+            r["last_docked"] or "-",
+        )
+    console.print(t)
+    recordings_table(doc["recordings"], console)
+
+
+def recordings_table(
+    rows: list[dict[str, Any]], console: Console, title: str = "recordings"
+) -> None:
+    t = Table(title=title)
+    # The 12-digit SHA-256 prefix is a valid handle for every command and fits a terminal;
+    # full ids are in --json.
+    for col in ("ref", "serial", "officer", "start", "state", "size", "deadline"):
+        t.add_column(col, no_wrap=col != "state")
+    for r in rows:
+        state = r["state"] if not r.get("reason") else f"{r['state']}: {r['reason']}"
+        ref = r["sha256"][:12] if r["sha256"] else r["id"][-12:]
+        t.add_row(
+            ref,
+            r["serial"],
+            r["officer"] or "-",
+            _short(r["start"]),
+            state,
+            _size(r["size"]),
+            _short(r["deadline"])[:10],
+        )
+    console.print(t)

@@ -1,0 +1,13 @@
+"""Shared pytest fixtures: the repo root on sys.path, a temp station config."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for p in (ROOT, ROOT / "tests"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+pytest_plugins = ["fixtures.station"]
