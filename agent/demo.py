@@ -27,8 +27,16 @@ from agent import verify
 from agent.context import Context
 from agent.daemon import Daemon
 
-OFFICERS = [("100101", "王伟"), ("100102", "李娜"), ("100103", "张磊"), ("100104", "刘洋"),
-            ("100105", "陈静"), ("100106", "杨帆"), ("100107", "赵敏"), ("100108", "黄勇")]
+OFFICERS = [
+    ("100101", "王伟"),
+    ("100102", "李娜"),
+    ("100103", "张磊"),
+    ("100104", "刘洋"),
+    ("100105", "陈静"),
+    ("100106", "杨帆"),
+    ("100107", "赵敏"),
+    ("100108", "黄勇"),
+]
 
 
 def _config(work: Path) -> config_mod.AgentConfig:
@@ -65,10 +73,21 @@ def _dock_recorders(args: argparse.Namespace, work: Path, stop: threading.Event)
         officer, name = OFFICERS[i % len(OFFICERS)]
         serial = f"ZFY{1001 + i:04d}"
         staging = work / "staging" / serial
-        write_volume(staging, BodycamSpec(
-            serial=serial, officer=officer, officer_name=name, unit=f"UNIT0{1 + i % 2}",
-            clips=args.clips, seconds=args.seconds, start=start + timedelta(minutes=20 * i),
-            width=640, height=360, fps=15))
+        write_volume(
+            staging,
+            BodycamSpec(
+                serial=serial,
+                officer=officer,
+                officer_name=name,
+                unit=f"UNIT0{1 + i % 2}",
+                clips=args.clips,
+                seconds=args.seconds,
+                start=start + timedelta(minutes=20 * i),
+                width=640,
+                height=360,
+                fps=15,
+            ),
+        )
         # A whole volume appears at once, as a mount does.
         staging.rename(work / "media" / serial)
         stop.wait(1.0)
@@ -80,19 +99,29 @@ def _table(ctx: Context, board: _Board) -> Table:
         t.add_column(col)
     devices = ctx.ledger.query("SELECT * FROM devices ORDER BY serial")
     for bay, d in enumerate(devices, 1):
-        counts = {r[0]: r[1] for r in ctx.ledger.query(
-            "SELECT state, COUNT(*) FROM recordings WHERE device_id=? GROUP BY state",
-            (d["id"],))}
+        counts = {
+            r[0]: r[1]
+            for r in ctx.ledger.query(
+                "SELECT state, COUNT(*) FROM recordings WHERE device_id=? GROUP BY state",
+                (d["id"],),
+            )
+        }
         total = sum(counts.values())
         with board.lock:
             prog = board.bytes.get(d["serial"], {})
             done = sum(a for a, _ in prog.values())
             size = sum(b for _, b in prog.values())
         pct = f"{100 * done / size:5.1f}%" if size else "-"
-        t.add_row(str(bay), d["serial"], f"{d['officer_id']} {d['officer_name'] or ''}",
-                  d["unit_id"] or "-", str(total),
-                  str(counts.get("spooled", 0) + counts.get("archived", 0)),
-                  str(counts.get("archived", 0)), pct)
+        t.add_row(
+            str(bay),
+            d["serial"],
+            f"{d['officer_id']} {d['officer_name'] or ''}",
+            d["unit_id"] or "-",
+            str(total),
+            str(counts.get("spooled", 0) + counts.get("archived", 0)),
+            str(counts.get("archived", 0)),
+            pct,
+        )
     return t
 
 
@@ -111,11 +140,14 @@ def run_demo(args: argparse.Namespace) -> int:
     board = _Board()
     daemon = Daemon(ctx, progress=board.progress)
     expected = args.recorders * args.clips
-    console.print(f"[bold]evidence-agent demo[/]: {args.recorders} simulated recorders × "
-                  f"{args.clips} clips, work dir {work}")
+    console.print(
+        f"[bold]evidence-agent demo[/]: {args.recorders} simulated recorders × "
+        f"{args.clips} clips, work dir {work}"
+    )
     daemon.start()
-    docker = threading.Thread(target=_dock_recorders, args=(args, work, ctx.stop),
-                              name="demo-dock", daemon=True)
+    docker = threading.Thread(
+        target=_dock_recorders, args=(args, work, ctx.stop), name="demo-dock", daemon=True
+    )
     docker.start()
     started = time.monotonic()
     try:
@@ -131,26 +163,44 @@ def run_demo(args: argparse.Namespace) -> int:
     return _summary(console, ctx, work, expected, time.monotonic() - started, args)
 
 
-def _summary(console: Console, ctx: Context, work: Path, expected: int, elapsed: float,
-             args: argparse.Namespace) -> int:
+def _summary(
+    console: Console,
+    ctx: Context,
+    work: Path,
+    expected: int,
+    elapsed: float,
+    args: argparse.Namespace,
+) -> int:
     rows = ctx.ledger.query(
         "SELECT d.serial, COUNT(*) AS n, SUM(r.size) AS bytes,"
         " SUM(r.state IN ('spooled','archived')) AS ok, SUM(r.deadline_met_at <= r.deadline)"
         " AS met, MIN(r.deadline) AS first_deadline FROM recordings r JOIN devices d"
-        " ON d.id = r.device_id GROUP BY d.serial ORDER BY d.serial")
+        " ON d.id = r.device_id GROUP BY d.serial ORDER BY d.serial"
+    )
     t = Table(title="summary")
     for col in ("recorder", "clips", "bytes", "ingested+verified", "deadline met", "due by"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["serial"], str(r["n"]), f"{r['bytes']:,}", str(r["ok"]), str(r["met"]),
-                  (r["first_deadline"] or "-")[:10])
+        t.add_row(
+            r["serial"],
+            str(r["n"]),
+            f"{r['bytes']:,}",
+            str(r["ok"]),
+            str(r["met"]),
+            (r["first_deadline"] or "-")[:10],
+        )
     report = verify.run(ctx)
     result: dict[str, Any] = report.to_dict()
-    console.print(Group(t, f"verify: {'[green]OK[/]' if report.ok else '[red]FAILED[/]'} — "
-                           f"{result['recordings_checked']} copies re-hashed, "
-                           f"{result['custody_events']} custody events, "
-                           f"{result['checkpoints']} signed checkpoints; "
-                           f"{elapsed:.1f} s"))
+    console.print(
+        Group(
+            t,
+            f"verify: {'[green]OK[/]' if report.ok else '[red]FAILED[/]'} — "
+            f"{result['recordings_checked']} copies re-hashed, "
+            f"{result['custody_events']} custody events, "
+            f"{result['checkpoints']} signed checkpoints; "
+            f"{elapsed:.1f} s",
+        )
+    )
     ingested = sum(r["ok"] or 0 for r in rows)
     ctx.close()
     if not args.dir:

@@ -23,12 +23,18 @@ def drop_caches() -> bool:
         return False
 
 
-def timed(cmd: list[str] | str, shell: bool = False, env: dict[str, str] | None = None
-          ) -> tuple[float, int]:
+def timed(
+    cmd: list[str] | str, shell: bool = False, env: dict[str, str] | None = None
+) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one command run to completion."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, shell=shell, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd,
+        shell=shell,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -39,15 +45,16 @@ def timed(cmd: list[str] | str, shell: bool = False, env: dict[str, str] | None 
 
 
 def agent_cmd(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "agent", "--config", str(config), "--log-level", "warning",
-            *args]
+    return [sys.executable, "-m", "agent", "--config", str(config), "--log-level", "warning", *args]
 
 
 def station_config(path: Path, data_dir: Path, mount_root: Path, extra: str = "") -> Path:
     path.write_text(
         f'[station]\nid = "bench"\ndata_dir = "{data_dir}"\n'
         f'[detect]\nmount_roots = ["{mount_root}"]\nsettle_seconds = 1.0\npoll_seconds = 1.0\n'
-        f"[ingest]\nspool_reserve_bytes = 0\n{extra}\n", encoding="utf-8")
+        f"[ingest]\nspool_reserve_bytes = 0\n{extra}\n",
+        encoding="utf-8",
+    )
     return path
 
 

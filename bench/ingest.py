@@ -60,21 +60,30 @@ def run(args: argparse.Namespace) -> None:
         for verify in (False, True):
             name = f"agent verify={'on' if verify else 'off'}"
             data = base / f"data-{verify}"
-            cfg = station_config(base / f"agent-{verify}.toml", data, base / "media",
-                                 f"verify_reread = {'true' if verify else 'false'}")
+            cfg = station_config(
+                base / f"agent-{verify}.toml",
+                data,
+                base / "media",
+                f"verify_reread = {'true' if verify else 'false'}",
+            )
             drop_caches()
             results[name], rss[name] = timed(agent_cmd(cfg, "ingest", str(vol)))
             shutil.rmtree(data)
 
-        print(f"ingest benchmark: {args.clips} clips × {args.mib} MiB = {total} MiB"
-              f" (page cache dropped before each run: {'yes' if cached else 'NO (not root)'})")
+        print(
+            f"ingest benchmark: {args.clips} clips × {args.mib} MiB = {total} MiB"
+            f" (page cache dropped before each run: {'yes' if cached else 'NO (not root)'})"
+        )
         for name, secs in results.items():
             print(f"  {name:<22} {secs:7.2f} s  {total / secs:7.1f} MiB/s")
         for verify in ("off", "on"):
             a = results[f"agent verify={verify}"]
-            print(f"  verify {verify}: agent / (cp+sync+sha256sum) = "
-                  f"{a / results['cp+sync+sha256sum']:.2f}   agent / (cp+sync) = "
-                  f"{a / results['cp+sync']:.2f}   peak RSS {rss[f'agent verify={verify}'] / 1024:.0f} MiB")
+            peak = rss[f"agent verify={verify}"] / 1024
+            print(
+                f"  verify {verify}: agent / (cp+sync+sha256sum) = "
+                f"{a / results['cp+sync+sha256sum']:.2f}   agent / (cp+sync) = "
+                f"{a / results['cp+sync']:.2f}   peak RSS {peak:.0f} MiB"
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -68,8 +68,7 @@ def test_hostile_entries_reported_rest_ingested(make_station, bodycam, tmp_path)
     assert len(rows) == len(clips) + 3
     # refused entries are in the ledger too (volume_issues), not only on stdout
     refused = ledger_rows(st, "SELECT path, reason FROM volume_issues WHERE kind='refused'")
-    assert {r["path"] for r in refused} >= {"DCIM/link_out.MP4", "DCIM/fifo.MP4",
-                                            "DCIM/huge.MP4"}
+    assert {r["path"] for r in refused} >= {"DCIM/link_out.MP4", "DCIM/fifo.MP4", "DCIM/huge.MP4"}
     # nothing written on the volume or through the link
     assert _tree(vol) == before
     assert outside.read_bytes() == before_outside
@@ -114,8 +113,9 @@ def test_file_changing_while_read_fails_cleanly_then_recovers(station, tmp_path)
 
 def test_full_spool_stops_cleanly_with_a_message(make_station, bodycam):
     st = make_station()
-    cfg = st.config_path.read_text().replace("spool_reserve_bytes = 0",
-                                             "spool_reserve_bytes = 1000000000000000")
+    cfg = st.config_path.read_text().replace(
+        "spool_reserve_bytes = 0", "spool_reserve_bytes = 1000000000000000"
+    )
     st.config_path.write_text(cfg)
     vol, clips = bodycam(serial="ZFY0501", clips=2)
     out = st.cli("ingest", str(vol))

@@ -67,17 +67,31 @@ def test_external_kill_during_large_copy(station, daemon, tmp_path):
     os.utime(small, (1_700_000_100, 1_700_000_100))
 
     proc = daemon(station)
-    wait_for(lambda: ledger_rows(station, "SELECT 1 FROM recordings WHERE state='copying'"
-                                 " AND size > 1000000000 / 10"), timeout=60,
-             interval=0.02, what="copy of the large clip in progress")
+    wait_for(
+        lambda: ledger_rows(
+            station, "SELECT 1 FROM recordings WHERE state='copying' AND size > 1000000000 / 10"
+        ),
+        timeout=60,
+        interval=0.02,
+        what="copy of the large clip in progress",
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     rows = ledger_rows(station, "SELECT state FROM recordings WHERE size > 100000000")
     assert rows[0]["state"] == "copying"  # killed mid-copy: not spooled
 
     daemon(station)
-    wait_for(lambda: len(ledger_rows(station, "SELECT 1 FROM recordings WHERE"
-                                              " state IN ('spooled', 'archived')")) == 2,
-             timeout=120, what="both recordings spooled after restart")
+    wait_for(
+        lambda: (
+            len(
+                ledger_rows(
+                    station, "SELECT 1 FROM recordings WHERE state IN ('spooled', 'archived')"
+                )
+            )
+            == 2
+        ),
+        timeout=120,
+        what="both recordings spooled after restart",
+    )
     _assert_consistent(station, [big, small])
     assert station.cli("verify").returncode == 0

@@ -11,9 +11,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_demo_runs_to_a_verified_summary(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "agent", "demo", "--recorders", "4", "--clips", "2",
-         "--seconds", "1", "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "demo",
+            "--recorders",
+            "4",
+            "--clips",
+            "2",
+            "--seconds",
+            "1",
+            "--dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "summary" in out and "verify: OK" in out

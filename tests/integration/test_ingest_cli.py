@@ -9,16 +9,35 @@ from toolcheck import require_tool
 
 
 def _sha256sum(path: str) -> str:
-    out = subprocess.run([require_tool("sha256sum"), path], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [require_tool("sha256sum"), path], capture_output=True, text=True, check=True
+    )
     return out.stdout.split()[0]
 
 
 def test_simulate_then_ingest_spools_every_clip(station, tmp_path):
     vol = tmp_path / "ZFY0042"
-    station.cli("simulate", "bodycam", "--out", str(vol), "--serial", "ZFY0042",
-                "--officer", "200101", "--unit", "UNIT07", "--clips", "3", "--seconds", "1",
-                "--start", "2026-09-30T09:00:00", "--fault", "extra-files", check=True)
+    station.cli(
+        "simulate",
+        "bodycam",
+        "--out",
+        str(vol),
+        "--serial",
+        "ZFY0042",
+        "--officer",
+        "200101",
+        "--unit",
+        "UNIT07",
+        "--clips",
+        "3",
+        "--seconds",
+        "1",
+        "--start",
+        "2026-09-30T09:00:00",
+        "--fault",
+        "extra-files",
+        check=True,
+    )
     clips = sorted(vol.rglob("*.MP4"))
     assert len(clips) == 3
 

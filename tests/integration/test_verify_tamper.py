@@ -38,9 +38,12 @@ def test_edited_custody_row(station, bodycam):
     conn = sqlite3.connect(station.data_dir / "ledger.sqlite3")
     with conn:
         seq, payload = conn.execute(
-            "SELECT seq, payload FROM custody WHERE type='recording.spooled' LIMIT 1").fetchone()
-        conn.execute("UPDATE custody SET payload = ? WHERE seq = ?",
-                     (payload.replace('"size":', '"size":1'), seq))
+            "SELECT seq, payload FROM custody WHERE type='recording.spooled' LIMIT 1"
+        ).fetchone()
+        conn.execute(
+            "UPDATE custody SET payload = ? WHERE seq = ?",
+            (payload.replace('"size":', '"size":1'), seq),
+        )
     conn.close()
     out = station.cli("verify", "--json")
     assert out.returncode != 0
@@ -56,4 +59,4 @@ def test_deleted_custody_row_is_caught(station, bodycam):
     conn.close()
     out = station.cli("verify", "--json")
     assert out.returncode != 0
-    assert any("event 3" == p["subject"] for p in json.loads(out.stdout)["problems"])
+    assert any(p["subject"] == "event 3" for p in json.loads(out.stdout)["problems"])

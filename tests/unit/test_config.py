@@ -18,8 +18,11 @@ def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     out = []
     for name, field in model.model_fields.items():
         ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel) and \
-                issubclass(ann, config_mod.Section):
+        if (
+            isinstance(ann, type)
+            and issubclass(ann, BaseModel)
+            and issubclass(ann, config_mod.Section)
+        ):
             out += _keys(ann, f"{prefix}{name}.")
         else:
             out.append(f"{prefix}{name}")
@@ -36,20 +39,28 @@ def test_every_key_is_documented_in_agent_toml():
     missing = []
     for key in _keys(config_mod.AgentConfig):
         section, _, leaf = key.rpartition(".")
-        if section and f"[{section}]" not in text and f"[[{section}]]" not in text:
-            missing.append(key)
-        elif not (re.search(rf"^#?\s*{re.escape(leaf)}\s*=", text, re.M)
-                  or re.search(rf"^#?\s*\[\[{re.escape(key)}\]\]", text, re.M)):
+        if (
+            section
+            and f"[{section}]" not in text
+            and f"[[{section}]]" not in text
+            or not (
+                re.search(rf"^#?\s*{re.escape(leaf)}\s*=", text, re.M)
+                or re.search(rf"^#?\s*\[\[{re.escape(key)}\]\]", text, re.M)
+            )
+        ):
             missing.append(key)
     assert not missing, f"keys not documented in config/agent.toml: {missing}"
 
 
 def test_env_overrides_win(tmp_path):
-    cfg = config_mod.load(None, environ={
-        "EVIDENCE_AGENT__INGEST__MAX_PARALLEL": "4",
-        "EVIDENCE_AGENT__DETECT__MOUNT_ROOTS": '["/a", "/b"]',
-        "EVIDENCE_AGENT__STATION__DATA_DIR": str(tmp_path),
-    })
+    cfg = config_mod.load(
+        None,
+        environ={
+            "EVIDENCE_AGENT__INGEST__MAX_PARALLEL": "4",
+            "EVIDENCE_AGENT__DETECT__MOUNT_ROOTS": '["/a", "/b"]',
+            "EVIDENCE_AGENT__STATION__DATA_DIR": str(tmp_path),
+        },
+    )
     assert cfg.ingest.max_parallel == 4
     assert [str(p) for p in cfg.detect.mount_roots] == ["/a", "/b"]
     assert cfg.station.data_dir == tmp_path
@@ -57,8 +68,10 @@ def test_env_overrides_win(tmp_path):
 
 def test_errors_name_every_bad_key(tmp_path):
     f = tmp_path / "bad.toml"
-    f.write_text('[station]\nrole = "car"\ntimezone = "Mars/Base"\n[ingest]\nspeed = 3\n'
-                 '[mqtt]\nurl = "http://x"\n')
+    f.write_text(
+        '[station]\nrole = "car"\ntimezone = "Mars/Base"\n[ingest]\nspeed = 3\n'
+        '[mqtt]\nurl = "http://x"\n'
+    )
     with pytest.raises(ConfigError) as err:
         config_mod.load(f, environ={})
     keys = {k for k, _ in err.value.problems}
@@ -75,8 +88,10 @@ def test_check_config_exit_78_and_ok(station):
 
 def test_contradicting_calendar_override_fails_check_config(station, tmp_path):
     cal = tmp_path / "cal.toml"
-    cal.write_text('[[day]]\ndate = "2026-11-02"\nkind = "holiday"\n'
-                   '[[day]]\ndate = "2026-11-02"\nkind = "workday"\n')
+    cal.write_text(
+        '[[day]]\ndate = "2026-11-02"\nkind = "holiday"\n'
+        '[[day]]\ndate = "2026-11-02"\nkind = "workday"\n'
+    )
     text = station.config_path.read_text() + f'\n[compliance]\ncalendar_overrides = "{cal}"\n'
     station.config_path.write_text(text)
     out = station.cli("check-config")
