@@ -187,19 +187,19 @@ def _copy_to_tmp(src_fd: int, tmp: Path, chunk: int, progress: ProgressFn | None
     written = 0
     try:
         while True:
-            chunk = pipe.write_q.get()
-            if chunk is None:
+            piece = pipe.write_q.get()
+            if piece is None:
                 break
-            view = chunk.view
+            view = piece.view
             while view:
                 n = os.write(out, view)
                 view = view[n:]
-            written += chunk.n
-            chunk.done()
-            if written == chunk.n:
+            written += piece.n
+            piece.done()
+            if written == piece.n:
                 crashpoint.hit("copy.mid")
             if progress is not None:
-                progress(chunk.n)
+                progress(piece.n)
         hasher.join()
         if pipe.error is not None:
             raise pipe.error

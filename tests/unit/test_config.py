@@ -39,15 +39,11 @@ def test_every_key_is_documented_in_agent_toml():
     missing = []
     for key in _keys(config_mod.AgentConfig):
         section, _, leaf = key.rpartition(".")
-        if (
-            section
-            and f"[{section}]" not in text
-            and f"[[{section}]]" not in text
-            or not (
-                re.search(rf"^#?\s*{re.escape(leaf)}\s*=", text, re.M)
-                or re.search(rf"^#?\s*\[\[{re.escape(key)}\]\]", text, re.M)
-            )
-        ):
+        has_section = not section or f"[{section}]" in text or f"[[{section}]]" in text
+        has_key = re.search(rf"^#?\s*{re.escape(leaf)}\s*=", text, re.M) or re.search(
+            rf"^#?\s*\[\[{re.escape(key)}\]\]", text, re.M
+        )
+        if not (has_section and has_key):
             missing.append(key)
     assert not missing, f"keys not documented in config/agent.toml: {missing}"
 
