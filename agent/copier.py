@@ -153,7 +153,15 @@ def copy_file(
         if (st.st_size, st.st_mtime_ns) != (expect_size, expect_mtime_ns):
             raise SourceChangedError(f"{display(rel)} changed since it was listed")
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        sha = _copy_to_tmp(src_fd, tmp, chunk, progress)
+        sha, got = _copy_to_tmp(src_fd, tmp, chunk, progress)
+        if got != expect_size:
+            # The medium gave fewer (or more) bytes than its directory entry says: a broken
+            # FAT chain or a failing reader. Hashing what came would record a truncated copy
+            # as the whole recording.
+            raise SourceChangedError(
+                f"{display(rel)}: read {got} of {expect_size} bytes (the recorder's medium "
+                "ended early); nothing was kept, it will be copied again"
+            )
         after = os.fstat(src_fd)
         if (after.st_size, after.st_mtime_ns) != (expect_size, expect_mtime_ns):
             raise SourceChangedError(f"{display(rel)} changed while it was being read")
@@ -177,7 +185,10 @@ def copy_file(
     return CopyResult(sha, expect_size, verify)
 
 
-def _copy_to_tmp(src_fd: int, tmp: Path, chunk: int, progress: ProgressFn | None) -> str:
+def _copy_to_tmp(
+    src_fd: int, tmp: Path, chunk: int, progress: ProgressFn | None
+) -> tuple[str, int]:
+    """Copy to `tmp`, fsync it; returns (SHA-256, bytes copied)."""
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     pipe = _Pipeline(src_fd, chunk)
     reader = threading.Thread(target=pipe.read_loop, name="copy-read", daemon=True)
@@ -213,7 +224,7 @@ def _copy_to_tmp(src_fd: int, tmp: Path, chunk: int, progress: ProgressFn | None
         os.close(out)
         reader.join()
         hasher.join()
-    return pipe.hasher.hexdigest()
+    return pipe.hasher.hexdigest(), written
 
 
 def hash_file(path: Path, chunk: int = 4 << 20, drop_cache_first: bool = False) -> str:
