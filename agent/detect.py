@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import AgentConfig
-from agent.volume import looks_like_volume
+from agent.volume import MAX_DEPTH, looks_like_volume
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +54,33 @@ def _unescape(text: str) -> str:
 
 
 def _listing(path: Path) -> tuple[tuple[str, int], ...] | None:
-    """Names and sizes of the whole tree (cheap: no file is opened)."""
+    """Names and sizes of the tree, down to volume.MAX_DEPTH (cheap: no file is opened).
+
+    Iterative on purpose: os.walk recurses in Python 3.11, so a hostile volume nested a
+    thousand levels deep would raise RecursionError on every pass and stop detection for
+    every dock, not just that one.
+    """
     out: list[tuple[str, int]] = []
-    try:
-        for dirpath, dirs, files in os.walk(path, followlinks=False):
-            dirs.sort()
-            for name in sorted(files):
-                full = os.path.join(dirpath, name)
-                try:
-                    out.append((full, os.lstat(full).st_size))
-                except OSError:
-                    continue
-    except OSError:
-        return None
-    return tuple(out)
+    stack: list[tuple[str, int]] = [(os.fspath(path), 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except OSError:
+            if depth == 0:
+                return None
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if depth < MAX_DEPTH:
+                        stack.append((entry.path, depth + 1))
+                else:
+                    out.append((entry.path, entry.stat(follow_symlinks=False).st_size))
+            except OSError:
+                continue
+    return tuple(sorted(out))
 
 
 @dataclass
