@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from agent import crashpoint
 from agent.copier import hash_file
 from agent.errors import IntegrityError
 from agent.safefs import fsync_dir
@@ -37,12 +38,16 @@ class LocalArchive:
             return self.ref(sha256)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".{sha256}.partial"
+        # A partial left by a crash is already 0444: reopening it for writing would fail for
+        # the unprivileged service user and wedge the archive, so start from a fresh file.
+        tmp.unlink(missing_ok=True)
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
             while data := fin.read(4 << 20):
                 fout.write(data)
             fout.flush()
             os.fsync(fout.fileno())
         os.chmod(tmp, 0o444)
+        crashpoint.hit("archive.before_rename")
         os.rename(tmp, dest)
         fsync_dir(dest.parent)
         self.check(sha256, size)

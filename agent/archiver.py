@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Protocol
 
-from agent import custody, events, wipegate
+from agent import crashpoint, custody, events, wipegate
 from agent import recordings as rec
 from agent.config import AgentConfig
 from agent.context import Context
@@ -64,12 +64,14 @@ class Archiver:
                 )
                 events.emit(conn, "integrity.violation", recording=rid, where="spool")
             raise IntegrityError(msg)
+        crashpoint.hit("archive.before_put")
         try:
             ref = self.store.put(spool, sha, int(row["size"]))
         except Exception as exc:
             with self.ctx.ledger.tx() as conn:
                 events.emit(conn, "archive.failed", recording=rid, reason=str(exc)[:500])
             raise
+        crashpoint.hit("archive.after_put")
         at = rec.now_iso()
         with self.ctx.ledger.tx() as conn:
             rec.set_state(

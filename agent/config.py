@@ -250,6 +250,11 @@ class AgentConfig(Section):
         return self.station.data_dir / "ledger.sqlite3"
 
     @property
+    def spool_lock_path(self) -> Path:
+        # Next to the ledger whose `copying` rows it guards (see agent.spoollock).
+        return self.station.data_dir / "spool.lock"
+
+    @property
     def keys_dir(self) -> Path:
         return self.station.data_dir / "keys"
 

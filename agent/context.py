@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent import stationkey
 from agent.config import AgentConfig
 from agent.ledger import Ledger
+from agent.spoollock import SpoolLock
 from agent.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ class Context:
         return path
 
     @cached_property
+    def spool_lock(self) -> SpoolLock:
+        return SpoolLock(self.cfg.spool_lock_path)
+
+    @cached_property
     def spool_tmp(self) -> Path:
         path = self.spool / ".tmp"
         path.mkdir(exist_ok=True, mode=0o700)
@@ -86,3 +91,5 @@ class Context:
 
     def close(self) -> None:
         self.ledger.close()
+        if "spool_lock" in self.__dict__:
+            self.spool_lock.close()

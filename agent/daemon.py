@@ -1,7 +1,8 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-checkpoint (signed custody checkpoints), watchdog (systemd pings). Each loop catches and logs
+checkpoint (signed custody checkpoints), recover (leftovers of other, killed agent processes),
+watchdog (systemd pings). Each loop catches and logs
 its own failures and backs off, so one bad volume or a failing store never stops the rest.
 """
 
@@ -92,6 +93,12 @@ class Daemon:
         self.archiver.release_ready()
         return 1.0
 
+    def _recover_step(self) -> float:
+        # A copy left half-done by another agent process that was killed (say `ingest DIR`)
+        # is recovered once that process is gone; while it lives, its work is its own.
+        self.ingestor.recover()
+        return self.ctx.cfg.detect.rescan_seconds
+
     def _checkpoint_step(self) -> float:
         with self.ctx.ledger.tx() as conn:
             custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
@@ -112,6 +119,7 @@ class Daemon:
         ]
         self.threads.append(self._supervised("archive", self._archive_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
+        self.threads.append(self._supervised("recover", self._recover_step))
         if self.notifier.watchdog_interval():
             self.threads.append(self._supervised("watchdog", self._watchdog_step))
         for t in self.threads:

@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import clock, custody, events
+from agent import clock, crashpoint, custody, events
 from agent import recordings as rec
 from agent.context import Context
 from agent.copier import copy_file
@@ -205,6 +205,7 @@ class Ingestor:
             retry_seconds = self.cfg.ingest.retry_seconds
         retry_before = clock.iso(now - timedelta(seconds=retry_seconds))
         with self._lock:
+            self.ctx.spool_lock.shared()  # a live copier: recovery elsewhere leaves us alone
             busy = ",".join(str(i) for i in self._busy) or "-1"
             only = ""
             if device_ids is not None:
@@ -356,16 +357,38 @@ class Ingestor:
                 size=total,
                 state=state,
             )
+        crashpoint.hit("ingest.after_commit")
         return Outcome(rid, state, result.sha256, size=total)
 
     # --- crash recovery --------------------------------------------------------------------
 
     def recover(self) -> int:
-        """After a crash: `copying` rows go back to `discovered`, stale temp files go."""
+        """After a crash: `copying` rows go back to `discovered`, stale temp files go.
+
+        Only when no other agent process is copying into this spool: another process's
+        `copying` rows and files are work in progress, not leftovers (see agent.spoollock).
+        Safe to call periodically: it does nothing while a copy of this process is running.
+        """
+        with self._lock:
+            if self._busy:
+                return 0
+            lock = self.ctx.spool_lock
+            if not lock.try_exclusive():
+                lock.shared()
+                logger.debug("another agent process is copying into %s; recovery deferred",
+                             self.ctx.spool)  # fmt: skip
+                return 0
+            try:
+                return self._recover()
+            finally:
+                lock.shared()
+
+    def _recover(self) -> int:
         with self.ctx.ledger.tx() as conn:
             n = conn.execute(
                 "UPDATE recordings SET state='discovered' WHERE state='copying'"
             ).rowcount
+        crashpoint.hit("ingest.recover")
         for tmp in self.ctx.spool_tmp.iterdir():
             tmp.unlink()
         self._sweep_orphans()

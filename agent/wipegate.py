@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import custody, events
+from agent import crashpoint, custody, events
 from agent import recordings as rec
 from agent.config import AgentConfig
 from agent.ledger import Ledger
@@ -38,6 +38,13 @@ def _off_station(cfg: AgentConfig, archive_ref: str | None) -> bool:
     return True  # s3:// and other remote stores are off the station by construction
 
 
+def _spool_copy_present(row: sqlite3.Row) -> bool:
+    try:
+        return Path(row["spool_path"]).stat().st_size == row["size"]
+    except OSError:
+        return False
+
+
 def check(cfg: AgentConfig, row: sqlite3.Row, committed: sqlite3.Row | None) -> Decision:
     policy = cfg.ingest.release_after
     if policy == "never":
@@ -47,6 +54,9 @@ def check(cfg: AgentConfig, row: sqlite3.Row, committed: sqlite3.Row | None) -> 
     # 1. durable, verified spool copy
     if not (row["sha256"] and row["spool_path"] and row["spooled_at"] and row["verified_at"]):
         return Decision(False, "no durable, verified spool copy recorded")
+    if policy == "spooled" and not _spool_copy_present(row):
+        # With the spool as the release point, the copy the ledger vouches for must be there.
+        return Decision(False, f"spool copy {row['spool_path']} is missing or has the wrong size")
     # 2. source unchanged since hashing
     try:
         st = stat_beneath(row["volume"], bytes(row["source_path_raw"]))
@@ -114,6 +124,7 @@ def release(cfg: AgentConfig, ledger: Ledger, rid: str) -> Decision:
             recording_id=rid,
         )
         events.emit(conn, "recording.released", recording=rid, serial=row["serial"])
+    crashpoint.hit("wipegate.after_commit")
     try:
         unlink_beneath(row["volume"], bytes(row["source_path_raw"]))
     except OSError as exc:
