@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -153,6 +154,9 @@ class _Base:
     def _check(self) -> None:
         self.faults.refresh()
 
+    def init(self, path: str) -> None:
+        self.log("mounted", path)
+
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         self._check()
         st = os.fstat(fh) if fh is not None else os.lstat(self._full(path))
@@ -210,10 +214,12 @@ class RecorderFS(_Base):
         control: Path | None = None,
         events: Path | None = None,
         allow_erase: bool = False,
+        fsname: str | None = None,
     ) -> None:
         super().__init__(backing, control, events)
         self.mountpoint = mountpoint
         self.allow_erase = allow_erase
+        self.fsname = fsname
         self.gone = False
 
     def _check(self) -> None:
@@ -227,8 +233,10 @@ class RecorderFS(_Base):
         """Yank the device: every later operation fails, and the mount goes away."""
         self.gone = True
         self.log("unplug", path, at=at)
+        print(f"faultfs {self.fsname}: unplugged at {path} byte {at}", file=sys.stderr, flush=True)
         # Detach lazily from another thread: umount must not wait on this very callback.
-        threading.Thread(target=detach, args=(self.mountpoint,), daemon=True).start()
+        args = (self.mountpoint, self.fsname)
+        threading.Thread(target=detach, args=args, daemon=True).start()
 
     def open(self, path: str, flags: int) -> int:
         if flags & (os.O_WRONLY | os.O_RDWR):
@@ -373,7 +381,7 @@ def serve(
     ops: _Base
     opts: dict[str, Any] = {"attr_timeout": 0, "entry_timeout": 0, "negative_timeout": 0}
     if kind == "recorder":
-        ops = RecorderFS(backing, mountpoint, control, events, allow_erase)
+        ops = RecorderFS(backing, mountpoint, control, events, allow_erase, fsname)
         opts["direct_io"] = True
         if not allow_erase:
             opts["ro"] = True
@@ -383,4 +391,12 @@ def serve(
         raise ValueError(f"unknown faultfs kind {kind!r} (recorder or spool)")
     if not stat.S_ISDIR(os.stat(backing).st_mode):
         raise ValueError(f"backing {backing} is not a directory")
-    mfusepy.FUSE(ops, str(mountpoint), foreground=True, fsname=fsname, subtype="faultfs", **opts)
+    print(f"faultfs {fsname}: serving {backing} on {mountpoint}", file=sys.stderr, flush=True)
+    try:
+        mfusepy.FUSE(
+            ops, str(mountpoint), foreground=True, fsname=fsname, subtype="faultfs", **opts
+        )
+    except BaseException as exc:
+        print(f"faultfs {fsname}: stopped by {exc!r}", file=sys.stderr, flush=True)
+        raise
+    print(f"faultfs {fsname}: unmounted", file=sys.stderr, flush=True)

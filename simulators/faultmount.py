@@ -12,27 +12,46 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 
-def detach(mountpoint: Path) -> None:
-    """Lazy unmount (what a yanked USB device amounts to); the server then exits."""
+def mounted_source(mountpoint: Path) -> str | None:
+    """Source (fsname) of the topmost mount on `mountpoint`, None if nothing is mounted."""
+    target = os.fsencode(os.path.abspath(mountpoint))
+    found = None
+    try:
+        with open("/proc/self/mountinfo", "rb") as fh:
+            for line in fh:
+                left, _, right = line.partition(b" - ")
+                if left.split(b" ")[4] == target:
+                    found = os.fsdecode(right.split(b" ")[1])  # later lines are mounted on top
+    except (OSError, IndexError):
+        return None
+    return found
+
+
+def is_mounted(mountpoint: Path) -> bool:
+    return mounted_source(mountpoint) is not None
+
+
+def detach(mountpoint: Path, source: str | None = None) -> None:
+    """Lazy unmount (what a yanked USB device amounts to); the server then exits.
+
+    With `source`, only if the mount there is still that one: a late detach must never take
+    down the next mount on the same path (a recorder docked again).
+    """
+    if source is not None and mounted_source(mountpoint) != source:
+        return
     for cmd in (["fusermount3", "-u", "-z", str(mountpoint)], ["umount", "-l", str(mountpoint)]):
         try:
             if subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0:
                 return
         except (OSError, subprocess.TimeoutExpired):
             continue
-
-
-def is_mounted(mountpoint: Path) -> bool:
-    target = os.fsencode(os.path.abspath(mountpoint))
-    try:
-        with open("/proc/self/mountinfo", "rb") as fh:
-            return any(line.split(b" ")[4] == target for line in fh)
-    except OSError:
-        return False
+        if source is not None and mounted_source(mountpoint) != source:
+            return
 
 
 class FaultMount:
@@ -52,11 +71,14 @@ class FaultMount:
         stem = f".{fsname}-{mountpoint.name}"
         self.control = work / f"{stem}.control.json"
         self.events_path = work / f"{stem}.events.jsonl"
+        self.log_path = work / f"{stem}.log"
         self.allow_erase = allow_erase
-        self.fsname = fsname
+        # One source name per server, so a detach can tell this mount from the next one.
+        self.fsname = f"{fsname}.{uuid.uuid4().hex[:8]}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0, **faults: Any) -> FaultMount:
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
         self.set_faults(**faults)
         self.events_path.write_text("", encoding="utf-8")
         cmd = [
@@ -68,12 +90,18 @@ class FaultMount:
         if self.allow_erase:
             cmd.append("--allow-erase")
         root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen(cmd, cwd=root, stderr=subprocess.PIPE)
+        # A file, not a pipe: nobody drains a pipe while the server runs for minutes.
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=root, stderr=log)
         deadline = time.monotonic() + timeout
-        while not is_mounted(self.mountpoint):
+        # The mount may already be gone again (an unplug rule the agent tripped at once), so
+        # the server's own "mounted" event counts as well as seeing the mount.
+        while not (self.mounted or self.events("mounted")):
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise RuntimeError(f"faultfs on {self.mountpoint} exited: {err}")
+                err = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(
+                    f"faultfs on {self.mountpoint} exited {self.proc.returncode}: {err}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"faultfs on {self.mountpoint} not mounted after {timeout} s")
@@ -96,7 +124,7 @@ class FaultMount:
 
     @property
     def mounted(self) -> bool:
-        return is_mounted(self.mountpoint)
+        return mounted_source(self.mountpoint) == self.fsname
 
     def unplug(self, timeout: float = 15.0) -> None:
         """Yank the device now and wait until its mount is gone."""
@@ -116,7 +144,7 @@ class FaultMount:
     def stop(self) -> None:
         """Unmount and end the server; safe to call twice or after an unplug."""
         if self.mounted:
-            detach(self.mountpoint)
+            detach(self.mountpoint, self.fsname)
         proc = self.proc
         if proc is not None and proc.poll() is None:
             try:
@@ -124,8 +152,6 @@ class FaultMount:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc is not None and proc.stderr:
-            proc.stderr.close()
 
     def __enter__(self) -> FaultMount:
         return self.start() if self.proc is None else self

@@ -67,9 +67,11 @@ class Recorder:
 
     def __post_init__(self) -> None:
         (self.volume / "DCIM").mkdir(parents=True, exist_ok=True)
-        (self.volume / "DEVINFO.TXT").write_text(
-            f"vendor=ZFY\nserial={self.serial}\nofficer_id={self.officer}\n", encoding="utf-8"
-        )
+        info = self.volume / "DEVINFO.TXT"
+        if not info.exists():
+            info.write_text(
+                f"vendor=ZFY\nserial={self.serial}\nofficer_id={self.officer}\n", encoding="utf-8"
+            )
 
     def record(self, rng: random.Random, clips: int = 1, lo: int = 32 << 10, hi: int = 1 << 20):
         """Write `clips` new clips (sizes drawn from rng); returns their paths."""
