@@ -103,6 +103,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decide(args: argparse.Namespace) -> int:
+    from agent.quarantine import decide
+
+    results = decide(_context(args), args.ids, args.command, args.operator, args.reason)
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results], ensure_ascii=False, indent=2))
+    else:
+        for r in results:
+            print(("ok    " if r.ok else "FAIL  ") + r.message)
+        if args.command == "accept" and any(r.ok for r in results):
+            print(
+                "note: later recordings of these recorders are quarantined too until they are "
+                "added to the inventory file (inventory.file)"
+            )
+    return 0 if all(r.ok for r in results) else 1
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.cli import run_simulator
 
@@ -157,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=None)
     sp.add_argument("--state", default=None)
     sp.add_argument("--since", default=None, help="ISO date/time: recordings starting after")
+    for verb, what in (
+        ("accept", "accept quarantined recordings: they move on to spooled and the archive"),
+        ("reject", "reject quarantined recordings: they stay held, marked rejected"),
+    ):
+        sp = add(verb, cmd_decide, what)
+        sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
+        sp.add_argument("--operator", required=True, help="id of the operator deciding")
+        sp.add_argument("--reason", required=True, help="why (kept in the custody log)")
+        sp.add_argument("--json", action="store_true")
     sp = add("verify", cmd_verify, "re-hash copies, check custody chain and signatures")
     sp.add_argument("--json", action="store_true")
     sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")

@@ -218,6 +218,32 @@ class ArchiveConfig(Section):
         return v
 
 
+class RecordersConfig(Section):
+    clock_threshold_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A recorder clock off by more than this (at dock) is recorded in the custody "
+        "log, its recording times are corrected (originals kept), and it is set or reported.",
+    )
+    set_clock: bool = Field(
+        True,
+        description="Set a drifted recorder's clock at dock (only while the station clock is "
+        "trusted, see station_clock); off: report clock.drift and leave the recorder alone.",
+    )
+    station_clock: Literal["auto", "trusted", "untrusted"] = Field(
+        "auto",
+        description="Whether the station's own clock may be used to set recorders: auto = only "
+        "while the kernel reports NTP sync (adjtimex); trusted = always (e.g. a GPS clock the "
+        "kernel does not flag); untrusted = never.",
+    )
+    status_refresh_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often battery and charging are re-read from a recorder that stays "
+        "attached on its control port.",
+    )
+
+
 class CredentialsConfig(Section):
     file: Path | None = Field(
         None,
@@ -239,6 +265,7 @@ class AgentConfig(Section):
     fleet: FleetConfig = Field(default_factory=FleetConfig)  # type: ignore[arg-type]
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)  # type: ignore[arg-type]
     credentials: CredentialsConfig = Field(default_factory=CredentialsConfig)  # type: ignore[arg-type]
+    recorders: RecordersConfig = Field(default_factory=RecordersConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
     @property

@@ -6,6 +6,7 @@ takes a Context instead of building its own.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent import stationkey
 from agent.config import AgentConfig
 from agent.ledger import Ledger
+from agent.roster import InventoryItem
 from agent.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,10 @@ class Context:
         self.stop = threading.Event()
         cfg.station.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.ledger = Ledger(cfg.ledger_path)
+        self._inventory: list[InventoryItem] | None = None
+        self._inventory_lock = threading.Lock()
+        self.inventory_sha256: str | None = None
+        self.inventory_error: str | None = None
 
     @property
     def station_id(self) -> str:
@@ -77,12 +83,49 @@ class Context:
                 return True, item.status, False
         return False, None, True
 
-    @cached_property
-    def inventory(self) -> list:  # type: ignore[type-arg]
-        from agent.roster import load_inventory
+    @property
+    def inventory(self) -> list[InventoryItem]:
+        if self._inventory is None:
+            self.refresh_inventory()
+        return self._inventory or []
 
-        assert self.cfg.inventory.file is not None
-        return list(load_inventory(self.cfg.inventory.file))
+    def refresh_inventory(self) -> list[InventoryItem]:
+        """Re-read `inventory.file` if it changed. A broken file keeps the last good list in
+        force (none yet: an empty list, so every recorder is quarantined, never accepted)."""
+        from agent.roster import RosterError, load_inventory
+
+        path = self.cfg.inventory.file
+        if path is None:
+            return []
+        with self._inventory_lock:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                self._inventory_problem(f"inventory.file {path}: cannot read: {exc}")
+                return self._inventory or []
+            digest = hashlib.sha256(data).hexdigest()
+            if digest == self.inventory_sha256 and self._inventory is not None:
+                return self._inventory
+            try:
+                items = list(load_inventory(path))
+            except (RosterError, OSError) as exc:
+                self._inventory_problem(f"inventory.file: {exc}")
+                return self._inventory or []
+            self._inventory, self.inventory_sha256 = items, digest
+            self.inventory_error = None
+            return items
+
+    def _inventory_problem(self, message: str) -> None:
+        if message != self.inventory_error:
+            state = (
+                "the previous list stays in force"
+                if self._inventory
+                else "no list loaded: every recorder is quarantined"
+            )
+            logger.error("%s (%s)", message, state)
+        self.inventory_error = message
+        if self._inventory is None:
+            self._inventory = []
 
     def close(self) -> None:
         self.ledger.close()

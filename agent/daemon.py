@@ -1,8 +1,10 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-checkpoint (signed custody checkpoints), watchdog (systemd pings). Each loop catches and logs
-its own failures and backs off, so one bad volume or a failing store never stops the rest.
+checkpoint (signed custody checkpoints), driver-<name> (one per configured USB/serial driver),
+inventory (re-imports the inventory file when it changes), watchdog (systemd pings). Each loop
+catches and logs its own failures and backs off, so one bad volume, recorder or store never
+stops the rest.
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from agent import custody
+from agent import custody, devices, events
 from agent.archiver import Archiver
 from agent.context import Context
+from agent.credentials import Credentials
 from agent.detect import VolumeWatcher
-from agent.errors import SpoolFullError
+from agent.errors import AgentError, SpoolFullError
 from agent.ingest import Ingestor, ProgressFn
+from agent.linker import Linker
+from agent.recorders import DriverRunner
 from agent.sdnotify import SystemdNotifier
+from drivers import registry
+from drivers.base import DeviceError, DriverEnv, DriverSettings
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_SECONDS = 60.0
+INVENTORY_SECONDS = 10.0
 
 
 class Daemon:
@@ -37,6 +45,9 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.work = threading.Event()  # wakes the workers when a volume was registered
         self.volumes_registered = 0
+        self.linker = Linker()
+        self.ingestor.linker = self.linker
+        self.runners: list[DriverRunner] = []
 
     # --- volume callbacks ------------------------------------------------------------------
 
@@ -97,21 +108,73 @@ class Daemon:
             custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
         return CHECKPOINT_SECONDS
 
+    def _inventory_step(self) -> float:
+        devices.import_inventory(self.ctx)
+        return INVENTORY_SECONDS
+
     def _watchdog_step(self) -> float:
         self.notifier.watchdog()
         return self.notifier.watchdog_interval() or 3600.0
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    def _driver_env(self) -> DriverEnv:
+        creds = Credentials(self.ctx.cfg.credentials.file)
+
+        def secret(name: str) -> str | None:
+            try:
+                return creds.get(name)
+            except AgentError as exc:  # a broken credentials file: that device's error
+                raise DeviceError(str(exc), code="no_credential") from None
+
+        return DriverEnv(timezone=self.ctx.cfg.station.timezone, secret=secret)
+
+    def _start_drivers(self) -> list[threading.Thread]:
+        env = self._driver_env()
+        threads = []
+        for i, settings in enumerate(self.ctx.cfg.drivers):
+            if settings.type == "mass_storage":
+                continue  # volumes are found by the detect thread
+            try:
+                driver = registry.create(settings, env)
+            except (ValueError, OSError) as exc:
+                self._driver_failed(i, settings, exc)
+                continue
+            runner = DriverRunner(self.ctx, driver, self.linker)
+            self.runners.append(runner)
+            threads.append(self._supervised(f"driver-{driver.label}", runner.step))
+        return threads
+
+    def _driver_failed(self, i: int, settings: DriverSettings, exc: Exception) -> None:
+        """A driver that cannot start is reported; the others and the rest of the agent run."""
+        name = settings.name or f"{settings.type} (drivers[{i}])"
+        logger.error("driver %s cannot start: %s", name, exc)
+        with self.ctx.ledger.tx() as conn:
+            events.emit(
+                conn,
+                "recorder.error",
+                driver=name,
+                handle=None,
+                serial=None,
+                stage="start",
+                code="config",
+                message=str(exc),
+            )
+
     def start(self) -> None:
         self.ingestor.recover()
         _ = self.ctx.key  # create the station key at first start, before any checkpoint
+        if self.ctx.cfg.inventory.file is not None:
+            devices.import_inventory(self.ctx)
         self.threads = [
             self._supervised(f"ingest-{i}", self._ingest_step)
             for i in range(self.ctx.cfg.ingest.max_parallel)
         ]
         self.threads.append(self._supervised("archive", self._archive_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
+        if self.ctx.cfg.inventory.file is not None:
+            self.threads.append(self._supervised("inventory", self._inventory_step))
+        self.threads += self._start_drivers()
         if self.notifier.watchdog_interval():
             self.threads.append(self._supervised("watchdog", self._watchdog_step))
         for t in self.threads:
@@ -131,6 +194,11 @@ class Daemon:
         self.watcher.stop_watchdog()
         for t in self.threads:
             t.join(timeout=30)
+        for runner in self.runners:
+            try:
+                runner.close()
+            except Exception:  # noqa: BLE001 - releasing a vanished device may fail
+                logger.exception("closing driver %s failed", runner.label)
         try:
             with self.ctx.ledger.tx() as conn:
                 custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)

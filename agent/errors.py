@@ -48,3 +48,7 @@ class IntegrityError(AgentError):
 
 class UnknownRecordingError(AgentError):
     """An id or SHA-256 prefix names no recording, or more than one."""
+
+
+class QuarantineError(AgentError):
+    """An accept/reject names a recording that is not quarantined (or already decided)."""

@@ -64,7 +64,8 @@ def upsert_device(
             {"vendor": ident.vendor, "serial": ident.serial, "serial_source": ident.source},
         )
         return int(cur.lastrowid or 0)
-    was_docked = bool(row["docked"]) and row["volume"] == volume
+    # Docked with no volume yet: a driver saw it attach; its volume now completes that dock.
+    was_docked = bool(row["docked"]) and row["volume"] in (None, volume)
     conn.execute(
         "UPDATE devices SET serial_source=?, model=COALESCE(?, model),"
         " officer_id=COALESCE(?, officer_id), officer_name=COALESCE(?, officer_name),"
