@@ -50,7 +50,14 @@ def record_offset(
 ) -> float:
     """Store the measured offset (recorder - station, seconds); custody event if above the
     threshold. Returns the offset."""
-    offset = round((recorder_clock - station_now).total_seconds(), 3)
+    # Recorder clocks are read in whole seconds (truncated), so the true reading lies in
+    # [t, t+1): take the middle, or every offset would come out half a second short.
+    midpoint = (
+        recorder_clock + timedelta(seconds=0.5)
+        if not recorder_clock.microsecond
+        else recorder_clock
+    )
+    offset = round((midpoint - station_now).total_seconds(), 3)
     at = clock.iso(station_now)
     conn.execute(
         "UPDATE devices SET clock_offset_s=?, clock_checked_at=? WHERE id=?",

@@ -80,11 +80,12 @@ class DriverRunner:
             st.ident = self.driver.identify(handle)
         except DeviceError as exc:
             self._publish(handle, None, "identify", exc)
-            if exc.gone:
-                return
-            # Unreadable identity: the volume's device info file will name the recorder, so
-            # still expose it rather than hold the evidence back.
-            self._storage(handle, st)
+            if exc.code == "garbled":
+                # It answers, but its identity is unreadable: the volume's device info file
+                # will name the recorder, so expose it rather than hold the evidence back.
+                self._storage(handle, st)
+            else:
+                st.switched = True  # silent or gone: re-seating the recorder retries
             return
         ident = st.ident
         conflict = self.linker.attach(self.label, handle, ident)
