@@ -375,4 +375,6 @@ def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
     cfg.roster.file = fix(cfg.roster.file)
     cfg.compliance.calendar_overrides = fix(cfg.compliance.calendar_overrides)
     cfg.credentials.file = fix(cfg.credentials.file)
+    for driver in cfg.drivers:
+        driver.resolve_paths(base)
     return cfg

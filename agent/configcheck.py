@@ -28,6 +28,15 @@ def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
             load_roster(cfg.roster.file)
         except (RosterError, OSError) as exc:
             problems.append(("roster.file", str(exc)))
+    for i, driver in enumerate(cfg.drivers):
+        profile = getattr(driver, "profile", None)
+        if profile is not None:
+            from drivers.usb_profile import ProfileError, load_profile
+
+            try:
+                load_profile(profile)
+            except ProfileError as exc:
+                problems.append((f"drivers.{i}.profile", str(exc)))
     if cfg.credentials.file is not None and not cfg.credentials.file.is_file():
         problems.append(("credentials.file", f"{cfg.credentials.file} does not exist"))
     return problems

@@ -154,14 +154,12 @@ def undock_unmounted(conn: sqlite3.Connection, vendor: str, serial: str) -> bool
 
 
 def record_error(
-    conn: sqlite3.Connection, vendor: str | None, serial: str | None, message: str, auth: bool
+    conn: sqlite3.Connection, vendor: str, serial: str, message: str, auth: bool
 ) -> None:
-    if serial is None:
-        return
     conn.execute(
         "UPDATE devices SET last_error=?, last_error_at=?,"
-        " login_failures=login_failures + ? WHERE serial=? AND (? IS NULL OR vendor=?)",
-        (message, now_iso(), int(auth), serial, vendor, vendor),
+        " login_failures=login_failures + ? WHERE vendor=? AND serial=?",
+        (message, now_iso(), int(auth), vendor, serial),
     )
 
 

@@ -117,7 +117,8 @@ class DriverRunner:
         try:
             return self.driver.status(handle)
         except DeviceError as exc:
-            self._publish(handle, st.ident.serial if st.ident else None, "status", exc)
+            serial = st.ident.serial if st.ident else None
+            self._publish(handle, serial, "status", exc, vendor=st.vendor)
             if exc.gone:
                 st.ident = None
             return None
@@ -142,7 +143,7 @@ class DriverRunner:
         try:
             self.driver.set_clock(handle, set_to)
         except DeviceError as exc:
-            self._publish(handle, serial, "clock", exc)
+            self._publish(handle, serial, "clock", exc, vendor=st.vendor)
             with self.ctx.ledger.tx() as conn:
                 recclock.drift_event(conn, serial, offset, "left", str(exc))
             return not exc.gone
@@ -158,14 +159,14 @@ class DriverRunner:
             self.driver.storage_mode(handle)
         except DeviceAuthError as exc:
             st.blocked = self.driver.secret_fingerprint() or _UNSET
-            self._publish(handle, serial, "login", exc, auth=True)
+            self._publish(handle, serial, "login", exc, auth=True, vendor=st.vendor)
             return
         except DeviceError as exc:
             if exc.code == "no_credential":
                 st.blocked = _UNSET
             else:
                 st.switched = True  # timeouts, refusals: re-seating the recorder retries
-            self._publish(handle, serial, "storage_mode", exc)
+            self._publish(handle, serial, "storage_mode", exc, vendor=st.vendor)
             return
         st.switched, st.blocked = True, None
         logger.info("%s: recorder %s at %s switched to mass storage", self.label, serial, handle)
@@ -203,10 +204,15 @@ class DriverRunner:
         stage: str,
         exc: DeviceError,
         auth: bool = False,
+        vendor: str | None = None,
     ) -> None:
+        """Log and publish a device error; with `vendor` (the recorder's ledger row is known)
+        also keep it on that row. Never on a row merely named by a serial: a duplicate's
+        error must not be pinned on the recorder whose serial it copies."""
         logger.warning("%s", exc)
         with self.ctx.ledger.tx() as conn:
-            devices.record_error(conn, None, serial, str(exc), auth)
+            if vendor is not None and serial is not None:
+                devices.record_error(conn, vendor, serial, str(exc), auth)
             events.emit(
                 conn,
                 "recorder.error",

@@ -40,7 +40,7 @@ def upsert_device(
         cur = conn.execute(
             "INSERT INTO devices(vendor, serial, serial_source, model, officer_id, officer_name,"
             " unit_id, unit_name, inventory_status, registered, port, docked, volume,"
-            " first_seen, last_docked) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?,?)",
+            " first_seen, last_docked, last_seen) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?)",
             (
                 ident.vendor,
                 ident.serial,
@@ -54,6 +54,7 @@ def upsert_device(
                 int(registered),
                 ident.port,
                 volume,
+                at,
                 at,
                 at,
             ),
@@ -71,7 +72,7 @@ def upsert_device(
         " officer_id=COALESCE(?, officer_id), officer_name=COALESCE(?, officer_name),"
         " unit_id=COALESCE(?, unit_id), unit_name=COALESCE(?, unit_name),"
         " inventory_status=?, registered=?, port=COALESCE(?, port), docked=1, volume=?,"
-        " last_docked=CASE WHEN ? THEN last_docked ELSE ? END WHERE id=?",
+        " last_seen=?, last_docked=CASE WHEN ? THEN last_docked ELSE ? END WHERE id=?",
         (
             ident.source,
             ident.model,
@@ -83,6 +84,7 @@ def upsert_device(
             int(registered),
             ident.port,
             volume,
+            at,
             int(was_docked),
             at,
             row["id"],

@@ -12,6 +12,7 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +29,9 @@ class DriverSettings(BaseModel):
     poll_seconds: float = Field(
         1.0, gt=0, le=3600, description="How often the transport is scanned for recorders."
     )
+
+    def resolve_paths(self, base: Path) -> None:
+        """Make relative paths in this table relative to the config file's directory."""
 
 
 def _no_secret(name: str) -> str | None:

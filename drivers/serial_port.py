@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -46,6 +47,9 @@ class SerialSettings(DriverSettings):
     baudrate: int = Field(115200, gt=0, description="Line speed (CDC-ACM ignores it).")
     timeout_seconds: float = Field(2.0, gt=0, le=60, description="Reply timeout per command.")
     vendor: str = Field("generic", description="Vendor recorded when the ID reply has none.")
+
+    def resolve_paths(self, base: Path) -> None:
+        self.ports = [p if os.path.isabs(p) else str(base / p) for p in self.ports]
 
 
 def parse_fields(text: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -58,6 +59,12 @@ class ZfyUsbSettings(DriverSettings):
     timeout_ms: int | None = Field(
         None, gt=0, le=60000, description="Per-transfer timeout (default: the profile's)."
     )
+
+    def resolve_paths(self, base: Path) -> None:
+        if self.profile.endswith(".toml") and not Path(self.profile).is_absolute():
+            self.profile = str((base / self.profile).resolve())
+        if self.backend.startswith("sim:") and not Path(self.backend[4:]).is_absolute():
+            self.backend = f"sim:{(base / self.backend[4:]).resolve()}"
 
 
 class ZfyUsbDriver(Driver):

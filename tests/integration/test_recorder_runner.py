@@ -99,6 +99,8 @@ def test_duplicate_serials_hold_the_second_device_only(station, usb_sim: UsbSim)
     (err,) = events(ctx, "recorder.error")
     assert err["code"] == "duplicate" and err["serial"] == "DUP0001"
     assert "also reports" in err["message"]
+    recs = {d["serial"]: d for d in status.recorders(ctx)}
+    assert recs["DUP0001"]["last_error"] is None  # the copy's error is not pinned on it
 
 
 def test_a_failing_device_does_not_stop_the_others(station, usb_sim: UsbSim) -> None:  # type: ignore[no-untyped-def]

@@ -68,3 +68,10 @@ def test_gbk_fields_decode_with_escapes(raw: bytes, text: str, problem: str | No
     shown, why = decode_field(raw, "gbk")
     assert shown == text
     assert (why is None) if problem is None else (problem in (why or ""))
+
+
+def test_check_config_reports_a_bad_profile(make_station) -> None:  # type: ignore[no-untyped-def]
+    st = make_station('[[drivers]]\ntype = "zfy_usb"\nprofile = "vendor-x.toml"\n')
+    res = st.cli("check-config")
+    assert res.returncode == 78
+    assert "drivers.0.profile" in res.stderr and "vendor-x.toml" in res.stderr
