@@ -21,6 +21,7 @@ from drivers.base import DeviceIdentity, DeviceStatus
 
 if TYPE_CHECKING:
     from agent.context import Context
+    from agent.roster import InventoryItem
 
 logger = logging.getLogger(__name__)
 
@@ -63,24 +64,8 @@ def sight(
     vendor = canonical_vendor(conn, ident.vendor, ident.serial)
     ident = replace(ident, vendor=vendor)
     registered, inv_status, quarantine = ctx.inventory_status(vendor, ident.serial)
-    row = conn.execute(
-        "SELECT * FROM devices WHERE vendor = ? AND serial = ?", (vendor, ident.serial)
-    ).fetchone()
     at = clock.iso(when) if when is not None else now_iso()
-    if row is None:
-        conn.execute(
-            "INSERT INTO devices(vendor, serial, serial_source, first_seen, docked, registered)"
-            " VALUES(?,?,?,?,0,?)",
-            (vendor, ident.serial, ident.source, at, int(registered)),
-        )
-        custody.append(
-            conn,
-            "device.registered" if registered else "device.first_seen",
-            {"vendor": vendor, "serial": ident.serial, "serial_source": ident.source},
-        )
-        row = conn.execute(
-            "SELECT * FROM devices WHERE vendor = ? AND serial = ?", (vendor, ident.serial)
-        ).fetchone()
+    row = _row(conn, ident, registered, at)
     newly = not row["docked"]
     conn.execute(
         "UPDATE devices SET serial_source=?, model=COALESCE(?, model),"
@@ -127,6 +112,27 @@ def sight(
     return Sighting(int(row["id"]), vendor, newly, registered, quarantine)
 
 
+def _row(
+    conn: sqlite3.Connection, ident: DeviceIdentity, registered: bool, at: str | None
+) -> sqlite3.Row:
+    """The recorder's devices row, created (with its custody event) on first sight."""
+    find = "SELECT * FROM devices WHERE vendor = ? AND serial = ?"
+    row = conn.execute(find, (ident.vendor, ident.serial)).fetchone()
+    if row is not None:
+        return row
+    conn.execute(
+        "INSERT INTO devices(vendor, serial, serial_source, first_seen, docked, registered)"
+        " VALUES(?,?,?,?,0,?)",
+        (ident.vendor, ident.serial, ident.source, at, int(registered)),
+    )
+    custody.append(
+        conn,
+        "device.registered" if registered else "device.first_seen",
+        {"vendor": ident.vendor, "serial": ident.serial, "serial_source": ident.source},
+    )
+    return conn.execute(find, (ident.vendor, ident.serial)).fetchone()
+
+
 def update_status(conn: sqlite3.Connection, device_id: int, status: DeviceStatus) -> None:
     conn.execute(
         "UPDATE devices SET battery_pct=COALESCE(?, battery_pct),"
@@ -163,6 +169,27 @@ def record_error(
     )
 
 
+def _import_item(conn: sqlite3.Connection, item: InventoryItem, at: str) -> int:
+    vendor = canonical_vendor(conn, item.vendor, item.serial)
+    conn.execute(
+        "INSERT INTO devices(vendor, serial, serial_source, first_seen, docked,"
+        " registered) VALUES(?,?,'inventory',?,0,1) ON CONFLICT(vendor, serial)"
+        " DO NOTHING",
+        (vendor, item.serial, at),
+    )
+    row = conn.execute(
+        "SELECT id FROM devices WHERE vendor=? AND serial=?", (vendor, item.serial)
+    ).fetchone()
+    conn.execute(
+        "UPDATE devices SET registered=1, inventory_status=?, inventory_unit_id=?,"
+        " inventory_officer_id=?, unit_id=COALESCE(unit_id, ?),"
+        " officer_id=COALESCE(officer_id, ?) WHERE id=?",
+        (str(item.status), item.unit_id, item.officer_id, item.unit_id, item.officer_id,
+         row["id"]),
+    )  # fmt: skip
+    return int(row["id"])
+
+
 def import_inventory(ctx: Context, force: bool = False) -> int | None:
     """Bring the devices table in line with the inventory file; None if nothing changed."""
     path = ctx.cfg.inventory.file
@@ -174,34 +201,9 @@ def import_inventory(ctx: Context, force: bool = False) -> int | None:
         return None
     at = now_iso()
     with ctx.ledger.tx() as conn:
-        listed: set[int] = set()
-        for item in items:
-            if item.vendor in ("*", ""):
-                continue  # a wildcard entry matches sightings; it names no single device
-            vendor = canonical_vendor(conn, item.vendor, item.serial)
-            conn.execute(
-                "INSERT INTO devices(vendor, serial, serial_source, first_seen, docked,"
-                " registered) VALUES(?,?,'inventory',?,0,1) ON CONFLICT(vendor, serial)"
-                " DO NOTHING",
-                (vendor, item.serial, at),
-            )
-            row = conn.execute(
-                "SELECT id FROM devices WHERE vendor=? AND serial=?", (vendor, item.serial)
-            ).fetchone()
-            listed.add(int(row["id"]))
-            conn.execute(
-                "UPDATE devices SET registered=1, inventory_status=?, inventory_unit_id=?,"
-                " inventory_officer_id=?, unit_id=COALESCE(unit_id, ?),"
-                " officer_id=COALESCE(officer_id, ?) WHERE id=?",
-                (
-                    str(item.status),
-                    item.unit_id,
-                    item.officer_id,
-                    item.unit_id,
-                    item.officer_id,
-                    row["id"],
-                ),
-            )
+        listed = {
+            _import_item(conn, item, at) for item in items if item.vendor not in ("*", "")
+        }  # a wildcard entry matches sightings; it names no single device
         dropped = [
             r
             for r in conn.execute("SELECT id, vendor, serial FROM devices WHERE registered=1")

@@ -24,8 +24,9 @@ from typing import Any
 from simulators.bodycam import BodycamSpec, write_volume
 from simulators.dockscript import DockEvent, DockRecorder, DockScript, builtin
 from simulators.serial_recorder import SerialRecorderSim
-from simulators.usb_backend import SimBackend, SimBus, UsbSimServer
+from simulators.usb_backend import SimBackend, SimBus
 from simulators.usb_recorder import SimUsbRecorder
+from simulators.usb_server import UsbSimServer
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ ptys, one is plain mass storage; one recorder is not in the inventory and one ru
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import threading
 import time
@@ -110,6 +111,7 @@ def dock_station(make_station, tmp_path: Path):  # type: ignore[no-untyped-def]
     _, err = agent.communicate(timeout=30)
     stop.set()
     thread.join(30)
+    shutil.rmtree(work, ignore_errors=True)
     assert agent.returncode == 0, err[-3000:]
 
 

@@ -7,6 +7,7 @@ an agent in another process uses (`backend = "sim:<path>"`).
 from __future__ import annotations
 
 import errno
+import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -222,5 +223,6 @@ def test_simulator_in_another_process(station, tmp_path: Path) -> None:  # type:
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=20)
+        shutil.rmtree(sock.parent, ignore_errors=True)
     assert proc.returncode == 0, err
     assert "volume  DSJ0001" in out
