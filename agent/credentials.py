@@ -51,7 +51,11 @@ def parse(text: str, source: str) -> dict[str, str]:
     return values
 
 
+_warned: set[Path] = set()
+
+
 def _read(path: Path) -> str:
+    """The file's text; FileNotFoundError passes through (callers word it for their source)."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -60,8 +64,9 @@ def _read(path: Path) -> str:
         raise CredentialsError(f"cannot read credentials {path}: {exc}") from None
     if st.st_size > MAX_BYTES:
         raise CredentialsError(f"credentials {path} is larger than {MAX_BYTES} bytes")
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        # Readable by others: still used (refusing would stop ingest), but said loudly.
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) and path not in _warned:
+        # Readable by others: still used (refusing would stop ingest), but said once, loudly.
+        _warned.add(path)
         logger.warning("credentials %s is accessible by group/others; chmod 600 it", path)
     try:
         return path.read_text(encoding="utf-8")

@@ -70,7 +70,7 @@ def run_dock_cli(args: argparse.Namespace) -> int:
     try:
         script_arg: DockScript | str = args.script
         recorders = _recorders(args)
-        if Path(args.script).suffix == ".toml":
+        if Path(args.script).suffix == ".toml" or Path(args.script).is_file():
             script = load(Path(args.script))
             recorders = script.recorders or recorders
             script_arg = script
@@ -95,12 +95,16 @@ def run_dock_cli(args: argparse.Namespace) -> int:
         print(_config_hint(args), flush=True)
         print(f"dock ready: {len(recorders)} recorders, {args.bays} bays", flush=True)
 
-    dock = run_dock(
-        Path(args.mount_root), args.bays, recorders, stop, script_arg,
-        usb_socket=Path(args.usb_socket) if args.usb_socket else None,
-        tty_dir=Path(args.tty_dir) if args.tty_dir else None,
-        time_scale=args.time_scale, on_ready=ready,
-    )  # fmt: skip
+    try:
+        dock = run_dock(
+            Path(args.mount_root), args.bays, recorders, stop, script_arg,
+            usb_socket=Path(args.usb_socket) if args.usb_socket else None,
+            tty_dir=Path(args.tty_dir) if args.tty_dir else None,
+            time_scale=args.time_scale, on_ready=ready,
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:
+        print(f"simulate dock: {exc}", file=sys.stderr)
+        return 64 if isinstance(exc, ValueError) else 1
     for entry in dock.log:
         print(f"{entry.at:8.2f}s  {entry.action:7s} {entry.serial} bay {entry.bay} {entry.note}")
     return 0
