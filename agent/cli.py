@@ -67,7 +67,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from agent import verify
 
-    report = verify.run(_context(args))
+    ctx = _context(args)
+    if args.json or not sys.stderr.isatty():
+        report = verify.run(ctx)
+    else:
+        from rich.progress import Progress
+
+        total = ctx.ledger.one("SELECT COUNT(*) FROM recordings WHERE sha256 IS NOT NULL")
+        with Progress(transient=True) as bar:
+            task = bar.add_task("re-hashing copies", total=total[0] if total else None)
+            report = verify.run(ctx, progress=lambda _rid: bar.advance(task))
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
