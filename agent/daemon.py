@@ -1,8 +1,9 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-checkpoint (signed custody checkpoints), watchdog (systemd pings). Each loop catches and logs
-its own failures and backs off, so one bad volume or a failing store never stops the rest.
+checkpoint (signed custody checkpoints), compliance (deadline and not-docked alerts), watchdog
+(systemd pings). Each loop catches and logs its own failures and backs off, so one bad volume
+or a failing store never stops the rest.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from agent import custody
 from agent.archiver import Archiver
+from agent.compliance import ComplianceMonitor
 from agent.context import Context
 from agent.detect import VolumeWatcher
 from agent.errors import SpoolFullError
@@ -32,6 +34,7 @@ class Daemon:
         self.stop = ctx.stop
         self.ingestor = Ingestor(ctx, progress)
         self.archiver = Archiver(ctx)
+        self.compliance = ComplianceMonitor(ctx)  # last_summary: the MQTT compliance payload
         self.watcher = VolumeWatcher(ctx.cfg, self.stop, self._on_ready, self._on_gone)
         self.notifier = SystemdNotifier()
         self.threads: list[threading.Thread] = []
@@ -112,6 +115,7 @@ class Daemon:
         ]
         self.threads.append(self._supervised("archive", self._archive_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
+        self.threads.append(self._supervised("compliance", self.compliance.step))
         if self.notifier.watchdog_interval():
             self.threads.append(self._supervised("watchdog", self._watchdog_step))
         for t in self.threads:

@@ -48,3 +48,10 @@ class IntegrityError(AgentError):
 
 class UnknownRecordingError(AgentError):
     """An id or SHA-256 prefix names no recording, or more than one."""
+
+
+class TagError(AgentError):
+    """Case metadata was refused: unknown field, bad case number, future capture time,
+    unknown officer or recording. The message names the field and what is accepted."""
+
+    exit_code = 65  # EX_DATAERR: the input, not the station, is wrong
