@@ -117,7 +117,11 @@ class RosterState:
             }
             rows.append((_ROSTER_KEY, json.dumps(body, ensure_ascii=False)))
         inv = self.cache.inventory
-        if self.inventory_file is not None and self.cache.inventory_error is None and inv:
+        if (
+            self.inventory_file is not None
+            and self.cache.inventory_error is None
+            and inv is not None
+        ):
             body = {"file": str(self.inventory_file), "items": [asdict(i) for i in inv]}
             rows.append((_INVENTORY_KEY, json.dumps(body, ensure_ascii=False)))
         changed = [(k, v) for k, v in rows if self.ledger.get_kv(k) != v]
