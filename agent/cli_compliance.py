@@ -194,16 +194,26 @@ def cmd_report(args: argparse.Namespace) -> int:
 def add_parsers(add: Add) -> None:
     sp = add("tag", cmd_tag, "set case metadata on recordings (each change is a new version)")
     sp.add_argument("refs", nargs="*", metavar="REF", help="recording id or SHA-256 prefix")
-    sp.add_argument("--refs-file", help="file with one REF per line ('-': standard input)")
+    sp.add_argument(
+        "--refs-file", metavar="FILE", help="file with one REF per line ('-': standard input)"
+    )
     sp.add_argument("--serial", help="select a recorder's recordings (with --from/--to)")
-    sp.add_argument("--from", dest="start_from", help="recordings starting at or after (ISO)")
-    sp.add_argument("--to", dest="start_to", help="... and before (ISO; a date: its end)")
+    sp.add_argument(
+        "--from", dest="start_from", metavar="TIME", help="recordings starting at or after (ISO)"
+    )
+    sp.add_argument(
+        "--to", dest="start_to", metavar="TIME", help="... and before (ISO; a date: its end)"
+    )
     for key, help_ in FIELD_FLAGS.items():
-        sp.add_argument("--" + key.replace("_", "-"), dest=key, help=help_)
+        sp.add_argument("--" + key.replace("_", "-"), dest=key, metavar="VALUE", help=help_)
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any field, repeatable")
     sp.add_argument("--clear", action="append", metavar="KEY", help="clear a field, repeatable")
-    sp.add_argument("--operator", help="who is tagging (officer/operator id); required")
-    sp.add_argument("--reason", help="why; required when a value that was set changes")
+    sp.add_argument(
+        "--operator", metavar="ID", help="who is tagging (officer/operator id); required"
+    )
+    sp.add_argument(
+        "--reason", metavar="TEXT", help="why; required when a value that was set changes"
+    )
     sp.add_argument("--dry-run", action="store_true", help="only list the selected recordings")
     sp.add_argument("--show", metavar="REF", help="show a recording's metadata and history")
     sp.add_argument("--json", action="store_true")
@@ -213,9 +223,11 @@ def add_parsers(add: Add) -> None:
     fmt.add_argument("--json", action="store_true", help="stable JSON (English keys)")
     fmt.add_argument("--csv", action="store_true", help="CSV, UTF-8 with BOM (Excel, WPS)")
     sp.add_argument("--lang", choices=("zh", "en"), help="headings (default: from the locale)")
-    sp.add_argument("--from", dest="start_from", help="first day (YYYY-MM-DD, station time)")
-    sp.add_argument("--to", dest="start_to", help="last day, inclusive")
-    sp.add_argument("--unit", help="only this unit")
+    sp.add_argument(
+        "--from", dest="start_from", metavar="DATE", help="first day (YYYY-MM-DD, station time)"
+    )
+    sp.add_argument("--to", dest="start_to", metavar="DATE", help="last day, inclusive")
+    sp.add_argument("--unit", metavar="U", help="only this unit")
     sp.add_argument(
         "--section",
         choices=("all", "summary", "recordings", "units", "recorders"),

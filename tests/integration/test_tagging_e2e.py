@@ -315,3 +315,43 @@ def test_tag_api_is_one_call_for_the_mqtt_path(
     cleared = tagging.tag(ctx, [recs[0]["id"]], {"category": None}, actor="x", reason="wrong")
     assert cleared[0].metadata is not None and cleared[0].metadata["category"] is None
     assert cleared[0].version == 2
+
+
+def test_retag_to_a_category_with_another_rule_recomputes_the_deadline(
+    docked: Callable[..., tuple[Station, list[dict]]],
+    run_cli: Callable[..., Result],
+) -> None:
+    extra = '[compliance.rules]\ntraffic = { kind = "hours", hours = 24 }\n'
+    st, recs = docked(extra, clips=1)
+    rid = recs[0]["id"]
+    assert recs[0]["deadline"] == "2026-10-09T23:59:59.999999+08:00"
+    r = run_cli(st, "tag", rid, "--category", "traffic", "--operator", "o1")
+    assert r.rc == 0 and "deadline now 2026-10-01T09:00:01+08:00" in r.out
+    (rec,) = run_cli(st, "status", "--json").json()["recordings"]
+    assert rec["deadline"] == "2026-10-01T09:00:01+08:00"
+    assert rec["deadline_status"] == "met"  # stored 2026-09-30 18:00, within 24 h
+    r = run_cli(
+        st,
+        "tag",
+        rid,
+        "--category",
+        "inspection",
+        "--reason",
+        "not traffic",
+        "--operator",
+        "o2",
+        "--json",
+    )
+    assert r.json()[0]["deadline"] == "2026-10-09T23:59:59.999999+08:00"
+    assert r.json()[0]["deadline_recomputed"] is True
+    conn = sqlite3.connect(st.data_dir / "ledger.sqlite3")
+    rows = conn.execute(
+        "SELECT actor, json_extract(payload, '$.new'), json_extract(payload, '$.category')"
+        " FROM custody WHERE type='deadline.recomputed' AND recording_id=? ORDER BY seq",
+        (rid,),
+    ).fetchall()
+    assert rows == [
+        ("o1", "2026-10-01T09:00:01+08:00", "traffic"),
+        ("o2", "2026-10-09T23:59:59.999999+08:00", "inspection"),
+    ]
+    assert run_cli(st, "verify").rc == 0
