@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from agent.config_base import Section
 from agent.config_compliance import ComplianceConfig, TaggingConfig
 from agent.errors import ConfigError
 from drivers.registry import DriverConfig
@@ -29,10 +30,6 @@ DEFAULT_EXTENSIONS = [
     "wav", "amr", "mp3", "aac", "m4a",  # audio
     "jpg", "jpeg",  # photo
 ]  # fmt: skip
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 def _default_station_id() -> str:

@@ -10,13 +10,10 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from agent.config_base import Section
 from agent.workcal import DeadlineRule
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class ComplianceConfig(Section):

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from agent.ingest import Ingestor
 from fixtures.compliance import SH, FixedClock, Result
 from fixtures.station import Station
-
-from agent.ingest import Ingestor
 
 RULES = """
 [[tagging.assign]]

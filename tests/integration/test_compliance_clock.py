@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fixtures.compliance import SH, FixedClock, Result, write_inventory, write_roster
-from fixtures.station import Station
 
 from agent.compliance import ComplianceMonitor, compliance_summary
 from agent.daemon import Daemon
 from agent.ingest import Ingestor
+from fixtures.compliance import SH, FixedClock, Result, write_inventory, write_roster
+from fixtures.station import Station
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from fixtures.compliance import SH, FixedClock, Result, write_inventory, write_roster
-from fixtures.station import Station
 
 from agent.ingest import Ingestor
+from fixtures.compliance import SH, FixedClock, Result, write_inventory, write_roster
+from fixtures.station import Station
 
 
 @pytest.fixture

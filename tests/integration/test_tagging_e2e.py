@@ -8,11 +8,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from fixtures.compliance import SH, FixedClock, Result, write_roster
-from fixtures.station import Station
 
 from agent import tagging
 from agent.errors import TagError
+from fixtures.compliance import SH, FixedClock, Result, write_roster
+from fixtures.station import Station
 
 START = datetime(2026, 9, 30, 9, 0, tzinfo=SH)
 
