@@ -182,34 +182,44 @@ def evaluate(ctx: Context, now: datetime | None = None) -> Snapshot:
     return snap
 
 
-def summary(ctx: Context, snap: Snapshot) -> dict[str, Any]:
-    """The `evidence/<station>/compliance` payload (retained): counts, no evidence content."""
-    by = {
-        s: sum(r["deadline_status"] == s for r in snap.unmet) for s in ("open", "at_risk", "missed")
+def unit_payload(u: UnitRatio) -> dict[str, Any]:
+    """One unit's ratio as published (the same object as the fleet's units/<unit>/ratio)."""
+    return {
+        "unit": u.unit_id,
+        "unit_name": u.unit_name,
+        "active_officers": u.active_officers,
+        "recorders_counted": u.recorders_counted,
+        "ratio": u.ratio,
+        "required": u.required,
+        "compliant": u.compliant,
+        "officers_per_recorder": (
+            round(u.active_officers / u.recorders_counted, 2) if u.recorders_counted else None
+        ),
+        "not_counted": [{"serial": s, "reason": r} for s, r in u.not_counted],
     }
+
+
+def summary(ctx: Context, snap: Snapshot) -> dict[str, Any]:
+    """The `evidence/<station>/compliance` payload (retained): counts, no evidence content.
+
+    `deadlines` and `untagged` hold integers only (the payload's schema); the details are
+    beside them.
+    """
+    due = sum(r["deadline_status"] == "at_risk" for r in snap.unmet)
+    overdue = sum(r["deadline_status"] == "missed" for r in snap.unmet)
+    upcoming = (r["deadline"] for r in snap.unmet if r["deadline_status"] != "missed")
     return {
         "station": ctx.station_id,
         "at": clock.iso(snap.now.astimezone(ctx.calendar.tz)),
-        "deadlines": {
-            "open": by["open"],
-            "due": by["at_risk"],
-            "overdue": by["missed"],
-            "next": next(
-                (r["deadline"] for r in snap.unmet if r["deadline_status"] != "missed"), None
-            ),
-            "warn_before_hours": ctx.cfg.compliance.warn_before_hours,
-        },
-        "untagged": {
-            "count": len(snap.untagged),
-            "overdue": sum(r["overdue"] for r in snap.untagged),
-            "older_than_hours": ctx.cfg.compliance.untagged_after_hours,
-        },
+        # open: not stored yet (due and overdue included); due: at risk; overdue: missed.
+        "deadlines": {"open": len(snap.unmet), "due": due, "overdue": overdue},
+        "next_deadline": next(upcoming, None),
+        "warn_before_hours": ctx.cfg.compliance.warn_before_hours,
+        "untagged": len(snap.untagged),
+        "untagged_overdue": sum(r["overdue"] for r in snap.untagged),
+        "untagged_after_hours": ctx.cfg.compliance.untagged_after_hours,
         "recorders_not_docked": len(snap.not_docked),
-        "units": [
-            u.model_dump(exclude={"not_counted"})
-            for u in snap.units
-            if u.unit_id in snap.local_units
-        ],
+        "units": [unit_payload(u) for u in snap.units if u.unit_id in snap.local_units],
         "problems": snap.problems,
     }
 

@@ -17,7 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from agent import clock
-from agent.compliance import RECORDING_SQL, classify, evaluate, recording_dict, warn_window
+from agent.compliance import (
+    RECORDING_SQL,
+    classify,
+    evaluate,
+    recording_dict,
+    unit_payload,
+    warn_window,
+)
 from agent.context import Context
 from agent.report_text import reason, t
 
@@ -79,14 +86,7 @@ def build(
         },
         "recordings": rows,
         "roster_configured": ctx.rosters.roster_configured,
-        "units": [
-            {
-                **u.model_dump(exclude={"not_counted"}),
-                "local": u.unit_id in snap.local_units,
-                "not_counted": [{"serial": s, "reason": why} for s, why in u.not_counted],
-            }
-            for u in units
-        ],
+        "units": [{**unit_payload(u), "local": u.unit_id in snap.local_units} for u in units],
         "recorders_not_docked": [d for d in snap.not_docked if unit is None or d["unit"] == unit],
         "not_docked_working_days": cc.not_docked_working_days,
         "problems": snap.problems,
@@ -152,7 +152,7 @@ def section_rows(doc: dict[str, Any], lang: str, section: str) -> tuple[list[str
         ]
         rows = [
             [
-                u["unit_id"],
+                u["unit"],
                 u["unit_name"],
                 u["active_officers"],
                 u["recorders_counted"],

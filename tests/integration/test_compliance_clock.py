@@ -109,13 +109,8 @@ def test_deadline_alerts_are_emitted_once_each(
         "discovered",
     )
     assert mon.last_summary is not None
-    assert mon.last_summary["deadlines"] == {
-        "open": 0,
-        "due": 0,
-        "overdue": 1,
-        "next": None,
-        "warn_before_hours": 12.0,
-    }
+    assert mon.last_summary["deadlines"] == {"open": 1, "due": 0, "overdue": 1}
+    assert mon.last_summary["next_deadline"] is None
     # A new monitor (daemon restart) does not repeat them: the ledger remembers.
     ComplianceMonitor(st.context()).step()
     assert len(_outbox(st, "deadline.at_risk", "deadline.missed")) == 2
@@ -173,16 +168,18 @@ def test_compliance_summary_is_the_mqtt_payload(
     doc = compliance_summary(st.context())
     assert doc["station"] == "test-station"
     assert doc["at"] == "2026-09-27T12:00:00+08:00"
-    assert doc["deadlines"]["open"] == 1
-    assert doc["deadlines"]["next"] == "2026-09-29T23:59:59.999999+08:00"
-    assert doc["untagged"] == {"count": 1, "overdue": 0, "older_than_hours": 72.0}
+    assert doc["deadlines"] == {"open": 1, "due": 0, "overdue": 0}
+    assert doc["next_deadline"] == "2026-09-29T23:59:59.999999+08:00"
+    assert (doc["untagged"], doc["untagged_overdue"], doc["untagged_after_hours"]) == (1, 0, 72.0)
     # Only this station's units (those of its roster): U3 is someone else's.
     assert [
-        (u["unit_id"], u["required"], u["recorders_counted"], u["compliant"]) for u in doc["units"]
+        (u["unit"], u["required"], u["recorders_counted"], u["compliant"]) for u in doc["units"]
     ] == [("U1", 2, 1, False), ("U2", 1, 0, False)]
+    assert doc["units"][0]["officers_per_recorder"] == 6.0
+    assert doc["units"][0]["not_counted"] == []
     assert doc["problems"] == []
     fixed_now.set(2026, 9, 28, 16, 1)  # 72 h after the recording ended
-    assert compliance_summary(st.context())["untagged"]["overdue"] == 1
+    assert compliance_summary(st.context())["untagged_overdue"] == 1
     json.dumps(doc)  # publishable as is
 
 

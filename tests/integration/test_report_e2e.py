@@ -28,7 +28,7 @@ def fleet(make_station: Callable[..., Station], tmp_path: Path) -> tuple[Station
 
 
 def unit(doc: dict, unit_id: str) -> dict:
-    return next(u for u in doc["units"] if u["unit_id"] == unit_id)
+    return next(u for u in doc["units"] if u["unit"] == unit_id)
 
 
 def test_ratio_23_officers_needs_5_recorders_repair_does_not_count(
