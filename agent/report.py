@@ -100,73 +100,69 @@ def _yes(lang: str, value: bool) -> str:
     return t(lang, "yes" if value else "no")
 
 
-def section_rows(doc: dict[str, Any], lang: str, section: str) -> tuple[list[str], list[list[Any]]]:
+Rows = tuple[list[str], list[list[Any]]]  # (headings, rows)
+
+RECORDING_COLUMNS = (
+    "id", "serial", "officer", "unit", "start", "end", "deadline", "deadline_met_at",
+    "deadline_status", "case_number", "category", "tagged",
+)  # fmt: skip
+UNIT_COLUMNS = (
+    "unit", "unit_name", "active_officers", "recorders_counted", "ratio", "required",
+    "compliant", "not_counted",
+)  # fmt: skip
+RECORDER_COLUMNS = ("serial", "vendor", "officer", "unit", "last_seen", "limit")
+
+
+def _summary_rows(doc: dict[str, Any], lang: str) -> Rows:
+    d, u = doc["deadlines"], doc["untagged"]
+    rows = [[t(lang, "total"), d["total"]]]
+    rows += [[t(lang, s), d[s]] for s in STATUSES]
+    rows += [
+        [t(lang, "untagged"), u["count"]],
+        [t(lang, "untagged_overdue", hours=u["older_than_hours"]), u["overdue"]],
+        [t(lang, "not_docked_count"), len(doc["recorders_not_docked"])],
+    ]
+    return [t(lang, "metric"), t(lang, "value")], rows
+
+
+def _recording_rows(doc: dict[str, Any], lang: str) -> Rows:
+    rows = []
+    for r in doc["recordings"]:
+        row = dict(r)
+        row["deadline_status"] = t(lang, r["deadline_status"] or "no_deadline")
+        row["tagged"] = _yes(lang, r["tagged"])
+        rows.append([row[c] for c in RECORDING_COLUMNS])
+    return [t(lang, c) for c in RECORDING_COLUMNS], rows
+
+
+def _unit_rows(doc: dict[str, Any], lang: str) -> Rows:
+    rows = []
+    for u in doc["units"]:
+        row = dict(u)
+        row["compliant"] = _yes(lang, u["compliant"])
+        row["not_counted"] = "; ".join(
+            f"{n['serial']} ({reason(lang, n['reason'])})" for n in u["not_counted"]
+        )
+        rows.append([row[c] for c in UNIT_COLUMNS])
+    return [t(lang, c) for c in UNIT_COLUMNS], rows
+
+
+def _recorder_rows(doc: dict[str, Any], lang: str) -> Rows:
+    rows = [[d[c] for c in RECORDER_COLUMNS] for d in doc["recorders_not_docked"]]
+    return [t(lang, c) for c in RECORDER_COLUMNS], rows
+
+
+_SECTION_ROWS = {
+    "summary": _summary_rows,
+    "recordings": _recording_rows,
+    "units": _unit_rows,
+    "recorders": _recorder_rows,
+}
+
+
+def section_rows(doc: dict[str, Any], lang: str, section: str) -> Rows:
     """(headings, rows) of one report section, in `lang`."""
-    if section == "summary":
-        d, u = doc["deadlines"], doc["untagged"]
-        rows = [[t(lang, "total"), d["total"]]]
-        rows += [[t(lang, s), d[s]] for s in STATUSES]
-        rows += [
-            [t(lang, "untagged"), u["count"]],
-            [t(lang, "untagged_overdue", hours=u["older_than_hours"]), u["overdue"]],
-            [t(lang, "not_docked_count"), len(doc["recorders_not_docked"])],
-        ]
-        return [t(lang, "metric"), t(lang, "value")], rows
-    if section == "recordings":
-        cols = [
-            "id",
-            "serial",
-            "officer",
-            "unit",
-            "start",
-            "end",
-            "deadline",
-            "deadline_met_at",
-            "deadline_status",
-            "case_number",
-            "category",
-            "tagged",
-        ]
-        rows = [
-            [
-                t(lang, r["deadline_status"] or "no_deadline")
-                if c == "deadline_status"
-                else _yes(lang, r[c])
-                if c == "tagged"
-                else r[c]
-                for c in cols
-            ]
-            for r in doc["recordings"]
-        ]
-        return [t(lang, c) for c in cols], rows
-    if section == "units":
-        cols = [
-            "unit",
-            "unit_name",
-            "active_officers",
-            "recorders_counted",
-            "ratio",
-            "required",
-            "compliant",
-            "not_counted",
-        ]
-        rows = [
-            [
-                u["unit"],
-                u["unit_name"],
-                u["active_officers"],
-                u["recorders_counted"],
-                u["ratio"],
-                u["required"],
-                _yes(lang, u["compliant"]),
-                "; ".join(f"{n['serial']} ({reason(lang, n['reason'])})" for n in u["not_counted"]),
-            ]
-            for u in doc["units"]
-        ]
-        return [t(lang, c) for c in cols], rows
-    cols = ["serial", "vendor", "officer", "unit", "last_seen", "limit"]
-    rows = [[d[c] for c in cols] for d in doc["recorders_not_docked"]]
-    return [t(lang, c) for c in cols], rows
+    return _SECTION_ROWS[section](doc, lang)
 
 
 def _title(doc: dict[str, Any], lang: str, section: str) -> str:
@@ -196,7 +192,7 @@ def write_csv(doc: dict[str, Any], lang: str, section: str = "all") -> bytes:
     return buf.getvalue().encode("utf-8-sig")
 
 
-def _attention(doc: dict[str, Any], lang: str) -> tuple[list[str], list[list[Any]]]:
+def _attention(doc: dict[str, Any], lang: str) -> Rows:
     """On screen only the recordings needing attention, in a terminal's width; the JSON and
     CSV carry every recording with every column."""
     cols = ["ref", "serial", "officer", "end", "deadline", "deadline_status", "case_number"]
