@@ -6,20 +6,22 @@ takes a Context instead of building its own.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import stationkey
 from agent.config import AgentConfig
 from agent.ledger import Ledger
-from agent.roster import InventoryItem
 from agent.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
+
+if TYPE_CHECKING:
+    from agent.rosterstate import RosterState
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +32,6 @@ class Context:
         self.stop = threading.Event()
         cfg.station.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.ledger = Ledger(cfg.ledger_path)
-        self._inventory: list[InventoryItem] | None = None
-        self._inventory_lock = threading.Lock()
-        self.inventory_sha256: str | None = None
-        self.inventory_error: str | None = None
 
     @property
     def station_id(self) -> str:
@@ -51,7 +49,22 @@ class Context:
 
     @cached_property
     def default_rule(self) -> DeadlineRule:
+        if self.cfg.compliance.default_rule is not None:
+            return self.cfg.compliance.default_rule
         return DeadlineRule(WorkingDaysRule(days=self.cfg.compliance.working_days))
+
+    def rule_for(self, category: str | None) -> DeadlineRule:
+        """The deadline rule of a category (compliance.rules), else the default rule."""
+        if category is not None and category in self.cfg.compliance.rules:
+            return self.cfg.compliance.rules[category]
+        return self.default_rule
+
+    @cached_property
+    def rosters(self) -> RosterState:
+        """Roster and inventory with the last good data in force (see agent.rosterstate)."""
+        from agent.rosterstate import RosterState
+
+        return RosterState(self.cfg, self.ledger)
 
     @cached_property
     def spool(self) -> Path:
@@ -73,59 +86,15 @@ class Context:
         """(registered, inventory status, quarantine?) for a recorder.
 
         With no inventory configured every recorder is accepted (shown as unregistered);
-        with one, a recorder not listed in it is quarantined.
+        with one, a recorder not listed in it is quarantined (also while no good inventory
+        has been loaded yet: unknown is never taken for accepted).
         """
         if self.cfg.inventory.file is None:
             return False, None, False
-        items = self.inventory
-        for item in items:
+        for item in self.rosters.inventory() or ():
             if item.serial == serial and item.vendor.lower() in (vendor.lower(), "*", ""):
-                return True, item.status, False
+                return True, str(item.status), False
         return False, None, True
-
-    @property
-    def inventory(self) -> list[InventoryItem]:
-        if self._inventory is None:
-            self.refresh_inventory()
-        return self._inventory or []
-
-    def refresh_inventory(self) -> list[InventoryItem]:
-        """Re-read `inventory.file` if it changed. A broken file keeps the last good list in
-        force (none yet: an empty list, so every recorder is quarantined, never accepted)."""
-        from agent.roster import RosterError, load_inventory
-
-        path = self.cfg.inventory.file
-        if path is None:
-            return []
-        with self._inventory_lock:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                self._inventory_problem(f"inventory.file {path}: cannot read: {exc}")
-                return self._inventory or []
-            digest = hashlib.sha256(data).hexdigest()
-            if digest == self.inventory_sha256 and self._inventory is not None:
-                return self._inventory
-            try:
-                items = list(load_inventory(path))
-            except (RosterError, OSError) as exc:
-                self._inventory_problem(f"inventory.file: {exc}")
-                return self._inventory or []
-            self._inventory, self.inventory_sha256 = items, digest
-            self.inventory_error = None
-            return items
-
-    def _inventory_problem(self, message: str) -> None:
-        if message != self.inventory_error:
-            state = (
-                "the previous list stays in force"
-                if self._inventory
-                else "no list loaded: every recorder is quarantined"
-            )
-            logger.error("%s (%s)", message, state)
-        self.inventory_error = message
-        if self._inventory is None:
-            self._inventory = []
 
     def close(self) -> None:
         self.ledger.close()

@@ -1,10 +1,10 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-checkpoint (signed custody checkpoints), driver-<name> (one per configured USB/serial driver),
-inventory (re-imports the inventory file when it changes), watchdog (systemd pings). Each loop
-catches and logs its own failures and backs off, so one bad volume, recorder or store never
-stops the rest.
+checkpoint (signed custody checkpoints), compliance (deadline and not-docked alerts),
+driver-<name> (one per configured USB/serial driver), inventory (re-imports the inventory file
+when it changes), watchdog (systemd pings). Each loop catches and logs its own failures and
+backs off, so one bad volume, recorder or store never stops the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from agent import custody, devices, events
 from agent.archiver import Archiver
+from agent.compliance import ComplianceMonitor
 from agent.context import Context
 from agent.credentials import Credentials
 from agent.detect import VolumeWatcher
@@ -40,6 +41,7 @@ class Daemon:
         self.stop = ctx.stop
         self.ingestor = Ingestor(ctx, progress)
         self.archiver = Archiver(ctx)
+        self.compliance = ComplianceMonitor(ctx)  # last_summary: the MQTT compliance payload
         self.watcher = VolumeWatcher(ctx.cfg, self.stop, self._on_ready, self._on_gone)
         self.notifier = SystemdNotifier()
         self.threads: list[threading.Thread] = []
@@ -172,6 +174,7 @@ class Daemon:
         ]
         self.threads.append(self._supervised("archive", self._archive_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
+        self.threads.append(self._supervised("compliance", self.compliance.step))
         if self.ctx.cfg.inventory.file is not None:
             self.threads.append(self._supervised("inventory", self._inventory_step))
         self.threads += self._start_drivers()

@@ -10,9 +10,11 @@ per dock.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INVENTORY_KV = "inventory.sha256"
+INVENTORY_KV = "inventory.imported_sha256"
 
 
 def now_iso() -> str:
@@ -191,13 +193,18 @@ def _import_item(conn: sqlite3.Connection, item: InventoryItem, at: str) -> int:
 
 
 def import_inventory(ctx: Context, force: bool = False) -> int | None:
-    """Bring the devices table in line with the inventory file; None if nothing changed."""
-    path = ctx.cfg.inventory.file
-    if path is None:
+    """Bring the devices table in line with the inventory; None if nothing changed.
+
+    The inventory comes from `ctx.rosters` (the last good file content, also across
+    processes); it is imported when its content differs from the last import."""
+    if ctx.cfg.inventory.file is None:
         return None
-    items = ctx.refresh_inventory()
-    digest = ctx.inventory_sha256
-    if digest is None or (not force and ctx.ledger.get_kv(INVENTORY_KV) == digest):
+    items = ctx.rosters.inventory()
+    if items is None:
+        return None  # no good inventory yet: nothing to import (everyone is quarantined)
+    body = json.dumps([asdict(i) for i in items], sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    if not force and ctx.ledger.get_kv(INVENTORY_KV) == digest:
         return None
     at = now_iso()
     with ctx.ledger.tx() as conn:
@@ -216,8 +223,13 @@ def import_inventory(ctx: Context, force: bool = False) -> int | None:
         custody.append(
             conn,
             "inventory.imported",
-            {"file": str(path), "sha256": digest, "items": len(items), "removed": len(dropped)},
+            {
+                "file": str(ctx.cfg.inventory.file),
+                "items_sha256": digest,
+                "items": len(items),
+                "removed": len(dropped),
+            },
         )
         ctx.ledger.set_kv(conn, INVENTORY_KV, digest)
-    logger.info("inventory %s imported: %d recorders", path, len(items))
+    logger.info("inventory %s imported: %d recorders", ctx.cfg.inventory.file, len(items))
     return len(items)

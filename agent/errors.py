@@ -52,3 +52,10 @@ class UnknownRecordingError(AgentError):
 
 class QuarantineError(AgentError):
     """An accept/reject names a recording that is not quarantined (or already decided)."""
+
+
+class TagError(AgentError):
+    """Case metadata was refused: unknown field, bad case number, future capture time,
+    unknown officer or recording. The message names the field and what is accepted."""
+
+    exit_code = 65  # EX_DATAERR: the input, not the station, is wrong

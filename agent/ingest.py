@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import clock, custody, events, recclock
+from agent import autotag, clock, custody, events, recclock
 from agent import recordings as rec
 from agent.context import Context
 from agent.copier import copy_file
@@ -79,6 +79,7 @@ class Ingestor:
         ident = identify_volume(root, self.cfg, result, ident)
         ident = self.linker.link(self.ctx.ledger.connect(), root, ident)
         metas = [(f, self._file_fields(root, f, ident)) for f in result.files]
+        tags = autotag.prepare(self.ctx, root, result)  # sidecars are read outside the tx
         with self.ctx.ledger.tx() as conn:
             ident = replace(ident, vendor=canonical_vendor(conn, ident.vendor, ident.serial))
             registered, inv_status, quarantine = self.ctx.inventory_status(
@@ -94,12 +95,15 @@ class Ingestor:
                 issues=result.issues,
                 quarantine=quarantine,
             )
+            placed = []
             for f, fields in metas:
                 rid, what = rec.discover_file(conn, report.device_id, f, fields)
+                placed.append((f, rid, what))
                 report.new += what == "new"
                 report.updated += what == "updated"
                 if offset is not None and what != "known":
                     recclock.correct_recording(conn, self.ctx, rid, offset)
+            tags.apply(conn, placed)  # assignment rules and sidecars (agent.autotag)
             self._record_issues(conn, root, ident.serial, result)
         logger.info(
             "volume %s (recorder %s, serial from %s): %d evidence files, %d new, %d other entries",

@@ -138,7 +138,8 @@ def correct_recording(conn: sqlite3.Connection, ctx: Context, rid: str, offset: 
         return
     due = row["deadline"]
     if end is not None:
-        due = clock.iso(compute_deadline(end - shift, ctx.default_rule, ctx.calendar))
+        rule = ctx.rule_for(_category(conn, rid))
+        due = clock.iso(compute_deadline(end - shift, rule, ctx.calendar))
     conn.execute(
         "UPDATE recordings SET start_corrected=?, end_corrected=?, clock_offset_s=?,"
         " deadline=? WHERE id=?",
@@ -158,3 +159,13 @@ def correct_recording(conn: sqlite3.Connection, ctx: Context, rid: str, offset: 
         },
         recording_id=rid,
     )
+
+
+def _category(conn: sqlite3.Connection, rid: str) -> str | None:
+    """The recording's current metadata category (its deadline rule), if tagged already."""
+    row = conn.execute(
+        "SELECT json_extract(m.fields, '$.category') FROM recordings r JOIN metadata_versions m"
+        " ON m.recording_id = r.id AND m.version = r.metadata_version WHERE r.id = ?",
+        (rid,),
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])

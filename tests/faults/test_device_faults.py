@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fixtures.recorders import PASSWORD, UsbSim
 
 from drivers.base import DeviceError, DriverEnv
 from drivers.serial_port import SerialDriver, SerialSettings
 from drivers.zfy_usb import ZfyUsbDriver, ZfyUsbSettings
+from fixtures.recorders import PASSWORD, UsbSim
 from simulators.serial_recorder import SerialRecorderSim
 from simulators.usb_recorder import SimUsbRecorder, gbk_field
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fixtures.recorders import PASSWORD
 from fixtures.station import Station
-
 from simulators.bodycam import BodycamSpec
 from simulators.dock import Dock, run_dock
 from simulators.dockscript import DockRecorder
@@ -175,6 +175,12 @@ def test_shift_change_every_recorder_identified_and_ingested(dock_station: Stati
     (drift,) = [json.loads(e[0]) for e in ctx.ledger.query(
         "SELECT payload FROM outbox WHERE type='clock.drift'")]  # fmt: skip
     assert drift["action"] == "left" and "untrusted" in drift["reason"]
+    # Tagging takes the corrected time as the capture time (采集时间) by default.
+    tagged = st.cli("tag", rows[0]["id"], "--proves", "现场检查", "--operator", "310001",
+                    "--reason", "shift tagging", "--json")  # fmt: skip
+    assert tagged.returncode == 0, tagged.stderr
+    meta = {r["id"]: r for r in status(st)["recordings"]}[rows[0]["id"]]["metadata"]
+    assert datetime.fromisoformat(meta["capture_time"]) == datetime.fromisoformat(rows[0]["start"])
     others = [r for r in doc["recordings"] if r["serial"] != "ZFY0302"]
     assert all(r["start"] == r["start_original"] and r["clock_offset_s"] is None for r in others)
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.recorders import PASSWORD, UsbSim
 
 from agent import devices, status
 from agent.context import Context
@@ -17,6 +16,7 @@ from agent.linker import Linker
 from agent.recorders import DriverRunner
 from drivers.base import DriverEnv
 from drivers.zfy_usb import ZfyUsbDriver, ZfyUsbSettings
+from fixtures.recorders import PASSWORD, UsbSim
 from simulators.usb_recorder import SimUsbRecorder
 
 
@@ -183,9 +183,11 @@ def test_broken_inventory_keeps_the_last_good_list(make_station, tmp_path: Path)
     inv.write_text("vendor,serial,unit_id,officer_id,status,note\nzfy,ZFY0210,HB-01,,在用,\n")
     ctx = make_station(f'[inventory]\nfile = "{inv}"\n').context()
     assert ctx.inventory_status("ZFY", "ZFY0210") == (True, "in_service", False)
+    assert devices.import_inventory(ctx) == 1
     inv.write_text("vendor,serial\nbroken")
-    ctx.refresh_inventory()
-    assert ctx.inventory_status("ZFY", "ZFY0210")[0] and "missing" in (ctx.inventory_error or "")
+    assert ctx.inventory_status("ZFY", "ZFY0210")[0]
+    assert any("missing" in p for p in ctx.rosters.problems())
+    assert devices.import_inventory(ctx) is None  # the last good list is still the one in force
 
 
 def test_unreadable_identity_still_exposes_the_volume(station, usb_sim: UsbSim) -> None:  # type: ignore[no-untyped-def]

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import usb.core
-from fixtures.recorders import PASSWORD, UsbSim
 
 from agent.ingest import Ingestor
 from drivers.base import DeviceAuthError, DriverEnv
 from drivers.zfy_usb import ZfyUsbDriver, ZfyUsbSettings
+from fixtures.recorders import PASSWORD, UsbSim
 from simulators.bodycam import BodycamSpec
 from simulators.dock import Dock
 from simulators.dockscript import DockRecorder
