@@ -47,6 +47,7 @@ def _recording_counts(ctx: Context) -> dict[int, dict[str, Any]]:
 def recorders(ctx: Context) -> list[dict[str, Any]]:
     out = []
     counts = _recording_counts(ctx)
+    inventory = ctx.cfg.inventory.file is not None
     for d in ctx.ledger.query("SELECT * FROM devices ORDER BY serial"):
         status = d["inventory_status"] or ("unregistered" if not d["registered"] else "unknown")
         c = counts.get(d["id"], {"states": {}, "pending_files": 0, "pending_bytes": 0})
@@ -60,7 +61,9 @@ def recorders(ctx: Context) -> list[dict[str, Any]]:
                 "unit": d["unit_id"],
                 "status": status,
                 "registered": bool(d["registered"]),
-                "quarantined": bool(ctx.inventory_status(d["vendor"], d["serial"])[2]),
+                # From the ledger row (updated at every sighting and inventory import), so
+                # the status read stays a pure read of one snapshot.
+                "quarantined": inventory and not d["registered"],
                 "docked": bool(d["docked"]),
                 "port": d["port"],
                 "driver": d["driver"],
@@ -153,11 +156,14 @@ def _time_source(r: Any) -> dict[str, Any]:
 
 
 def document(ctx: Context, **filters: Any) -> dict[str, Any]:
-    return {
-        "station": station(ctx),
-        "recorders": recorders(ctx),
-        "recordings": recordings(ctx, **filters),
-    }
+    st = station(ctx)
+    # One snapshot: per-recorder counts and the recordings list must tell the same story.
+    with ctx.ledger.snapshot():
+        return {
+            "station": st,
+            "recorders": recorders(ctx),
+            "recordings": recordings(ctx, **filters),
+        }
 
 
 def to_json(doc: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import errno
 import glob
 import logging
 import os
+import termios
 import time
 from datetime import datetime
 from pathlib import Path
@@ -110,7 +111,7 @@ class SerialDriver(Driver):
                 write_timeout=self.settings.timeout_seconds,
                 exclusive=True,
             )
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             busy = "lock" in str(exc).lower() or getattr(exc, "errno", None) == errno.EBUSY
             raise DeviceError(
                 f"{self._who(handle)}: cannot open: {exc}"
@@ -139,7 +140,8 @@ class SerialDriver(Driver):
                 f"{self.settings.timeout_seconds} s",
                 code="timeout",
             ) from None
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error (not an OSError): tcflush/tcdrain on a tty whose device is gone.
             self.forget(handle)
             raise DeviceError(
                 f"{self._who(handle)}: disconnected during {what} ({exc})",
