@@ -1,8 +1,10 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-checkpoint (signed custody checkpoints), watchdog (systemd pings). Each loop catches and logs
-its own failures and backs off, so one bad volume or a failing store never stops the rest.
+checkpoint (signed custody checkpoints), watchdog (systemd pings), and with `mqtt.url` set
+mqtt-outbox / mqtt-state / mqtt-commands (agent.mqtt). Each loop catches and logs its own
+failures and backs off, so one bad volume, a failing store or a broker that is down never
+stops the rest.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import custody
 from agent.archiver import Archiver
 from agent.context import Context
 from agent.detect import VolumeWatcher
-from agent.errors import SpoolFullError
+from agent.errors import AgentError, SpoolFullError
 from agent.ingest import Ingestor, ProgressFn
 from agent.sdnotify import SystemdNotifier
+
+if TYPE_CHECKING:
+    from agent.mqtt.service import MqttService
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,21 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.work = threading.Event()  # wakes the workers when a volume was registered
         self.volumes_registered = 0
+        self.mqtt = self._mqtt_service()
+        if self.mqtt is not None:
+            self.ingestor.progress = _chain(progress, self.mqtt.on_progress)
+
+    def _mqtt_service(self) -> MqttService | None:
+        if not self.ctx.cfg.mqtt.url:
+            return None
+        try:
+            from agent.mqtt.service import MqttService
+
+            return MqttService(self.ctx, rescan=self.watcher.request_rescan)
+        except AgentError as exc:
+            # Status over MQTT is for dashboards; ingest goes on without it.
+            logger.error("MQTT status plane disabled: %s", exc)
+            return None
 
     # --- volume callbacks ------------------------------------------------------------------
 
@@ -114,6 +135,9 @@ class Daemon:
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
         if self.notifier.watchdog_interval():
             self.threads.append(self._supervised("watchdog", self._watchdog_step))
+        if self.mqtt is not None:
+            self.mqtt.start()
+            self.threads += [self._supervised(name, step) for name, step in self.mqtt.steps()]
         for t in self.threads:
             t.start()
         self.threads += self.watcher.start()
@@ -129,6 +153,8 @@ class Daemon:
         self.stop.set()
         self.work.set()
         self.watcher.stop_watchdog()
+        if self.mqtt is not None:
+            self.mqtt.wake_all()
         for t in self.threads:
             t.join(timeout=30)
         try:
@@ -136,6 +162,8 @@ class Daemon:
                 custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
         except Exception:  # noqa: BLE001
             logger.exception("final checkpoint failed")
+        if self.mqtt is not None:
+            self.mqtt.stop()  # after the final checkpoint, so it is published too
         logger.info("evidence-agent stopped")
 
     def run_forever(self) -> int:
@@ -151,3 +179,14 @@ class Daemon:
             pass
         self.shutdown()
         return 0
+
+
+def _chain(first: ProgressFn | None, second: ProgressFn) -> ProgressFn:
+    if first is None:
+        return second
+
+    def both(serial: str, recording: str, done: int, total: int) -> None:
+        first(serial, recording, done, total)
+        second(serial, recording, done, total)
+
+    return both

@@ -48,3 +48,11 @@ class IntegrityError(AgentError):
 
 class UnknownRecordingError(AgentError):
     """An id or SHA-256 prefix names no recording, or more than one."""
+
+
+class MqttConfigError(AgentError):
+    """The MQTT settings cannot work (bad URL, unreadable TLS files); MQTT stays off."""
+
+
+class CommandError(AgentError):
+    """An MQTT command is refused or invalid; the message goes back in the reply."""

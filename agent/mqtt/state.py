@@ -1,0 +1,194 @@
+"""Retained state payloads: station, recorders, compliance, custody (docs/mqtt.md, schemas).
+
+Built from the ledger (the truth) on every change, so a dashboard sees the same numbers as
+`status --json`. Evidence content never appears here: counts, sizes, ids and times only.
+Optional parts of other features (compliance engine, S3 backlog) are imported lazily and
+replaced by a minimal summary from the ledger when they are not installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent import __version__, clock, custody
+from agent.context import Context
+from agent.mqtt.lazy import optional
+from agent.stationkey import fingerprint, public_raw
+from agent.timesync import clock_synced
+
+logger = logging.getLogger(__name__)
+
+QUEUED = ("discovered", "copying", "failed")  # waiting for (or in) ingest
+
+
+@dataclass
+class Progress:
+    recording: str
+    done: int
+    total: int
+    at: float = 0.0  # monotonic time of the last update
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.total
+
+
+def now_local(ctx: Context) -> str:
+    return clock.iso(clock.local(clock.now(), ctx.cfg.station.timezone)) or ""
+
+
+def station_state(ctx: Context, started: float, outbox_pending: int) -> dict[str, Any]:
+    q = ctx.ledger
+    counts = {s: 0 for s in (*QUEUED, "quarantined")}
+    for r in q.query("SELECT state, COUNT(*) n FROM recordings GROUP BY state"):
+        if r["state"] in counts:
+            counts[r["state"]] = int(r["n"])
+    spooled = q.one(
+        "SELECT COUNT(*) n, COALESCE(SUM(size), 0) b FROM recordings WHERE state = 'spooled'"
+    )
+    deadlines = q.one(
+        "SELECT MIN(deadline) oldest, SUM(julianday(deadline) < julianday('now')) overdue"
+        " FROM recordings WHERE deadline IS NOT NULL AND deadline_met_at IS NULL"
+    )
+    docked = q.one("SELECT COUNT(*) FROM devices WHERE docked = 1")
+    backlog: dict[str, Any] = {
+        "recordings": int(spooled["n"]) if spooled else 0,
+        "bytes": int(spooled["b"]) if spooled else 0,
+        "estimated_drain_s": None,
+    }
+    extra = optional("agent.archive_s3", "archive_backlog") or optional(
+        "agent.archiver", "archive_backlog"
+    )
+    if extra is not None:
+        try:
+            backlog.update(extra(ctx))
+        except Exception:  # noqa: BLE001 - a status field must not stop the status
+            logger.exception("archive backlog unavailable for the station state")
+    return {
+        "station": ctx.station_id,
+        "at": now_local(ctx),
+        "role": ctx.cfg.station.role,
+        "version": __version__,
+        "uptime_s": round(time.monotonic() - started, 1),
+        "clock_synced": clock_synced(),
+        "spool_free_bytes": ctx.spool_free_bytes(),
+        "queue": {**counts, "total": sum(counts[s] for s in QUEUED)},
+        "active_ingests": counts["copying"],
+        "upload_backlog": backlog,
+        "oldest_open_deadline": deadlines["oldest"] if deadlines else None,
+        "deadlines_overdue": int(deadlines["overdue"] or 0) if deadlines else 0,
+        "recorders_docked": int(docked[0]) if docked else 0,
+        "outbox_pending": outbox_pending,
+    }
+
+
+def recorder_states(ctx: Context, progress: dict[str, Progress]) -> dict[str, dict[str, Any]]:
+    """serial -> payload, for every recorder the ledger knows."""
+    pending = {
+        int(r["device_id"]): (int(r["n"]), int(r["b"]))
+        for r in ctx.ledger.query(
+            "SELECT device_id, COUNT(*) n, COALESCE(SUM(size), 0) b FROM recordings"
+            f" WHERE state IN ({','.join('?' * len(QUEUED))}) GROUP BY device_id",
+            QUEUED,
+        )
+    }
+    at = now_local(ctx)
+    out: dict[str, dict[str, Any]] = {}
+    for d in ctx.ledger.query("SELECT * FROM devices ORDER BY serial"):
+        files, nbytes = pending.get(int(d["id"]), (0, 0))
+        p = progress.get(d["serial"])
+        status = d["inventory_status"] or ("unregistered" if not d["registered"] else "unknown")
+        out[d["serial"]] = {
+            "station": ctx.station_id,
+            "at": at,
+            "vendor": d["vendor"],
+            "serial": d["serial"],
+            "docked": bool(d["docked"]),
+            "port": d["port"],
+            "officer": d["officer_id"],
+            "officer_name": d["officer_name"],
+            "unit": d["unit_id"],
+            "unit_name": d["unit_name"],
+            "status": status,
+            "registered": bool(d["registered"]),
+            "battery_pct": d["battery_pct"],
+            "charging": None if d["charging"] is None else bool(d["charging"]),
+            "clock_offset_s": d["clock_offset_s"],
+            "files_pending": files,
+            "bytes_pending": nbytes,
+            "progress": _progress(p) if p and d["docked"] else None,
+            "last_docked": d["last_docked"],
+        }
+    return out
+
+
+def _progress(p: Progress) -> dict[str, Any]:
+    pct = 100.0 if p.total == 0 else round(100.0 * p.done / p.total, 1)
+    return {"recording": p.recording, "done_bytes": p.done, "total_bytes": p.total, "percent": pct}
+
+
+def custody_state(ctx: Context) -> dict[str, Any]:
+    pub = ctx.key.public_key()
+    latest = custody.latest_checkpoint(ctx.ledger.connect())
+    return {
+        "station": ctx.station_id,
+        "at": now_local(ctx),
+        "checkpoint": latest,
+        "key_fingerprint": fingerprint(pub),
+        "public_key": public_raw(pub).hex(),
+        "alg": custody.ALG,
+    }
+
+
+def compliance_state(ctx: Context, units: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
+    """The compliance engine's summary if installed, else deadlines from the ledger."""
+    base: dict[str, Any] = {"station": ctx.station_id, "at": now_local(ctx)}
+    engine = optional("agent.compliance", "compliance_summary")
+    if engine is not None:
+        try:
+            return {**base, "source": "compliance", **engine(ctx)}
+        except Exception:  # noqa: BLE001
+            logger.exception("compliance summary failed; publishing the ledger summary")
+    row = ctx.ledger.one(
+        "SELECT"
+        " SUM(deadline_met_at IS NULL) open,"
+        " SUM(deadline_met_at IS NULL AND julianday(deadline) < julianday('now')) overdue,"
+        " SUM(deadline_met_at IS NULL AND julianday(deadline) >= julianday('now')"
+        "     AND julianday(deadline) < julianday('now', '+1 day')) due_24h,"
+        " SUM(julianday(deadline_met_at) <= julianday(deadline)) met,"
+        " SUM(julianday(deadline_met_at) > julianday(deadline)) met_late"
+        " FROM recordings WHERE deadline IS NOT NULL"
+    )
+    keys = ("open", "overdue", "due_24h", "met", "met_late")
+    deadlines = {k: int(row[k] or 0) if row else 0 for k in keys}
+    return {**base, "source": "ledger", "deadlines": deadlines, "untagged": None, "units": units()}
+
+
+class FileCache:
+    """Re-read a roster/inventory file only when its mtime changes; keep the last good data."""
+
+    def __init__(self, path: Path | None, load: Callable[[Path], list[Any]]) -> None:
+        self.path = path
+        self.load = load
+        self._mtime: int | None = None
+        self._data: list[Any] = []
+
+    def get(self) -> list[Any]:
+        if self.path is None:
+            return []
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError:
+            return self._data
+        if mtime != self._mtime:
+            self._mtime = mtime
+            try:
+                self._data = self.load(self.path)
+            except Exception as exc:  # noqa: BLE001 - the previous good data stays in force
+                logger.error("%s (previous good data stays in force)", exc)
+        return self._data
