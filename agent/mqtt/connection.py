@@ -254,10 +254,13 @@ class Connection:
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         # paho calls this from inside its `except OSError`, so the cause is still at hand.
         exc = sys.exc_info()[1]
-        if isinstance(exc, ssl.SSLError):
+        # A plain-MQTT listener answers a TLS ClientHello by dropping the connection.
+        handshake = (ssl.SSLError, ConnectionResetError, ConnectionAbortedError)
+        if self.address.tls and isinstance(exc, handshake):
+            why = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else exc
             detail = (
-                f"TLS handshake with {self.address} failed: {exc.reason or exc} (is the port "
-                "a TLS listener, and does mqtt.tls_ca_file hold the CA that signed it?)"
+                f"TLS handshake with {self.address} failed: {why} (is the port a TLS "
+                "listener, and does mqtt.tls_ca_file hold the CA that signed it?)"
             )
         else:
             detail = f"broker {self.address} unreachable: {exc or 'connection failed'}"
