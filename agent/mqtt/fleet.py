@@ -88,6 +88,7 @@ class FleetView:
         ratio_by_unit: dict[str, int],
         default_ratio: int,
         computed_by: str,
+        at: str,
     ) -> dict[str, dict[str, Any]]:
         """unit -> payload of `<prefix>/units/<unit>/ratio`."""
         seen = self.snapshot()
@@ -101,7 +102,6 @@ class FleetView:
             if r["unit"]:
                 stations.setdefault(r["unit"], set()).add(station)
                 serials.setdefault(r["unit"], set()).add(r["serial"])
-        at = clock.iso(clock.now()) or ""
         out = {}
         for u in unit_ratios(officers, recorders, ratio_by_unit, default_ratio):
             skipped = {s for s, _ in u.not_counted}

@@ -27,6 +27,7 @@ from agent.mqtt.state import (
     Progress,
     compliance_state,
     custody_state,
+    now_local,
     recorder_states,
     station_state,
 )
@@ -177,6 +178,7 @@ class StatePublisher:
                 self.ctx.cfg.fleet.ratio_by_unit,
                 self.ctx.cfg.fleet.default_ratio,
                 self.ctx.station_id,
+                now_local(self.ctx),
             )
             out += [(t.unit_ratio(u), p, 0.0) for u, p in fleet.items()]
         if self.cfg.discovery:

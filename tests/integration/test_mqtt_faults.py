@@ -62,7 +62,7 @@ def test_credentials_from_credentials_directory(
 ) -> None:
     users = tmp_path / "users"
     users.mkdir()
-    passwd = password_file(users, "station", "s3cret")
+    passwd = password_file(users, {"station": "s3cret"})
     broker = make_broker(extra=f"allow_anonymous false\npassword_file {passwd}\n")
     creds = tmp_path / "creds"
     creds.mkdir()
@@ -81,7 +81,7 @@ def test_wrong_password_one_clear_line_and_ingest_goes_on(
     caplog.set_level(logging.INFO, logger="agent.mqtt")
     users = tmp_path / "users"
     users.mkdir()
-    passwd = password_file(users, "station", "s3cret")
+    passwd = password_file(users, {"station": "s3cret"})
     broker = make_broker(extra=f"allow_anonymous false\npassword_file {passwd}\n")
     secrets = tmp_path / "agent.secrets"
     secrets.write_text("MQTT_USERNAME=station\nMQTT_PASSWORD=wrong\n")
