@@ -40,9 +40,12 @@ def recorders(ctx: Context) -> list[dict[str, Any]]:
                 "registered": bool(d["registered"]),
                 "docked": bool(d["docked"]),
                 "battery": d["battery_pct"],
+                "charging": None if d["charging"] is None else bool(d["charging"]),
                 "clock_offset_s": d["clock_offset_s"],
                 "last_docked": d["last_docked"],
                 "volume": d["volume"] if d["docked"] else None,
+                "port": d["port"],
+                "unit_name": d["unit_name"],
             }
         )
     return out

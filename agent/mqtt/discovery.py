@@ -41,14 +41,14 @@ def _sensor(topics: Topics, object_id: str, name: str, **fields: Any) -> tuple[s
     return topics.ha_config(object_id), config
 
 
-def configs(topics: Topics, units: list[str], fleet: bool) -> dict[str, dict[str, Any]]:
-    """topic -> discovery config for every sensor of this station."""
-    sensors = [
+def _station_sensors(topics: Topics) -> list[tuple[str, dict[str, Any]]]:
+    state = topics.state
+    return [
         _sensor(
             topics,
             "queue_depth",
             "Ingest queue",
-            state_topic=topics.state,
+            state_topic=state,
             value_template="{{ value_json.queue.total }}",
             unit_of_measurement="recordings",
             state_class="measurement",
@@ -58,7 +58,7 @@ def configs(topics: Topics, units: list[str], fleet: bool) -> dict[str, dict[str
             topics,
             "oldest_open_deadline",
             "Oldest open deadline",
-            state_topic=topics.state,
+            state_topic=state,
             # HA turns the rendered "None" into unknown: no open deadline.
             value_template="{{ value_json.oldest_open_deadline }}",
             device_class="timestamp",
@@ -67,7 +67,7 @@ def configs(topics: Topics, units: list[str], fleet: bool) -> dict[str, dict[str
             topics,
             "overdue_count",
             "Overdue recordings",
-            state_topic=topics.state,
+            state_topic=state,
             value_template="{{ value_json.deadlines_overdue }}",
             unit_of_measurement="recordings",
             state_class="measurement",
@@ -77,35 +77,40 @@ def configs(topics: Topics, units: list[str], fleet: bool) -> dict[str, dict[str
             topics,
             "spool_free",
             "Spool free",
-            state_topic=topics.state,
+            state_topic=state,
             value_template="{{ value_json.spool_free_bytes }}",
             device_class="data_size",
             unit_of_measurement="B",
             state_class="measurement",
         ),
     ]
-    for unit in units:
-        safe = safe_topic_id(unit)
-        if fleet:
-            fields: dict[str, Any] = {
-                "state_topic": topics.unit_ratio(unit),
-                "value_template": "{{ value_json.officers_per_recorder }}",
-                "json_attributes_topic": topics.unit_ratio(unit),
-            }
-        else:
-            pick = f"{{% for u in value_json.units if u.unit == '{safe}' %}}"
-            fields = {
-                "state_topic": topics.compliance,
-                "value_template": pick + "{{ u.officers_per_recorder }}{% endfor %}",
-            }
-        sensors.append(
-            _sensor(
-                topics,
-                f"unit_{safe}_ratio",
-                f"Unit {unit} officers per recorder",
-                state_class="measurement",
-                icon="mdi:account-group",
-                **fields,
-            )
-        )
+
+
+def _unit_sensor(topics: Topics, unit: str, fleet: bool) -> tuple[str, dict[str, Any]]:
+    safe = safe_topic_id(unit)
+    if fleet:
+        fields: dict[str, Any] = {
+            "state_topic": topics.unit_ratio(unit),
+            "value_template": "{{ value_json.officers_per_recorder }}",
+            "json_attributes_topic": topics.unit_ratio(unit),
+        }
+    else:
+        pick = f"{{% for u in value_json.units if u.unit == '{safe}' %}}"
+        fields = {
+            "state_topic": topics.compliance,
+            "value_template": pick + "{{ u.officers_per_recorder }}{% endfor %}",
+        }
+    return _sensor(
+        topics,
+        f"unit_{safe}_ratio",
+        f"Unit {unit} officers per recorder",
+        state_class="measurement",
+        icon="mdi:account-group",
+        **fields,
+    )
+
+
+def configs(topics: Topics, units: list[str], fleet: bool) -> dict[str, dict[str, Any]]:
+    """topic -> discovery config for every sensor of this station."""
+    sensors = _station_sensors(topics) + [_unit_sensor(topics, u, fleet) for u in units]
     return dict(sensors)

@@ -37,6 +37,7 @@ from agent.roster import load_inventory, load_roster
 
 logger = logging.getLogger(__name__)
 
+COMPLIANCE_EVERY = 5.0  # seconds; at most this often the compliance summary is rebuilt
 STALE_PROGRESS = 30.0  # seconds without an update after which a copy's progress is dropped
 VOLATILE = ("at", "uptime_s", "spool_free_bytes")  # refreshed, but not a change on their own
 
@@ -71,6 +72,7 @@ class StatePublisher:
         self._generation = 0
         self._data_version: int | None = None
         self._heartbeat_at = 0.0
+        self._compliance_cache: tuple[float, dict[str, Any]] | None = None
         self._roster = FileCache(ctx.cfg.roster.file, load_roster)
         self._inventory = FileCache(ctx.cfg.inventory.file, load_inventory)
         conn.on_connect(self.wake.set)
@@ -127,7 +129,7 @@ class StatePublisher:
         if self.fleet is not None:
             self.fleet.changed.clear()
         sent = 0
-        for topic, payload, gap in self._payloads():
+        for topic, payload, gap in self._payloads(force):
             sent += self._maybe_send(topic, payload, force, gap)
         return sent
 
@@ -149,7 +151,16 @@ class StatePublisher:
 
     # --- payloads ---------------------------------------------------------------------------
 
-    def _payloads(self) -> list[tuple[str, dict[str, Any], float]]:
+    def _compliance(self, force: bool) -> dict[str, Any]:
+        # The compliance engine may walk every recording; its numbers move slowly, so during
+        # a busy ingest it is re-run at most every COMPLIANCE_EVERY seconds.
+        now = time.monotonic()
+        cached = self._compliance_cache
+        if force or cached is None or now - cached[0] >= COMPLIANCE_EVERY:
+            cached = self._compliance_cache = (now, compliance_state(self.ctx))
+        return cached[1]
+
+    def _payloads(self, force: bool) -> list[tuple[str, dict[str, Any], float]]:
         t = self.topics
         # A finished copy keeps showing 100 % for two progress intervals (so it is seen even
         # when its last update had to wait for the per-recorder rate limit), then goes.
@@ -165,7 +176,7 @@ class StatePublisher:
         units = self._local_units()
         out: list[tuple[str, dict[str, Any], float]] = [
             (t.state, station_state(self.ctx, self.started, self.outbox_pending()), 0.0),
-            (t.compliance, {**compliance_state(self.ctx, lambda: []), "units": units}, 0.0),
+            (t.compliance, {**self._compliance(force), "units": units}, 0.0),
             (t.custody, custody_state(self.ctx), 0.0),
         ]
         gap = self.cfg.progress_seconds

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, clock, custody
+from agent import clock, custody, status
 from agent.context import Context
 from agent.mqtt.lazy import optional
 from agent.stationkey import fingerprint, public_raw
-from agent.timesync import clock_synced
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +42,7 @@ def now_local(ctx: Context) -> str:
 
 
 def station_state(ctx: Context, started: float, outbox_pending: int) -> dict[str, Any]:
+    """`status --json`'s station object plus what a dashboard watches (queues, deadlines)."""
     q = ctx.ledger
     counts = {s: 0 for s in (*QUEUED, "quarantined")}
     for r in q.query("SELECT state, COUNT(*) n FROM recordings GROUP BY state"):
@@ -56,6 +56,22 @@ def station_state(ctx: Context, started: float, outbox_pending: int) -> dict[str
         " FROM recordings WHERE deadline IS NOT NULL AND deadline_met_at IS NULL"
     )
     docked = q.one("SELECT COUNT(*) FROM devices WHERE docked = 1")
+    return {
+        **status.station(ctx),
+        "station": ctx.station_id,
+        "at": now_local(ctx),
+        "uptime_s": round(time.monotonic() - started, 1),
+        "queue": {**counts, "total": sum(counts[s] for s in QUEUED)},
+        "active_ingests": counts["copying"],
+        "upload_backlog": _backlog(ctx, spooled),
+        "oldest_open_deadline": deadlines["oldest"] if deadlines else None,
+        "deadlines_overdue": int(deadlines["overdue"] or 0) if deadlines else 0,
+        "recorders_docked": int(docked[0]) if docked else 0,
+        "outbox_pending": outbox_pending,
+    }
+
+
+def _backlog(ctx: Context, spooled: Any) -> dict[str, Any]:
     backlog: dict[str, Any] = {
         "recordings": int(spooled["n"]) if spooled else 0,
         "bytes": int(spooled["b"]) if spooled else 0,
@@ -69,60 +85,34 @@ def station_state(ctx: Context, started: float, outbox_pending: int) -> dict[str
             backlog.update(extra(ctx))
         except Exception:  # noqa: BLE001 - a status field must not stop the status
             logger.exception("archive backlog unavailable for the station state")
-    return {
-        "station": ctx.station_id,
-        "at": now_local(ctx),
-        "role": ctx.cfg.station.role,
-        "version": __version__,
-        "uptime_s": round(time.monotonic() - started, 1),
-        "clock_synced": clock_synced(),
-        "spool_free_bytes": ctx.spool_free_bytes(),
-        "queue": {**counts, "total": sum(counts[s] for s in QUEUED)},
-        "active_ingests": counts["copying"],
-        "upload_backlog": backlog,
-        "oldest_open_deadline": deadlines["oldest"] if deadlines else None,
-        "deadlines_overdue": int(deadlines["overdue"] or 0) if deadlines else 0,
-        "recorders_docked": int(docked[0]) if docked else 0,
-        "outbox_pending": outbox_pending,
-    }
+    return backlog
 
 
 def recorder_states(ctx: Context, progress: dict[str, Progress]) -> dict[str, dict[str, Any]]:
-    """serial -> payload, for every recorder the ledger knows."""
+    """serial -> `status --json`'s recorder object plus pending work and copy progress."""
     pending = {
-        int(r["device_id"]): (int(r["n"]), int(r["b"]))
+        str(r["serial"]): (int(r["n"]), int(r["b"]))
         for r in ctx.ledger.query(
-            "SELECT device_id, COUNT(*) n, COALESCE(SUM(size), 0) b FROM recordings"
-            f" WHERE state IN ({','.join('?' * len(QUEUED))}) GROUP BY device_id",
+            "SELECT d.serial, COUNT(*) n, COALESCE(SUM(r.size), 0) b FROM recordings r"
+            " JOIN devices d ON d.id = r.device_id"
+            f" WHERE r.state IN ({','.join('?' * len(QUEUED))}) GROUP BY d.serial",
             QUEUED,
         )
     }
     at = now_local(ctx)
     out: dict[str, dict[str, Any]] = {}
-    for d in ctx.ledger.query("SELECT * FROM devices ORDER BY serial"):
-        files, nbytes = pending.get(int(d["id"]), (0, 0))
-        p = progress.get(d["serial"])
-        status = d["inventory_status"] or ("unregistered" if not d["registered"] else "unknown")
-        out[d["serial"]] = {
+    for rec in status.recorders(ctx):
+        rec.pop("volume", None)  # a local mount path: of no use to a dashboard
+        serial = rec["serial"]
+        files, nbytes = pending.get(serial, (0, 0))
+        p = progress.get(serial)
+        out[serial] = {
             "station": ctx.station_id,
             "at": at,
-            "vendor": d["vendor"],
-            "serial": d["serial"],
-            "docked": bool(d["docked"]),
-            "port": d["port"],
-            "officer": d["officer_id"],
-            "officer_name": d["officer_name"],
-            "unit": d["unit_id"],
-            "unit_name": d["unit_name"],
-            "status": status,
-            "registered": bool(d["registered"]),
-            "battery_pct": d["battery_pct"],
-            "charging": None if d["charging"] is None else bool(d["charging"]),
-            "clock_offset_s": d["clock_offset_s"],
+            **rec,
             "files_pending": files,
             "bytes_pending": nbytes,
-            "progress": _progress(p) if p and d["docked"] else None,
-            "last_docked": d["last_docked"],
+            "progress": _progress(p) if p and rec["docked"] else None,
         }
     return out
 
@@ -145,7 +135,7 @@ def custody_state(ctx: Context) -> dict[str, Any]:
     }
 
 
-def compliance_state(ctx: Context, units: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
+def compliance_state(ctx: Context) -> dict[str, Any]:
     """The compliance engine's summary if installed, else deadlines from the ledger."""
     base: dict[str, Any] = {"station": ctx.station_id, "at": now_local(ctx)}
     engine = optional("agent.compliance", "compliance_summary")
@@ -166,7 +156,7 @@ def compliance_state(ctx: Context, units: Callable[[], list[dict[str, Any]]]) ->
     )
     keys = ("open", "overdue", "due_24h", "met", "met_late")
     deadlines = {k: int(row[k] or 0) if row else 0 for k in keys}
-    return {**base, "source": "ledger", "deadlines": deadlines, "untagged": None, "units": units()}
+    return {**base, "source": "ledger", "deadlines": deadlines, "untagged": None}
 
 
 class FileCache:
