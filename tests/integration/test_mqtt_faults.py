@@ -113,3 +113,18 @@ def test_falls_back_to_mqtt_311(broker, make_station, subscribe, tmp_path: Path,
     assert gate.refused_v5 >= 1
     assert _lines(caplog, "falling back to MQTT 3.1.1")
     assert _lines(caplog, "(MQTT 3.1.1)")
+
+
+def test_unusable_mqtt_settings_leave_the_agent_running_without_mqtt(
+    make_station, tmp_path: Path, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
+    station = make_station(
+        mqtt_config("mqtt://127.0.0.1:1")
+        + f'\n[credentials]\nfile = "{tmp_path / "missing.secrets"}"\n'
+    )
+    with running(station) as daemon:
+        assert daemon.mqtt is None
+        drop_volume(station, tmp_path, "ZFY0001", 1)
+        wait_ledger(station, SPOOLED, 1)
+    assert "MQTT status plane disabled: credentials.file" in caplog.text
