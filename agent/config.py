@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from agent.config_base import Section
+from agent.config_compliance import ComplianceConfig, TaggingConfig
 from agent.errors import ConfigError
 from drivers.registry import DriverConfig
 
@@ -28,10 +30,6 @@ DEFAULT_EXTENSIONS = [
     "wav", "amr", "mp3", "aac", "m4a",  # audio
     "jpg", "jpeg",  # photo
 ]  # fmt: skip
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 def _default_station_id() -> str:
@@ -170,15 +168,6 @@ class RosterConfig(Section):
     file: Path | None = Field(None, description="Officer roster CSV (for the 1:5 ratio).")
 
 
-class ComplianceConfig(Section):
-    calendar_overrides: Path | None = Field(
-        None, description="TOML of local holidays / workdays the holidays library lacks."
-    )
-    working_days: int = Field(
-        2, ge=1, le=30, description="Default rule: end of the Nth working day after recording."
-    )
-
-
 class MqttConfig(Section):
     url: str | None = Field(
         None, description="mqtt://host:port or mqtts://host:port; off if unset."
@@ -249,12 +238,10 @@ class MqttConfig(Section):
 
 
 class FleetConfig(Section):
-    aggregate: bool = Field(False, description="Publish fleet-wide per-unit ratios.")
-    default_ratio: int = Field(
-        5, ge=1, le=100, description="Officers per recorder required (5 = 1:5) in fleet ratios."
-    )
-    ratio_by_unit: dict[str, int] = Field(
-        default_factory=dict, description="Per-unit exceptions to default_ratio, e.g. {U1 = 3}."
+    aggregate: bool = Field(
+        False,
+        description="Publish fleet-wide per-unit ratios (<prefix>/units/<unit>/ratio) under "
+        "the compliance.ratio rules.",
     )
 
 
@@ -292,6 +279,7 @@ class AgentConfig(Section):
     inventory: InventoryConfig = Field(default_factory=InventoryConfig)  # type: ignore[arg-type]
     roster: RosterConfig = Field(default_factory=RosterConfig)  # type: ignore[arg-type]
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)  # type: ignore[arg-type]
+    tagging: TaggingConfig = Field(default_factory=TaggingConfig)  # type: ignore[arg-type]
     mqtt: MqttConfig = Field(default_factory=MqttConfig)  # type: ignore[arg-type]
     fleet: FleetConfig = Field(default_factory=FleetConfig)  # type: ignore[arg-type]
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Checks beyond the schema that `check-config` runs: files exist and parse."""
+"""Checks beyond the schema that `check-config` runs: files exist and parse, rules validate."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
             load_roster(cfg.roster.file)
         except (RosterError, OSError) as exc:
             problems.append(("roster.file", str(exc)))
+    problems += _check_assignment_rules(cfg)
     if cfg.credentials.file is not None and not cfg.credentials.file.is_file():
         problems.append(("credentials.file", f"{cfg.credentials.file} does not exist"))
     problems += _mqtt_problems(cfg)
@@ -46,4 +47,30 @@ def _mqtt_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
     if m.url and cfg.station.id == "units":
         # <prefix>/units/<unit>/ratio is the fleet topic; a station named "units" would collide.
         problems.append(("station.id", "'units' is reserved in MQTT topics; choose another id"))
+    return problems
+
+
+def _check_assignment_rules(cfg: AgentConfig) -> list[tuple[str, str]]:
+    """Each [[tagging.assign]] rule's fields pass the same validation as a tag would."""
+    if not cfg.tagging.assign:
+        return []
+    from agent.errors import TagError
+    from agent.metadata import Validator
+    from agent.roster import RosterError, load_roster
+
+    officer_ids = None
+    if cfg.roster.file is not None:
+        try:
+            officer_ids = {o.officer_id for o in load_roster(cfg.roster.file)}
+        except (RosterError, OSError):
+            pass  # reported above as roster.file; the officers are not checked then
+    validator = Validator(cfg, officer_ids)
+    problems = []
+    for i, rule in enumerate(cfg.tagging.assign):
+        try:
+            validator.validate(rule.fields)
+        except TagError as exc:
+            problems.append((f"tagging.assign.{i}.fields", str(exc)))
+        if rule.time_from and rule.time_to and rule.time_from >= rule.time_to:
+            problems.append((f"tagging.assign.{i}", "time_from must be before time_to"))
     return problems

@@ -11,6 +11,7 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -18,6 +19,9 @@ from agent import stationkey
 from agent.config import AgentConfig
 from agent.ledger import Ledger
 from agent.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
+
+if TYPE_CHECKING:
+    from agent.rosterstate import RosterState
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +49,22 @@ class Context:
 
     @cached_property
     def default_rule(self) -> DeadlineRule:
+        if self.cfg.compliance.default_rule is not None:
+            return self.cfg.compliance.default_rule
         return DeadlineRule(WorkingDaysRule(days=self.cfg.compliance.working_days))
+
+    def rule_for(self, category: str | None) -> DeadlineRule:
+        """The deadline rule of a category (compliance.rules), else the default rule."""
+        if category is not None and category in self.cfg.compliance.rules:
+            return self.cfg.compliance.rules[category]
+        return self.default_rule
+
+    @cached_property
+    def rosters(self) -> RosterState:
+        """Roster and inventory with the last good data in force (see agent.rosterstate)."""
+        from agent.rosterstate import RosterState
+
+        return RosterState(self.cfg, self.ledger)
 
     @cached_property
     def spool(self) -> Path:

@@ -1,10 +1,10 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-checkpoint (signed custody checkpoints), watchdog (systemd pings), and with `mqtt.url` set
-mqtt-outbox / mqtt-state / mqtt-commands (agent.mqtt). Each loop catches and logs its own
-failures and backs off, so one bad volume, a failing store or a broker that is down never
-stops the rest.
+checkpoint (signed custody checkpoints), compliance (deadline and not-docked alerts), watchdog
+(systemd pings), and with `mqtt.url` set mqtt-outbox / mqtt-state / mqtt-commands
+(agent.mqtt). Each loop catches and logs its own failures and backs off, so one bad volume,
+a failing store or a broker that is down never stops the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from agent import custody
 from agent.archiver import Archiver
+from agent.compliance import ComplianceMonitor
 from agent.context import Context
 from agent.detect import VolumeWatcher
 from agent.errors import AgentError, SpoolFullError
@@ -38,6 +39,7 @@ class Daemon:
         self.stop = ctx.stop
         self.ingestor = Ingestor(ctx, progress)
         self.archiver = Archiver(ctx)
+        self.compliance = ComplianceMonitor(ctx)  # last_summary: the MQTT compliance payload
         self.watcher = VolumeWatcher(ctx.cfg, self.stop, self._on_ready, self._on_gone)
         self.notifier = SystemdNotifier()
         self.threads: list[threading.Thread] = []
@@ -133,6 +135,7 @@ class Daemon:
         ]
         self.threads.append(self._supervised("archive", self._archive_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
+        self.threads.append(self._supervised("compliance", self.compliance.step))
         if self.notifier.watchdog_interval():
             self.threads.append(self._supervised("watchdog", self._watchdog_step))
         if self.mqtt is not None:

@@ -50,6 +50,13 @@ class UnknownRecordingError(AgentError):
     """An id or SHA-256 prefix names no recording, or more than one."""
 
 
+class TagError(AgentError):
+    """Case metadata was refused: unknown field, bad case number, future capture time,
+    unknown officer or recording. The message names the field and what is accepted."""
+
+    exit_code = 65  # EX_DATAERR: the input, not the station, is wrong
+
+
 class MqttConfigError(AgentError):
     """The MQTT settings cannot work (bad URL, unreadable TLS files); MQTT stays off."""
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import clock, custody, events
+from agent import autotag, clock, custody, events
 from agent import recordings as rec
 from agent.context import Context
 from agent.copier import copy_file
@@ -74,6 +74,7 @@ class Ingestor:
         ident = identify_volume(root, self.cfg, result, ident)
         registered, inv_status, quarantine = self.ctx.inventory_status(ident.vendor, ident.serial)
         metas = [(f, self._file_fields(root, f, ident)) for f in result.files]
+        tags = autotag.prepare(self.ctx, root, result)  # sidecars are read outside the tx
         with self.ctx.ledger.tx() as conn:
             newly = self._dock(conn, root, ident, registered, inv_status, quarantine)
             report = VolumeReport(
@@ -84,10 +85,13 @@ class Ingestor:
                 issues=result.issues,
                 quarantine=quarantine,
             )
+            placed = []
             for f, fields in metas:
-                _, what = rec.discover_file(conn, report.device_id, f, fields)
+                rid, what = rec.discover_file(conn, report.device_id, f, fields)
+                placed.append((f, rid, what))
                 report.new += what == "new"
                 report.updated += what == "updated"
+            tags.apply(conn, placed)  # assignment rules and sidecars (agent.autotag)
             self._record_issues(conn, root, ident.serial, result)
         logger.info(
             "volume %s (recorder %s, serial from %s): %d evidence files, %d new, %d other entries",

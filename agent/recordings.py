@@ -95,7 +95,9 @@ def undock(conn: sqlite3.Connection, volume: str) -> list[str]:
         "SELECT id, serial FROM devices WHERE volume = ? AND docked = 1", (volume,)
     ).fetchall()
     for r in rows:
-        conn.execute("UPDATE devices SET docked = 0 WHERE id = ?", (r["id"],))
+        conn.execute(
+            "UPDATE devices SET docked = 0, last_undocked = ? WHERE id = ?", (now_iso(), r["id"])
+        )
         events.emit(conn, "recorder.undocked", serial=r["serial"])
     return [r["serial"] for r in rows]
 

@@ -6,7 +6,9 @@ import json
 import time
 from typing import Any
 
-from agent import __version__
+from agent import __version__, clock
+from agent import metadata as md
+from agent.compliance import classify, warn_window
 from agent.context import Context
 from agent.timesync import clock_synced
 
@@ -52,9 +54,18 @@ def recorders(ctx: Context) -> list[dict[str, Any]]:
 
 
 def recordings(
-    ctx: Context, limit: int | None = None, state: str | None = None, since: str | None = None
+    ctx: Context,
+    limit: int | None = None,
+    state: str | None = None,
+    since: str | None = None,
+    history: bool = False,
 ) -> list[dict[str, Any]]:
-    sql = "SELECT r.*, d.serial FROM recordings r JOIN devices d ON d.id = r.device_id WHERE 1=1"
+    """Recordings, newest first; `history` adds every metadata version (`metadata_history`)."""
+    sql = (
+        "SELECT r.*, d.serial, m.fields AS metadata_fields FROM recordings r"
+        " JOIN devices d ON d.id = r.device_id LEFT JOIN metadata_versions m"
+        " ON m.recording_id = r.id AND m.version = r.metadata_version WHERE 1=1"
+    )
     params: list[Any] = []
     if state:
         sql += " AND r.state = ?"
@@ -67,7 +78,10 @@ def recordings(
         sql += " LIMIT ?"
         params.append(limit)
     out = []
+    now, warn = clock.now(), warn_window(ctx)
+    conn = ctx.ledger.connect()
     for r in ctx.ledger.query(sql, tuple(params)):
+        doc = r["metadata_fields"]
         out.append(
             {
                 "id": r["id"],
@@ -85,10 +99,13 @@ def recordings(
                 "playable": None if r["playable"] is None else bool(r["playable"]),
                 "deadline": r["deadline"],
                 "deadline_met_at": r["deadline_met_at"],
-                "metadata": None,
-                "metadata_version": 0,
+                "deadline_status": classify(r, now, warn),
+                "metadata": {**md.empty(), **json.loads(doc)} if doc else None,
+                "metadata_version": r["metadata_version"],
             }
         )
+        if history:
+            out[-1]["metadata_history"] = md.history(conn, r["id"])
     return out
 
 

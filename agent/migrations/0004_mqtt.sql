@@ -1,6 +1,6 @@
 -- MQTT: command replies by request id, and an outbox whose seq is never reused.
 
--- MQTT commands already answered, by the request id the sender gave: a QoS 1 command that
+-- MQTT commands already executed, by the request id the sender gave: a QoS 1 command that
 -- the broker delivers twice is executed once and gets the same reply again.
 
 CREATE TABLE mqtt_commands (

@@ -190,7 +190,9 @@ class CommandProcessor:
             event["args"] = {k: v for k, v in body.items() if k not in ("id", "operator")}
         with self.ctx.ledger.tx() as conn:
             custody.append(conn, "command.mqtt", event, actor=actor[:80])
-            if reply["id"] is not None and not reply.get("duplicate"):
+            # Only what ran is remembered: a refused or invalid command changed nothing, so
+            # the sender may fix it and send it again under the same id.
+            if reply["id"] is not None and reply["ok"] and not reply.get("duplicate"):
                 conn.execute(
                     "INSERT OR IGNORE INTO mqtt_commands(request_id, verb, client, received_at,"
                     " ok, reply) VALUES(?,?,?,?,?,?)",

@@ -18,28 +18,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from agent import clock
-from agent.ratio import Recorder, UnitRatio, unit_ratios
+from agent.compliance import unit_payload
+from agent.config_compliance import ComplianceConfig
+from agent.ratio import Recorder, unit_ratios
 from agent.roster import Officer
 
 logger = logging.getLogger(__name__)
-
-
-def unit_payload(u: UnitRatio, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The per-unit ratio object shared by the compliance and the fleet topics."""
-    return {
-        "unit": u.unit_id,
-        "unit_name": u.unit_name,
-        "active_officers": u.active_officers,
-        "recorders_counted": u.recorders_counted,
-        "ratio": u.ratio,
-        "required": u.required,
-        "compliant": u.compliant,
-        "officers_per_recorder": (
-            round(u.active_officers / u.recorders_counted, 2) if u.recorders_counted else None
-        ),
-        "not_counted": [{"serial": s, "reason": r} for s, r in u.not_counted],
-        **(extra or {}),
-    }
 
 
 class FleetView:
@@ -67,6 +51,7 @@ class FleetView:
                 "serial": str(state["serial"]),
                 "unit": None if state.get("unit") is None else str(state["unit"]),
                 "status": str(state["status"]),
+                "docked": bool(state.get("docked")),
                 "last_docked": state.get("last_docked"),
             }
         except (ValueError, KeyError, TypeError) as exc:
@@ -83,17 +68,19 @@ class FleetView:
             return dict(self._seen)
 
     def ratios(
-        self,
-        officers: Iterable[Officer],
-        ratio_by_unit: dict[str, int],
-        default_ratio: int,
-        computed_by: str,
-        at: str,
+        self, officers: Iterable[Officer], rules: ComplianceConfig, computed_by: str, at: str
     ) -> dict[str, dict[str, Any]]:
-        """unit -> payload of `<prefix>/units/<unit>/ratio`."""
+        """unit -> payload of `<prefix>/units/<unit>/ratio`, under the compliance.ratio rules."""
         seen = self.snapshot()
+        now = clock.now()
         recorders = [
-            Recorder(r["vendor"], r["serial"], r["unit"], r["status"], _when(r["last_docked"]))
+            Recorder(
+                r["vendor"],
+                r["serial"],
+                r["unit"],
+                r["status"],
+                now if r["docked"] else _when(r["last_docked"]),
+            )
             for r in seen.values()
         ]
         stations: dict[str, set[str]] = {}
@@ -103,17 +90,18 @@ class FleetView:
                 stations.setdefault(r["unit"], set()).add(station)
                 serials.setdefault(r["unit"], set()).add(r["serial"])
         out = {}
-        for u in unit_ratios(officers, recorders, ratio_by_unit, default_ratio):
+        units = unit_ratios(
+            officers, recorders, rules.ratio_by_unit, rules.ratio, rules.not_seen_days, now
+        )
+        for u in units:
             skipped = {s for s, _ in u.not_counted}
-            out[u.unit_id] = unit_payload(
-                u,
-                {
-                    "recorders": sorted(serials.get(u.unit_id, set()) - skipped),
-                    "stations": sorted(stations.get(u.unit_id, ())),
-                    "computed_by": computed_by,
-                    "at": at,
-                },
-            )
+            out[u.unit_id] = {
+                **unit_payload(u),
+                "recorders": sorted(serials.get(u.unit_id, set()) - skipped),
+                "stations": sorted(stations.get(u.unit_id, ())),
+                "computed_by": computed_by,
+                "at": at,
+            }
         return out
 
 

@@ -21,9 +21,8 @@ from typing import Any
 from agent.context import Context
 from agent.mqtt import discovery
 from agent.mqtt.connection import Connection
-from agent.mqtt.fleet import FleetView, unit_payload
+from agent.mqtt.fleet import FleetView
 from agent.mqtt.state import (
-    FileCache,
     Progress,
     compliance_state,
     custody_state,
@@ -32,8 +31,6 @@ from agent.mqtt.state import (
     station_state,
 )
 from agent.mqtt.topics import Topics
-from agent.ratio import recorders_from_inventory, unit_ratios
-from agent.roster import load_inventory, load_roster
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +70,6 @@ class StatePublisher:
         self._data_version: int | None = None
         self._heartbeat_at = 0.0
         self._compliance_cache: tuple[float, dict[str, Any]] | None = None
-        self._roster = FileCache(ctx.cfg.roster.file, load_roster)
-        self._inventory = FileCache(ctx.cfg.inventory.file, load_inventory)
         conn.on_connect(self.wake.set)
 
     # --- inputs (other threads; must never block) -------------------------------------------
@@ -173,10 +168,10 @@ class StatePublisher:
                 if now - p.at > (keep if p.finished else STALE_PROGRESS):
                     del self._progress[serial]
             progress = dict(self._progress)
-        units = self._local_units()
+        compliance = self._compliance(force)
         out: list[tuple[str, dict[str, Any], float]] = [
             (t.state, station_state(self.ctx, self.started, self.outbox_pending()), 0.0),
-            (t.compliance, {**self._compliance(force), "units": units}, 0.0),
+            (t.compliance, compliance, 0.0),
             (t.custody, custody_state(self.ctx), 0.0),
         ]
         gap = self.cfg.progress_seconds
@@ -185,33 +180,15 @@ class StatePublisher:
         fleet: dict[str, dict[str, Any]] = {}
         if self.fleet is not None:
             fleet = self.fleet.ratios(
-                self._roster.get(),
-                self.ctx.cfg.fleet.ratio_by_unit,
-                self.ctx.cfg.fleet.default_ratio,
+                self.ctx.rosters.officers(),
+                self.ctx.cfg.compliance,
                 self.ctx.station_id,
                 now_local(self.ctx),
             )
             out += [(t.unit_ratio(u), p, 0.0) for u, p in fleet.items()]
         if self.cfg.discovery:
-            names = sorted(fleet) if self.fleet is not None else [u["unit"] for u in units]
+            local = [u["unit"] for u in compliance.get("units", [])]
+            names = sorted(fleet) if self.fleet is not None else local
             for topic, config in discovery.configs(t, names, self.fleet is not None).items():
                 out.append((topic, config, 0.0))
         return out
-
-    def _local_units(self) -> list[dict[str, Any]]:
-        """Ratio per unit of this station's roster and inventory (the compliance payload)."""
-        officers = self._roster.get()
-        inventory = self._inventory.get()
-        if not officers and not inventory:
-            return []
-        ratios = unit_ratios(
-            officers,
-            recorders_from_inventory(inventory),
-            self.ctx.cfg.fleet.ratio_by_unit,
-            self.ctx.cfg.fleet.default_ratio,
-        )
-        return [unit_payload(u) for u in ratios]
-
-    def discovery_topics(self) -> list[str]:
-        prefix = f"{self.topics.discovery_prefix}/"
-        return [t for t in self._last if t.startswith(prefix)]

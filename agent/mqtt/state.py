@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from agent import clock, custody, status
@@ -136,49 +134,7 @@ def custody_state(ctx: Context) -> dict[str, Any]:
 
 
 def compliance_state(ctx: Context) -> dict[str, Any]:
-    """The compliance engine's summary if installed, else deadlines from the ledger."""
-    base: dict[str, Any] = {"station": ctx.station_id, "at": now_local(ctx)}
-    engine = optional("agent.compliance", "compliance_summary")
-    if engine is not None:
-        try:
-            return {**base, "source": "compliance", **engine(ctx)}
-        except Exception:  # noqa: BLE001
-            logger.exception("compliance summary failed; publishing the ledger summary")
-    row = ctx.ledger.one(
-        "SELECT"
-        " SUM(deadline_met_at IS NULL) open,"
-        " SUM(deadline_met_at IS NULL AND julianday(deadline) < julianday('now')) overdue,"
-        " SUM(deadline_met_at IS NULL AND julianday(deadline) >= julianday('now')"
-        "     AND julianday(deadline) < julianday('now', '+1 day')) due_24h,"
-        " SUM(julianday(deadline_met_at) <= julianday(deadline)) met,"
-        " SUM(julianday(deadline_met_at) > julianday(deadline)) met_late"
-        " FROM recordings WHERE deadline IS NOT NULL"
-    )
-    keys = ("open", "overdue", "due_24h", "met", "met_late")
-    deadlines = {k: int(row[k] or 0) if row else 0 for k in keys}
-    return {**base, "source": "ledger", "deadlines": deadlines, "untagged": None}
+    """The compliance engine's summary (deadlines, untagged, ratio per local unit)."""
+    from agent.compliance import compliance_summary
 
-
-class FileCache:
-    """Re-read a roster/inventory file only when its mtime changes; keep the last good data."""
-
-    def __init__(self, path: Path | None, load: Callable[[Path], list[Any]]) -> None:
-        self.path = path
-        self.load = load
-        self._mtime: int | None = None
-        self._data: list[Any] = []
-
-    def get(self) -> list[Any]:
-        if self.path is None:
-            return []
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except OSError:
-            return self._data
-        if mtime != self._mtime:
-            self._mtime = mtime
-            try:
-                self._data = self.load(self.path)
-            except Exception as exc:  # noqa: BLE001 - the previous good data stays in force
-                logger.error("%s (previous good data stays in force)", exc)
-        return self._data
+    return compliance_summary(ctx)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
-from fixtures.mqtt_agent import drop_volume, mqtt_config, running, validate, wait_ledger
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from fixtures.mqtt_agent import drop_volume, mqtt_config, running, validate, wait_ledger
 
 P = "evidence/test-station"
 SPOOLED = "SELECT COUNT(*) FROM recordings WHERE state IN ('spooled', 'archived')"
@@ -45,7 +45,7 @@ class Console:
 @pytest.fixture
 def docked(make_station, broker, subscribe, tmp_path: Path):  # type: ignore[no-untyped-def]
     station = make_station(mqtt_config(broker.url))
-    sub = subscribe(broker, f"{P}/reply/#", "dash/#", f"{P}/availability")
+    sub = subscribe(broker, f"{P}/reply/#", "dash/#", f"{P}/availability", f"{P}/events")
     with running(station) as daemon:
         sub.wait_for(lambda m: m.payload == b"online")
         drop_volume(station, tmp_path, "ZFY0001", 2)
@@ -96,15 +96,27 @@ def test_tag_over_mqtt(docked) -> None:  # type: ignore[no-untyped-def]
     reply = console.send(
         "tag", {"operator": "op7", "recordings": [rid], "fields": fields, "reason": "case opened"}
     )
-    if importlib.util.find_spec("agent.tagging") is None:
-        # Tagging lives in another part of the agent; until it is installed the command says
-        # so instead of pretending.
-        assert not reply["ok"] and reply["error"].startswith("tagging not available")
-        return
     assert reply["ok"], reply
+    [tagged] = reply["result"]["tagged"]
+    assert tagged["recording_id"] == rid and tagged["version"] == 1
     status = json.loads(station.cli("status", "--json", check=True).stdout)
     [row] = [r for r in status["recordings"] if r["id"] == rid]
     assert row["metadata"]["case_number"] == "NJ-2026-0042"
+    assert row["metadata_version"] == 1
+    with _db(station) as db:
+        [(actor, payload)] = db.execute(
+            "SELECT actor, payload FROM custody WHERE type='metadata.tagged'"
+        ).fetchall()
+    assert actor == "op7" and json.loads(payload)["origin"] == "mqtt"
+    # Refused by the metadata rules: an error result naming the field, nothing written.
+    bad = console.send("tag", {"operator": "op7", "recordings": [rid], "fields": {"colour": 1}})
+    assert not bad["ok"] and "colour" in bad["error"]
+    assert station.cli("verify", check=True).returncode == 0
+    event = console.sub.wait_for(
+        lambda m: m.topic == f"{P}/events" and m.json()["type"] == "recording.tagged"
+    ).json()
+    validate("event", event)
+    assert event["recording"] == rid and event["origin"] == "mqtt"
 
 
 BAD = [
@@ -130,9 +142,16 @@ def test_malformed_commands_get_errors_and_agent_keeps_running(docked) -> None: 
         assert reply["ok"] is False and problem in reply["error"], (payload, reply)
     assert all(t.is_alive() for t in daemon.threads if t.name.startswith("mqtt"))
     assert console.send("rescan", {})["ok"]  # still answering
+    # A rejected command ran nothing: fixed and re-sent under the same id, it runs.
+    with _db(station) as db:
+        rid = db.execute("SELECT id FROM recordings ORDER BY id").fetchone()[0]
+    cmd = {"id": "retry-1", "operator": "x", "recordings": ["a+b"], "priority": 1}
+    assert not console.send("priority", cmd)["ok"]
+    fixed = console.send("priority", {**cmd, "recordings": [rid]})
+    assert fixed["ok"] and "duplicate" not in fixed
     with _db(station) as db:
         n = db.execute("SELECT COUNT(*) FROM custody WHERE type='command.mqtt'").fetchone()[0]
-    assert n == len(BAD) + 1  # every command recorded, the bad ones too
+    assert n == len(BAD) + 3  # every command recorded, the bad ones too
 
 
 def test_mqtt5_response_topic_and_correlation_data(docked) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from fixtures.mosquitto import V311Gate, free_port, make_tls, password_file, tls_listener
 from fixtures.mqtt_agent import drop_volume, mqtt_config, running, wait_ledger
 
