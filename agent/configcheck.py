@@ -40,6 +40,22 @@ def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
     problems += _check_assignment_rules(cfg)
     if cfg.credentials.file is not None and not cfg.credentials.file.is_file():
         problems.append(("credentials.file", f"{cfg.credentials.file} does not exist"))
+    problems += _mqtt_problems(cfg)
+    return problems
+
+
+def _mqtt_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
+    m = cfg.mqtt
+    problems: list[tuple[str, str]] = []
+    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+        path = getattr(m, key)
+        if path is not None and not path.is_file():
+            problems.append((f"mqtt.{key}", f"{path} does not exist"))
+    if m.reconnect_max_seconds < m.reconnect_min_seconds:
+        problems.append(("mqtt.reconnect_max_seconds", "must be >= mqtt.reconnect_min_seconds"))
+    if m.url and cfg.station.id == "units":
+        # <prefix>/units/<unit>/ratio is the fleet topic; a station named "units" would collide.
+        problems.append(("station.id", "'units' is reserved in MQTT topics; choose another id"))
     return problems
 
 

@@ -3,8 +3,9 @@
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
 checkpoint (signed custody checkpoints), compliance (deadline and not-docked alerts),
 driver-<name> (one per configured USB/serial driver), inventory (re-imports the inventory file
-when it changes), watchdog (systemd pings). Each loop catches and logs its own failures and
-backs off, so one bad volume, recorder or store never stops the rest.
+when it changes), watchdog (systemd pings), and with `mqtt.url` set mqtt-outbox / mqtt-state /
+mqtt-commands (agent.mqtt). Each loop catches and logs its own failures and backs off, so one
+bad volume, recorder, a failing store or a broker that is down never stops the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import custody, devices, events
 from agent.archiver import Archiver
@@ -28,6 +30,9 @@ from agent.recorders import DriverRunner
 from agent.sdnotify import SystemdNotifier
 from drivers import registry
 from drivers.base import DeviceError, DriverEnv, DriverSettings
+
+if TYPE_CHECKING:
+    from agent.mqtt.service import MqttService
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,21 @@ class Daemon:
         self.linker = Linker()
         self.ingestor.linker = self.linker
         self.runners: list[DriverRunner] = []
+        self.mqtt = self._mqtt_service()
+        if self.mqtt is not None:
+            self.ingestor.progress = _chain(progress, self.mqtt.on_progress)
+
+    def _mqtt_service(self) -> MqttService | None:
+        if not self.ctx.cfg.mqtt.url:
+            return None
+        try:
+            from agent.mqtt.service import MqttService
+
+            return MqttService(self.ctx, rescan=self.watcher.request_rescan)
+        except AgentError as exc:
+            # Status over MQTT is for dashboards; ingest goes on without it.
+            logger.error("MQTT status plane disabled: %s", exc)
+            return None
 
     # --- volume callbacks ------------------------------------------------------------------
 
@@ -180,6 +200,9 @@ class Daemon:
         self.threads += self._start_drivers()
         if self.notifier.watchdog_interval():
             self.threads.append(self._supervised("watchdog", self._watchdog_step))
+        if self.mqtt is not None:
+            self.mqtt.start()
+            self.threads += [self._supervised(name, step) for name, step in self.mqtt.steps()]
         for t in self.threads:
             t.start()
         self.threads += self.watcher.start()
@@ -195,6 +218,8 @@ class Daemon:
         self.stop.set()
         self.work.set()
         self.watcher.stop_watchdog()
+        if self.mqtt is not None:
+            self.mqtt.wake_all()
         for t in self.threads:
             t.join(timeout=30)
         for runner in self.runners:
@@ -207,6 +232,8 @@ class Daemon:
                 custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
         except Exception:  # noqa: BLE001
             logger.exception("final checkpoint failed")
+        if self.mqtt is not None:
+            self.mqtt.stop()  # after the final checkpoint, so it is published too
         logger.info("evidence-agent stopped")
 
     def run_forever(self) -> int:
@@ -222,3 +249,14 @@ class Daemon:
             pass
         self.shutdown()
         return 0
+
+
+def _chain(first: ProgressFn | None, second: ProgressFn) -> ProgressFn:
+    if first is None:
+        return second
+
+    def both(serial: str, recording: str, done: int, total: int) -> None:
+        first(serial, recording, done, total)
+        second(serial, recording, done, total)
+
+    return both

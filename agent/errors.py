@@ -59,3 +59,11 @@ class TagError(AgentError):
     unknown officer or recording. The message names the field and what is accepted."""
 
     exit_code = 65  # EX_DATAERR: the input, not the station, is wrong
+
+
+class MqttConfigError(AgentError):
+    """The MQTT settings cannot work (bad URL, unreadable TLS files); MQTT stays off."""
+
+
+class CommandError(AgentError):
+    """An MQTT command is refused or invalid; the message goes back in the reply."""

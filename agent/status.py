@@ -81,6 +81,7 @@ def recorders(ctx: Context) -> list[dict[str, Any]]:
                 "recordings": c["states"],
                 "pending_files": c["pending_files"],
                 "pending_bytes": c["pending_bytes"],
+                "unit_name": d["unit_name"],
             }
         )
     return out

@@ -14,5 +14,6 @@ pytest_plugins = [
     "fixtures.station",
     "fixtures.mounts",
     "fixtures.compliance",
+    "fixtures.mosquitto",
     "fixtures.recorders",
 ]
