@@ -40,6 +40,12 @@ OFFICERS = [
 
 
 def _config(work: Path) -> config_mod.AgentConfig:
+    # The drivers talk to the dock simulator exactly as they would to hardware: the ZFY USB
+    # driver through the simulator's pyusb backend socket, the serial driver on its ptys.
+    drivers = (
+        f'[{{type="zfy_usb", name="usb", backend="sim:{work / "usb.sock"}", poll_seconds=0.5}},'
+        f' {{type="serial", name="serial", ports=["{work / "tty"}/bay*"], poll_seconds=0.5}}]'
+    )
     env = {
         "EVIDENCE_AGENT__STATION__ID": "demo-dock",
         "EVIDENCE_AGENT__STATION__DATA_DIR": f'"{work / "data"}"',
@@ -47,6 +53,8 @@ def _config(work: Path) -> config_mod.AgentConfig:
         "EVIDENCE_AGENT__DETECT__SETTLE_SECONDS": "0.5",
         "EVIDENCE_AGENT__DETECT__POLL_SECONDS": "0.25",
         "EVIDENCE_AGENT__INGEST__SPOOL_RESERVE_BYTES": "0",
+        "EVIDENCE_AGENT__CREDENTIALS__FILE": f'"{work / "credentials"}"',
+        "EVIDENCE_AGENT__DRIVERS": drivers,
     }
     return config_mod.load(None, environ=env)
 
@@ -63,42 +71,78 @@ class _Board:
             self.bytes.setdefault(serial, {})[rid] = (done, total)
 
 
-def _dock_recorders(args: argparse.Namespace, work: Path, stop: threading.Event) -> None:
-    from simulators.bodycam import BodycamSpec, write_volume
+TRANSPORTS = ("usb", "usb", "serial", "mass_storage")
+
+
+def _recorders(args: argparse.Namespace) -> list[Any]:
+    from simulators.bodycam import BodycamSpec
+    from simulators.dockscript import DockRecorder
 
     start = datetime.now() - timedelta(hours=3)
+    out = []
     for i in range(args.recorders):
-        if stop.is_set():
-            return
         officer, name = OFFICERS[i % len(OFFICERS)]
-        serial = f"ZFY{1001 + i:04d}"
-        staging = work / "staging" / serial
-        write_volume(
-            staging,
-            BodycamSpec(
-                serial=serial,
-                officer=officer,
-                officer_name=name,
-                unit=f"UNIT0{1 + i % 2}",
-                clips=args.clips,
-                seconds=args.seconds,
-                start=start + timedelta(minutes=20 * i),
-                width=640,
-                height=360,
-                fps=15,
-            ),
+        spec = BodycamSpec(
+            serial=f"ZFY{1001 + i:04d}",
+            officer=officer,
+            officer_name=name,
+            unit=f"UNIT0{1 + i % 2}",
+            clips=args.clips,
+            seconds=args.seconds,
+            start=start + timedelta(minutes=20 * i),
+            width=640,
+            height=360,
+            fps=15,
         )
-        # A whole volume appears at once, as a mount does.
-        staging.rename(work / "media" / serial)
-        stop.wait(1.0)
+        out.append(
+            DockRecorder(spec, transport=TRANSPORTS[i % len(TRANSPORTS)], battery_pct=90 - 7 * i)
+        )
+    return out
+
+
+def _start_dock(args: argparse.Namespace, work: Path, stop: threading.Event) -> threading.Thread:
+    """Run the dock simulator (shift change: recorders arrive one after another)."""
+    from simulators.dock import run_dock
+
+    ready = threading.Event()
+    recorders = _recorders(args)
+    (work / "tty").mkdir(exist_ok=True)
+
+    def body() -> None:
+        run_dock(
+            work / "media",
+            max(args.recorders, 1),
+            recorders,
+            stop,
+            "shift-change",
+            usb_socket=work / "usb.sock",
+            tty_dir=work / "tty",
+            window_s=max(2.0, 1.0 * args.recorders),
+            ready=ready,
+        )
+
+    t = threading.Thread(target=body, name="demo-dock", daemon=True)
+    t.start()
+    ready.wait(120)  # footage written and the USB socket listening
+    return t
 
 
 def _table(ctx: Context, board: _Board) -> Table:
     t = Table(title=f"dock {ctx.station_id}: recorders")
-    for col in ("bay", "recorder", "officer", "unit", "clips", "spooled", "archived", "progress"):
-        t.add_column(col)
+    for col in (
+        "recorder",
+        "via",
+        "officer",
+        "unit",
+        "battery",
+        "clips",
+        "spooled",
+        "archived",
+        "progress",
+    ):
+        t.add_column(col, no_wrap=True)
     devices = ctx.ledger.query("SELECT * FROM devices ORDER BY serial")
-    for bay, d in enumerate(devices, 1):
+    for d in devices:
         counts = {
             r[0]: r[1]
             for r in ctx.ledger.query(
@@ -112,11 +156,13 @@ def _table(ctx: Context, board: _Board) -> Table:
             done = sum(a for a, _ in prog.values())
             size = sum(b for _, b in prog.values())
         pct = f"{100 * done / size:5.1f}%" if size else "-"
+        battery = f"{d['battery_pct']}%" if d["battery_pct"] is not None else "-"
         t.add_row(
-            str(bay),
             d["serial"],
-            f"{d['officer_id']} {d['officer_name'] or ''}",
+            d["serial_source"],
+            d["officer_id"] or "-",
             d["unit_id"] or "-",
+            battery,
             str(total),
             str(counts.get("spooled", 0) + counts.get("archived", 0)),
             str(counts.get("archived", 0)),
@@ -136,6 +182,9 @@ def run_demo(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="evidence-demo-"))
     (work / "media").mkdir(parents=True, exist_ok=True)
+    creds = work / "credentials"
+    creds.write_text("zfy_admin_password=123456\n", encoding="utf-8")  # the simulators' password
+    creds.chmod(0o600)
     ctx = Context(_config(work))
     board = _Board()
     daemon = Daemon(ctx, progress=board.progress)
@@ -144,11 +193,9 @@ def run_demo(args: argparse.Namespace) -> int:
         f"[bold]evidence-agent demo[/]: {args.recorders} simulated recorders × "
         f"{args.clips} clips, work dir {work}"
     )
+    dock_stop = threading.Event()
+    _start_dock(args, work, dock_stop)
     daemon.start()
-    docker = threading.Thread(
-        target=_dock_recorders, args=(args, work, ctx.stop), name="demo-dock", daemon=True
-    )
-    docker.start()
     started = time.monotonic()
     try:
         with Live(_table(ctx, board), console=console, refresh_per_second=4) as live:
@@ -156,10 +203,12 @@ def run_demo(args: argparse.Namespace) -> int:
                 time.sleep(0.25)
                 live.update(_table(ctx, board))
             live.update(_table(ctx, board))
+        console.print()
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
     finally:
         daemon.shutdown()
+        dock_stop.set()
     return _summary(console, ctx, work, expected, time.monotonic() - started, args)
 
 

@@ -148,6 +148,11 @@ class VolumeWatcher:
         observer.start()
         self._observer = observer
 
+    def request_rescan(self) -> None:
+        """A full rescan now (e.g. an operator's `rescan` command), not at the next period."""
+        self._last_rescan = 0.0
+        self.wake.set()
+
     def stop_watchdog(self) -> None:
         obs = self._observer
         if obs is not None:

@@ -40,41 +40,58 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="with --fault growing: keep writing the last clip this long",
     )
 
-    ff = kinds.add_parser(
-        "faultfs",
-        help="serve a directory through a fault-injecting FUSE filesystem (foreground)",
-        description="Mount BACKING on MOUNT through FUSE and inject faults on command: read "
-        "errors, early EOF, a file changing while read, unplug, throttling (recorder side); "
-        "fsync errors (spool side). Faults come from the flags and from the JSON control "
-        "file, re-read whenever it is replaced (see simulators/faultfs.py). Stops on "
-        "unmount, SIGTERM or Ctrl-C.",
+    _dock_arguments(kinds)
+    from simulators.faultfs_cli import add_faultfs_arguments
+
+    add_faultfs_arguments(kinds)
+
+
+def _dock_arguments(kinds: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    dk = kinds.add_parser(
+        "dock", help="N bays plugging simulated USB/serial/mass-storage recorders on a script"
     )
-    ff.add_argument("--backing", required=True, help="directory to serve")
-    ff.add_argument("--mount", required=True, help="empty directory to mount on")
-    ff.add_argument("--fs", dest="fs_kind", choices=("recorder", "spool"), default="recorder")
-    ff.add_argument("--control", default=None, help="JSON control file (re-read when replaced)")
-    ff.add_argument("--events", default=None, help="append injected faults here (JSON lines)")
-    ff.add_argument("--allow-erase", action="store_true", help="recorder: allow unlink")
-    ff.add_argument("--fsname", default="evagent-faultfs", help="source name in mountinfo")
-    ff.add_argument("--throttle-mbps", type=float, default=None, help="cap reads (MB/s)")
-    for name, what in (
-        ("eio", "fail reads of files matching GLOB with EIO from byte N"),
-        ("eof", "end files matching GLOB early, at byte N"),
-        ("change", "rewrite a file matching GLOB when a read passes byte N"),
-        ("unplug", "unplug when a read of a file matching GLOB passes byte N"),
-    ):
-        ff.add_argument(f"--{name}", action="append", default=[], metavar="GLOB:N", help=what)
-    ff.add_argument(
-        "--fsync-eio", action="append", default=[], metavar="GLOB[:TIMES]",
-        help="spool: fsync of files matching GLOB returns EIO (TIMES times)",
-    )  # fmt: skip
+    dk.add_argument("--bays", type=int, default=8)
+    dk.add_argument("--mount-root", required=True, help="where volumes appear (agent's root)")
+    dk.add_argument("--usb-socket", default=None, help='Unix socket; agent: backend = "sim:..."')
+    dk.add_argument("--tty-dir", default=None, help="serial bays are linked here as bayN")
+    dk.add_argument("--recorders", type=int, default=12)
+    dk.add_argument(
+        "--transports",
+        default=None,
+        help="comma list cycled over the recorders: usb, ambarella, serial, mass_storage "
+        "(default: all that the given socket/tty dir allow)",
+    )
+    dk.add_argument("--script", default="shift-change", help="shift-change, all-at-once or FILE")
+    dk.add_argument("--window", type=float, default=120.0, help="shift-change arrival window s")
+    dk.add_argument("--dwell", type=float, default=None, help="seconds a recorder stays docked")
+    dk.add_argument("--time-scale", type=float, default=1.0, help="0.1 = ten times faster")
+    dk.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    dk.add_argument("--password", default="123456", help="recorders' admin password")
+    dk.add_argument("--serial-prefix", default="DSJ")
+    dk.add_argument("--officer-start", type=int, default=100001)
+    dk.add_argument("--unit", default="UNIT01")
+    dk.add_argument("--clips", type=int, default=2)
+    dk.add_argument("--seconds", type=float, default=2.0)
+    dk.add_argument(
+        "--drift",
+        action="append",
+        default=[],
+        metavar="SERIAL:SECONDS",
+        help="recorder clock offset, e.g. DSJ0003:10800 (repeatable)",
+    )
 
 
 def run_simulator(args: argparse.Namespace) -> int:
     if args.kind == "bodycam":
         return _bodycam(args)
+    if args.kind == "dock":
+        from simulators.dock_cli import run_dock_cli
+
+        return run_dock_cli(args)
     if args.kind == "faultfs":
-        return _faultfs(args)
+        from simulators.faultfs_cli import run_faultfs_cli
+
+        return run_faultfs_cli(args)
     print(f"unknown simulator {args.kind}", file=sys.stderr)
     return 64
 
@@ -110,57 +127,4 @@ def _bodycam(args: argparse.Namespace) -> int:
         print(f"growing {clips[-1].name} for {args.grow_seconds} s ...", flush=True)
         grow_clip(clips[-1], args.grow_seconds)
         print("done")
-    return 0
-
-
-def _rule(text: str, key: str) -> dict[str, object]:
-    glob, sep, num = text.rpartition(":")
-    if not sep or not num.isdigit():
-        raise ValueError(f"{text!r}: expected GLOB:{key.upper()}")
-    return {"path": glob, key: int(num)}
-
-
-def _faultfs(args: argparse.Namespace) -> int:
-    import json
-    import os
-
-    try:
-        from simulators.faultfs import serve
-    except ImportError as exc:  # pragma: no cover - mfusepy is a test extra
-        print(f"simulate faultfs needs mfusepy and fuse3: {exc}", file=sys.stderr)
-        return 69
-    try:
-        spec: dict[str, object] = {
-            k: [_rule(t, "at") for t in getattr(args, k)]
-            for k in ("eio", "eof", "change", "unplug")
-        }
-        spec["fsync_eio"] = [_rule(t, "times") if ":" in t else {"path": t} for t in args.fsync_eio]
-    except ValueError as exc:
-        print(f"simulate faultfs: {exc}", file=sys.stderr)
-        return 64
-    if args.throttle_mbps:
-        spec["throttle_bps"] = args.throttle_mbps * 1e6
-    control = Path(args.control) if args.control else None
-    if control is not None and any(spec.values()):
-        tmp = control.with_suffix(".tmp")
-        tmp.write_text(json.dumps(spec), encoding="utf-8")
-        os.replace(tmp, control)
-    elif control is None and any(spec.values()):
-        print("simulate faultfs: fault flags need --control FILE to live in", file=sys.stderr)
-        return 64
-    try:
-        serve(
-            args.fs_kind,
-            Path(args.backing),
-            Path(args.mount),
-            control,
-            Path(args.events) if args.events else None,
-            allow_erase=args.allow_erase,
-            fsname=args.fsname,
-        )
-    except (OSError, RuntimeError, ValueError) as exc:
-        print(
-            f"simulate faultfs: cannot serve {args.backing} on {args.mount}: {exc}", file=sys.stderr
-        )
-        return 1
     return 0
