@@ -342,6 +342,11 @@ class KillRunner:
     seed: int
     release_after: str = "archived"
     log: Callable[[str], None] = print
+    # More crash points for the daemon (e.g. the MQTT outbox's), and a hook run before each
+    # round that may change the weather (stop or start a broker, an object store); it gets the
+    # round's rng and returns what it did, for the log.
+    extra_points: tuple[str, ...] = ()
+    before_round: Callable[[random.Random], str | None] | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
@@ -355,11 +360,12 @@ class KillRunner:
     def round(self, i: int) -> Outcome:
         rng = self.rng
         t0 = time.monotonic()
+        weather = self.before_round(rng) if self.before_round else None
         target = rng.choice(self.recorders)
         if rng.random() < 0.6:  # the recorders keep recording between docks
             target.record(rng, rng.randint(1, 3))
         if rng.random() < 0.4:
-            args, points = ["run"], DAEMON_POINTS
+            args, points = ["run"], DAEMON_POINTS + self.extra_points
         else:
             args, points = ["ingest", str(target.volume)], INGEST_POINTS
         if rng.random() < 0.55:
@@ -383,8 +389,8 @@ class KillRunner:
         )
         self.log(
             f"round {i} ({time.monotonic() - t0:.2f} s): {out.command.split(' ')[0]} {out.how}"
-            f" -> rc {out.returncode}"
-            f"{' KILLED' if out.killed else ''}; {len(problems)} violation(s)"
+            f" -> rc {out.returncode}{' KILLED' if out.killed else ''}"
+            f"{f' ({weather})' if weather else ''}; {len(problems)} violation(s)"
         )
         self.violations += [f"after round {i} ({out.command}, {out.how}): {p}" for p in problems]
         return out
@@ -395,8 +401,9 @@ class KillRunner:
             self.round(i)
             i += 1
 
-    def settle(self, timeout: float = 60.0) -> None:
-        """Clean restart: ingest every volume, then let the daemon archive and release."""
+    def settle(self, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> None:
+        """Clean restart: ingest every volume, then let the daemon archive and release (and
+        run until `until()` holds, e.g. its outbox is drained)."""
         for rec in self.recorders:
             out = run_agent(self.config, ["ingest", str(rec.volume)], timeout=timeout)
             if out.returncode != 0:
@@ -411,9 +418,13 @@ class KillRunner:
         )
         try:
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self._pending():
+
+            def busy() -> bool:
+                return bool(self._pending()) or (until is not None and not until())
+
+            while time.monotonic() < deadline and busy():
                 time.sleep(0.2)
-            if self._pending():
+            if busy():
                 self.violations.append(f"daemon did not settle in {timeout} s: {self._pending()}")
         finally:
             proc.send_signal(signal.SIGTERM)
