@@ -2,12 +2,8 @@
 
 - `Recorder` writes evidence clips on a simulated recorder volume and keeps the manifest of
   what each file is (SHA-256), so the invariants can be checked after the agent erased files.
-- `check_invariants` checks, against the ledger, the spool and the volumes (DESIGN.md, issue 8):
-  every evidence file on a source is in the ledger exactly once (spooled/archived/released
-  with the right SHA-256, or quarantined/failed with a reason); no spool file unaccounted for;
-  nothing released (or missing from a recorder) unless the wipe gate held; the custody chain
-  and checkpoints verify; no duplicate rows. `final=False` is the subset that must hold at
-  any instant, even right after a SIGKILL, before recovery ran.
+- `check_invariants` (tests/faults/invariants.py, re-exported here) checks the invariants
+  of the fault matrix against the ledger, the spool and the volumes.
 - `KillRunner` runs `evidence-agent ingest` / `run` as subprocesses and SIGKILLs them at named
   crash points and at seeded random moments. The schedule comes from one seed (printed;
   EVIDENCE_FAULT_SEED replays it); where a random-moment kill lands depends on timing.
@@ -20,7 +16,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,10 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from faults.invariants import check_invariants, ledger_rows
+
+__all__ = ["KillRunner", "Recorder", "check_invariants", "run_agent", "seed_from_env"]
+
 ROOT = Path(__file__).resolve().parents[2]
 SEED_ENV = "EVIDENCE_FAULT_SEED"
 EVIDENCE_EXTS = (".mp4", ".mov", ".avi", ".ts", ".mkv", ".wav", ".jpg", ".jpeg")
-HASHED = ("spooled", "archived", "released", "quarantined")
 
 
 def seed_from_env(default: int | None = None) -> int:
@@ -99,144 +97,6 @@ class Recorder:
         for p in self.volume.rglob("*"):
             if p.is_file() and not p.is_symlink() and p.suffix.lower() in EVIDENCE_EXTS:
                 self.manifest[os.fsencode(p.relative_to(self.volume))] = sha256_of(p)
-
-
-# --- invariants -----------------------------------------------------------------------------
-
-
-def _rows(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db, timeout=60)
-    conn.row_factory = sqlite3.Row
-    try:
-        return list(conn.execute(sql, params))
-    finally:
-        conn.close()
-
-
-def _spool_files(spool: Path) -> tuple[set[str], set[str]]:
-    """(copies, temp files) under the spool."""
-    copies, temps = set(), set()
-    if not spool.exists():
-        return copies, temps
-    for p in spool.rglob("*"):
-        if p.is_file() or p.is_symlink():
-            (temps if ".tmp" in p.relative_to(spool).parts else copies).add(str(p))
-    return copies, temps
-
-
-def check_invariants(
-    config: Path, recorders: list[Recorder], *, final: bool, release_after: str = "archived"
-) -> list[str]:
-    """Violations (empty list = all invariants hold). See the module docstring."""
-    from agent import config as config_mod
-    from agent import verify
-    from agent.context import Context
-
-    cfg = config_mod.load(config, environ={})
-    db = cfg.ledger_path
-    if not db.exists():
-        return [] if not final else ["no ledger at all"]
-    bad: list[str] = []
-    rows = _rows(
-        db,
-        "SELECT r.*, d.serial FROM recordings r JOIN devices d ON d.id = r.device_id",
-    )
-    by_key: dict[tuple[str, bytes], list[sqlite3.Row]] = {}
-    for r in rows:
-        by_key.setdefault((r["serial"], bytes(r["source_path_raw"])), []).append(r)
-    for (serial, rel), rs in by_key.items():
-        if len(rs) > 1:
-            bad.append(f"{serial} {rel!r}: {len(rs)} ledger rows (duplicate)")
-    events = _custody_by_recording(db)
-    manifests = {rec.serial: rec for rec in recorders}
-    for r in rows:
-        bad += _check_row(r, manifests, events, release_after)
-    for rec in recorders:
-        bad += _check_sources(rec, by_key, final)
-    copies, temps = _spool_files(cfg.spool_dir)
-    vouched = {r["spool_path"] for r in rows if r["spool_path"]}
-    if final:
-        bad += [f"spool temp file left after recovery: {t}" for t in sorted(temps)]
-        bad += [f"spool file no ledger row vouches for: {c}" for c in sorted(copies - vouched)]
-    ctx = Context(cfg)
-    try:
-        report = verify.run(ctx)
-    finally:
-        ctx.close()
-    bad += [f"verify: {p.kind} {p.subject}: {p.message}" for p in report.problems]
-    return bad
-
-
-def _custody_by_recording(db: Path) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for e in _rows(db, "SELECT recording_id, type FROM custody ORDER BY seq"):
-        if e["recording_id"]:
-            out.setdefault(e["recording_id"], []).append(e["type"])
-    return out
-
-
-def _check_row(
-    r: sqlite3.Row,
-    manifests: dict[str, Recorder],
-    events: dict[str, list[str]],
-    release_after: str,
-) -> list[str]:
-    rid, state, rel = r["id"], r["state"], bytes(r["source_path_raw"])
-    rec = manifests.get(r["serial"])
-    where = f"recording {rid} ({r['serial']} {r['source_path']}, {state})"
-    bad = []
-    if events.get(rid, [None])[0] != "recording.discovered":
-        bad.append(f"{where}: custody does not start with recording.discovered")
-    if rec is not None and rel not in rec.manifest:
-        bad.append(f"{where}: no such evidence file was ever on the recorder")
-    elif rec is not None and state in HASHED and r["sha256"] != rec.manifest[rel]:
-        bad.append(f"{where}: SHA-256 {r['sha256']} but the source is {rec.manifest[rel]}")
-    if state in HASHED and not (r["spool_path"] and Path(r["spool_path"]).is_file()):
-        bad.append(f"{where}: spool copy {r['spool_path']} missing")
-    if state == "failed" and not r["reason"]:
-        bad.append(f"{where}: failed without a reason")
-    if state == "released":
-        bad += _check_gate(r, where, events.get(rid, []), release_after)
-    return bad
-
-
-def _check_gate(r: sqlite3.Row, where: str, types: list[str], release_after: str) -> list[str]:
-    """A released recording: the ledger shows every wipe-gate condition held before it."""
-    bad = []
-    if release_after == "never":
-        bad.append(f"{where}: released although ingest.release_after is never")
-    if not (r["sha256"] and r["verified_at"] and r["spooled_at"] and r["released_at"]):
-        bad.append(f"{where}: released without a durable, verified spool copy")
-    need = ["recording.spooled", "recording.released"]
-    if release_after == "archived":
-        if not (r["archive_ref"] and r["archive_verified_at"]):
-            bad.append(f"{where}: released before it was archived and verified")
-        need.insert(1, "recording.archived")
-    if "recording.quarantined" in types:
-        bad.append(f"{where}: a quarantined recording was released")
-    pos = [types.index(t) if t in types else -1 for t in need]
-    if -1 in pos or pos != sorted(pos):
-        bad.append(f"{where}: custody order {types} lacks {need} in order")
-    return bad
-
-
-def _check_sources(
-    rec: Recorder, by_key: dict[tuple[str, bytes], list[sqlite3.Row]], final: bool
-) -> list[str]:
-    bad = []
-    for rel in rec.manifest:
-        rs = by_key.get((rec.serial, rel), [])
-        present = os.path.lexists(os.path.join(os.fsencode(rec.volume), rel))
-        where = f"{rec.serial} {rel.decode(errors='replace')}"
-        if not present and not any(r["state"] == "released" for r in rs):
-            bad.append(f"{where}: gone from the recorder but not released through the gate")
-        if not final:
-            continue
-        if len(rs) != 1:
-            bad.append(f"{where}: {len(rs)} ledger rows, expected exactly one")
-        elif rs[0]["state"] not in ("spooled", "archived", "released", "quarantined", "failed"):
-            bad.append(f"{where}: left in state {rs[0]['state']}")
-    return bad
 
 
 # --- running the agent and killing it -------------------------------------------------------
@@ -438,7 +298,7 @@ class KillRunner:
         from agent import config as config_mod
 
         db = config_mod.load(self.config, environ={}).ledger_path
-        rows = _rows(
+        rows = ledger_rows(
             db,
             "SELECT id, state FROM recordings WHERE state NOT IN ('released', 'quarantined')"
             + (" AND state != 'archived'" if self.release_after == "spooled" else ""),
