@@ -322,9 +322,9 @@ class AgentConfig(Section):
         return self.station.data_dir / "ledger.sqlite3"
 
     @property
-    def spool_lock_path(self) -> Path:
-        # Next to the ledger whose `copying` rows it guards (see agent.spoollock).
-        return self.station.data_dir / "spool.lock"
+    def locks_dir(self) -> Path:
+        # Next to the ledger whose `copying` rows they guard (see agent.copylocks).
+        return self.station.data_dir / "locks"
 
     @property
     def keys_dir(self) -> Path:

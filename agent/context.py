@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import stationkey
 from agent.config import AgentConfig
+from agent.copylocks import DeviceLocks, SpoolLock
 from agent.ledger import Ledger
-from agent.spoollock import SpoolLock
 from agent.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
 
 if TYPE_CHECKING:
@@ -75,7 +75,11 @@ class Context:
 
     @cached_property
     def spool_lock(self) -> SpoolLock:
-        return SpoolLock(self.cfg.spool_lock_path)
+        return SpoolLock(self.cfg.locks_dir / "spool.lock")
+
+    @cached_property
+    def device_locks(self) -> DeviceLocks:
+        return DeviceLocks(self.cfg.locks_dir)
 
     @cached_property
     def spool_tmp(self) -> Path:
@@ -103,5 +107,6 @@ class Context:
 
     def close(self) -> None:
         self.ledger.close()
-        if "spool_lock" in self.__dict__:
-            self.spool_lock.close()
+        for name in ("spool_lock", "device_locks"):
+            if name in self.__dict__:
+                getattr(self, name).close()

@@ -74,7 +74,11 @@ class Ingestor:
 
     # --- discovery -------------------------------------------------------------------------
 
-    def register_volume(self, root: Path, ident: DeviceIdentity | None = None) -> VolumeReport:
+    def register_volume(
+        self, root: Path, ident: DeviceIdentity | None = None, pin: bool = False
+    ) -> VolumeReport:
+        """Register a volume's files. With `pin`, this process takes the recorder for itself
+        (see agent.copylocks) before other processes can see its new recordings."""
         result = scan(root, self.cfg)
         ident = identify_volume(root, self.cfg, result, ident)
         ident = self.linker.link(self.ctx.ledger.connect(), root, ident)
@@ -86,6 +90,10 @@ class Ingestor:
                 ident.vendor, ident.serial
             )
             newly = self._dock(conn, root, ident, registered, inv_status, quarantine)
+            if pin and not self.ctx.device_locks.try_acquire(newly, pin=True):
+                logger.info(
+                    "recorder %s is being copied by another agent process; sharing it", ident.serial
+                )
             offset = recclock.pending_offset(conn, self.ctx, newly)
             report = VolumeReport(
                 root,
@@ -229,29 +237,50 @@ class Ingestor:
                 only = f" AND r.device_id IN ({','.join(str(int(i)) for i in device_ids)})"
             if exclude:
                 only += f" AND r.id NOT IN ({','.join(repr(str(x)) for x in exclude)})"
-            row = self.ctx.ledger.one(
+            rows = self.ctx.ledger.query(
                 "SELECT r.*, d.serial, d.volume, d.vendor, d.registered, d.inventory_status"
                 " FROM recordings r JOIN devices d ON d.id = r.device_id"
                 f" WHERE d.docked = 1 AND r.device_id NOT IN ({busy}){only}"
                 " AND ((r.state = 'discovered' AND r.stable_since <= ?)"
                 "      OR (r.state = 'failed' AND r.updated_at <= ?))"
-                " ORDER BY r.priority DESC, r.deadline ASC, r.start ASC LIMIT 1",
+                " ORDER BY r.priority DESC, r.deadline ASC, r.start ASC LIMIT 16",
                 (stable_before, retry_before),
             )
-            if row is None:
-                return None
-            self._check_space(int(row["size"]))
-            with self.ctx.ledger.tx() as conn:
-                rec.set_state(conn, row["id"], "copying", attempts=row["attempts"] + 1)
-                events.emit(
-                    conn,
-                    "ingest.started",
-                    recording=row["id"],
-                    serial=row["serial"],
-                    size=row["size"],
-                )
-            self._busy.add(int(row["device_id"]))
-            return row
+            for row in rows:
+                device = int(row["device_id"])
+                # Another agent process reading this recorder keeps it (one reader each).
+                if not self.ctx.device_locks.try_acquire(device):
+                    continue
+                try:
+                    taken = self._take(row)
+                except BaseException:
+                    self.ctx.device_locks.release(device)
+                    raise
+                if taken:
+                    self._busy.add(device)
+                    return row
+                self.ctx.device_locks.release(device)
+            return None
+
+    def _take(self, row: sqlite3.Row) -> bool:
+        """Mark `row` copying, unless another process claimed or changed it since we looked:
+        the check and the update share one write transaction, so two never both win."""
+        self._check_space(int(row["size"]))
+        with self.ctx.ledger.tx() as conn:
+            now = conn.execute(
+                "SELECT state, updated_at FROM recordings WHERE id = ?", (row["id"],)
+            ).fetchone()
+            if now is None or tuple(now) != (row["state"], row["updated_at"]):
+                return False
+            rec.set_state(conn, row["id"], "copying", attempts=row["attempts"] + 1)
+            events.emit(
+                conn,
+                "ingest.started",
+                recording=row["id"],
+                serial=row["serial"],
+                size=row["size"],
+            )
+        return True
 
     def waiting(self, device_ids: list[int] | None = None) -> list[sqlite3.Row]:
         """Discovered recordings whose files are still changing (not yet settled)."""
@@ -307,6 +336,7 @@ class Ingestor:
         finally:
             with self._lock:
                 self._busy.discard(int(row["device_id"]))
+                self.ctx.device_locks.release(int(row["device_id"]))
 
     def _copy(self, row: sqlite3.Row) -> Outcome:
         rid, serial = str(row["id"]), str(row["serial"])
@@ -383,7 +413,7 @@ class Ingestor:
         """After a crash: `copying` rows go back to `discovered`, stale temp files go.
 
         Only when no other agent process is copying into this spool: another process's
-        `copying` rows and files are work in progress, not leftovers (see agent.spoollock).
+        `copying` rows and files are work in progress, not leftovers (see agent.copylocks).
         Safe to call periodically: it does nothing while a copy of this process is running.
         """
         with self._lock:

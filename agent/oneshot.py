@@ -46,7 +46,8 @@ def ingest_dir(ctx: Context, root: Path, as_json: bool = False, max_wait: float 
 
         ing = Ingestor(ctx, progress)
         ing.recover()
-        report = ing.register_volume(root)
+        # Pinned: a daemon running beside us leaves this recorder to this run.
+        report = ing.register_volume(root, pin=True)
         pending = ctx.ledger.one(
             "SELECT COUNT(*), COALESCE(SUM(size),0) FROM recordings WHERE device_id=? AND"
             " state IN ('discovered','failed','copying')",
@@ -54,7 +55,10 @@ def ingest_dir(ctx: Context, root: Path, as_json: bool = False, max_wait: float 
         )
         assert pending is not None
         bar.update(task, description=f"{report.serial}: {pending[0]} files", total=pending[1])
-        outcomes = _drain(ctx, ing, root, report.device_id, max_wait)
+        try:
+            outcomes = _drain(ctx, ing, root, report.device_id, max_wait)
+        finally:
+            ctx.device_locks.unpin(report.device_id)
         with ctx.ledger.tx() as conn:
             custody.checkpoint(conn, ctx.key, ctx.station_id)
     waiting = [r["source_path"] for r in ing.waiting([report.device_id])]

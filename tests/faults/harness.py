@@ -60,7 +60,10 @@ class Recorder:
     serial: str
     officer: str = "100001"
     seq: int = 0
-    manifest: dict[bytes, str] = field(default_factory=dict)  # rel path -> SHA-256
+    manifest: dict[bytes, str] = field(default_factory=dict)  # rel path -> SHA-256 now
+    # Earlier contents of a path, oldest first: a file rewritten after it was hashed is a new
+    # recording (DESIGN.md: path, size and mtime identify one); the old one stays in the ledger.
+    history: dict[bytes, list[str]] = field(default_factory=dict)
     base: datetime = datetime(2026, 9, 21, 8, 0, 0)
 
     def __post_init__(self) -> None:
@@ -91,6 +94,15 @@ class Recorder:
             ).hexdigest()
             out.append(path)
         return out
+
+    def changed(self, rel: bytes, sha: str) -> None:
+        """The recorder rewrote `rel`; its content now hashes to `sha`."""
+        if rel in self.manifest:
+            self.history.setdefault(rel, []).append(self.manifest[rel])
+        self.manifest[rel] = sha
+
+    def versions(self, rel: bytes) -> list[str]:
+        return [*self.history.get(rel, []), *([self.manifest[rel]] if rel in self.manifest else [])]
 
     def adopt(self) -> None:
         """Add every evidence file already on the volume to the manifest (as it is now)."""

@@ -62,7 +62,10 @@ def check_invariants(
     for r in rows:
         by_key.setdefault((r["serial"], bytes(r["source_path_raw"])), []).append(r)
     for (serial, rel), rs in by_key.items():
-        if len(rs) > 1:
+        # Several rows for one path only as different contents (a file rewritten after it
+        # was hashed is a new recording); at most one of them not yet hashed.
+        hashes = [r["sha256"] for r in rs if r["sha256"] is not None]
+        if len(set(hashes)) != len(hashes) or len(rs) - len(hashes) > 1:
             bad.append(f"{serial} {rel!r}: {len(rs)} ledger rows (duplicate)")
     events = _custody_by_recording(db)
     manifests = {rec.serial: rec for rec in recorders}
@@ -106,7 +109,7 @@ def _check_row(
         bad.append(f"{where}: custody does not start with recording.discovered")
     if rec is not None and rel not in rec.manifest:
         bad.append(f"{where}: no such evidence file was ever on the recorder")
-    elif rec is not None and state in HASHED and r["sha256"] != rec.manifest[rel]:
+    elif rec is not None and state in HASHED and r["sha256"] not in rec.versions(rel):
         bad.append(f"{where}: SHA-256 {r['sha256']} but the source is {rec.manifest[rel]}")
     if state in HASHED and not (r["spool_path"] and Path(r["spool_path"]).is_file()):
         bad.append(f"{where}: spool copy {r['spool_path']} missing")
@@ -141,16 +144,18 @@ def _check_sources(
     rec: Recorder, by_key: dict[tuple[str, bytes], list[sqlite3.Row]], final: bool
 ) -> list[str]:
     bad = []
-    for rel in rec.manifest:
+    for rel, sha in rec.manifest.items():
         rs = by_key.get((rec.serial, rel), [])
         present = os.path.lexists(os.path.join(os.fsencode(rec.volume), rel))
         where = f"{rec.serial} {rel.decode(errors='replace')}"
-        if not present and not any(r["state"] == "released" for r in rs):
+        if not present and not any(r["state"] == "released" and r["sha256"] == sha for r in rs):
             bad.append(f"{where}: gone from the recorder but not released through the gate")
         if not final:
             continue
-        if len(rs) != 1:
-            bad.append(f"{where}: {len(rs)} ledger rows, expected exactly one")
-        elif rs[0]["state"] not in ("spooled", "archived", "released", "quarantined", "failed"):
-            bad.append(f"{where}: left in state {rs[0]['state']}")
+        # Its content as it is now: exactly one row, hashed to it or (failed) not hashed.
+        now = [r for r in rs if r["sha256"] in (sha, None)]
+        if len(now) != 1:
+            bad.append(f"{where}: {len(now)} ledger rows for its content, expected exactly one")
+        elif now[0]["state"] not in ("spooled", "archived", "released", "quarantined", "failed"):
+            bad.append(f"{where}: left in state {now[0]['state']}")
     return bad

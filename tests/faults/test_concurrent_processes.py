@@ -49,7 +49,7 @@ def test_ingest_cli_during_a_daemon_copy_leaves_the_copy_alone(
 def test_daemon_recovers_what_a_killed_ingest_left_behind(make_station, daemon, tmp_path):
     st = make_station('release_after = "never"')
     daemon(st)
-    wait_for(lambda: (st.data_dir / "spool.lock").exists(), what="daemon started")
+    wait_for(lambda: (st.data_dir / "locks" / "spool.lock").exists(), what="daemon started")
     rec = Recorder(tmp_path / "CON0003", "CON0003")
     rec.record(random.Random(3), 2, lo=50_000, hi=50_000)
     out = run_agent(st.config_path, ["ingest", str(rec.volume)], crashpoint="copy.after_rename:1")
@@ -84,3 +84,31 @@ def test_gate_at_spooled_keeps_the_source_when_the_spool_copy_is_gone(make_stati
     decision = wipegate.release(ctx.cfg, ctx.ledger, row["id"])
     assert not decision.allowed and "missing" in decision.reason
     assert clip.exists()
+
+
+def test_two_processes_never_take_the_same_recording(make_station):
+    from agent.ingest import Ingestor
+
+    st = make_station('release_after = "never"')
+    rec = Recorder(st.dir / "CON0005", "CON0005")
+    rec.record(random.Random(5), 2, lo=1000, hi=1000)
+    # Two contexts: their own ledger connections and lock descriptors, as two processes have.
+    a, b = st.context(), st.context()
+    ia, ib = Ingestor(a), Ingestor(b)
+    ia.register_volume(rec.volume)
+    stale = b.ledger.query(
+        "SELECT r.*, d.serial FROM recordings r JOIN devices d ON d.id = r.device_id"
+    )  # what B saw before A moved
+    row = ia.claim(retry_seconds=0)
+    assert row is not None
+    assert ib.claim(retry_seconds=0) is None  # one reader per recorder, across processes
+    assert ia.ingest(row).state == "spooled"
+    mine = next(r for r in stale if r["id"] == row["id"])
+    assert not ib._take(mine)  # a stale view never wins, even with the recorder free
+    other = ib.claim(retry_seconds=0)
+    assert other is not None and other["id"] != row["id"]
+    assert ib.ingest(other).state == "spooled"
+    spooled = ledger_rows(st, "SELECT recording_id FROM custody WHERE type='recording.spooled'")
+    assert sorted(r["recording_id"] for r in spooled) == sorted([row["id"], other["id"]])
+    a.close()
+    b.close()

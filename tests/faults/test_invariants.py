@@ -11,7 +11,8 @@ import sqlite3
 import pytest
 
 from agent.ingest import Ingestor
-from faults.harness import Recorder, check_invariants
+from faults.harness import Recorder, check_invariants, sha256_of
+from fixtures.station import ledger_rows
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def _erase_source(st, rec):
 
 def _duplicate_row(st, rec):
     cols = "device_id, source_path, source_path_raw, size, mtime_ns, state, stable_since,"
-    cols += " discovered_at, updated_at"
+    cols += " discovered_at, updated_at, sha256, spool_path"
     _sql(st, f"INSERT INTO recordings(id, {cols}) SELECT id || 'x', {cols} FROM recordings"
              " LIMIT 1")  # fmt: skip
 
@@ -91,11 +92,19 @@ def _copy_missing(st, rec):
     victim.unlink()
 
 
+def _unhashed_twin(st, rec):
+    cols = "device_id, source_path, source_path_raw, size, mtime_ns, stable_since,"
+    cols += " discovered_at, updated_at"
+    _sql(st, f"INSERT INTO recordings(id, state, {cols}) SELECT id || 'y', 'discovered', {cols}"
+             " FROM recordings LIMIT 1")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "damage, expect",
     [
         (_erase_source, "not released through the gate"),
         (_duplicate_row, "duplicate"),
+        (_unhashed_twin, "2 ledger rows for its content"),
         (_orphan_in_spool, "no ledger row vouches"),
         (_temp_left, "temp file left"),
         (_wrong_sha, "but the source is"),
@@ -110,3 +119,21 @@ def test_each_kind_of_damage_is_seen(ingested, damage, expect):
     st, rec = ingested
     damage(st, rec)
     assert expect in _check(st, rec)
+
+
+def test_a_file_rewritten_after_hashing_is_a_second_recording_not_a_violation(ingested):
+    st, rec = ingested
+    rel = sorted(rec.manifest)[0]
+    path = rec.volume / rel.decode()
+    st_ = path.stat()
+    path.write_bytes(b"rewritten by the recorder")
+    os.utime(path, ns=(st_.st_atime_ns, st_.st_mtime_ns + 2_000_000_000))
+    rec.changed(rel, sha256_of(path))
+    ctx = st.context()
+    ing = Ingestor(ctx)
+    ing.register_volume(rec.volume)
+    while (row := ing.claim(retry_seconds=0)) is not None:
+        assert ing.ingest(row).state == "spooled"
+    ctx.close()
+    assert _check(st, rec) == ""
+    assert len(ledger_rows(st, "SELECT 1 FROM recordings")) == 4  # both contents kept

@@ -107,7 +107,7 @@ def test_file_changing_while_read_is_never_recorded_with_a_mixed_hash(station, f
     assert "changed while it was being read" in res["failed"][0]["reason"]
     (change,) = fm.events("change")
     assert change["sha256"] != before
-    rec.manifest[victim.encode()] = change["sha256"]  # what the recorder holds now
+    rec.changed(victim.encode(), change["sha256"])  # what the recorder holds now
     assert _row(station, victim)["state"] == "failed"
 
     out, res = _ingest(station, fm.mountpoint)  # waits for the file to settle, then copies

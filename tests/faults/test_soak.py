@@ -17,5 +17,6 @@ def test_soak_60s(tmp_path):
     print(res.report())
     assert not res.violations, res.report()
     assert res.rss_growth < 0.10, res.report()
-    assert res.clips_ingested == res.clips_recorded > 0
+    # at least every clip (a clip rewritten after hashing is kept in both versions)
+    assert res.clips_ingested >= res.clips_recorded > 0
     assert sum(res.faults.values()) > 0
