@@ -95,6 +95,14 @@ class Recorder:
             out.append(path)
         return out
 
+    @classmethod
+    def of(cls, volume: Path, serial: str, manifest: dict[bytes, str] | None = None) -> Recorder:
+        """A recorder whose volume exists already (read-only, say); nothing is written."""
+        rec = cls.__new__(cls)
+        rec.volume, rec.serial, rec.officer, rec.seq = volume, serial, "", 0
+        rec.manifest, rec.history, rec.base = dict(manifest or {}), {}, cls.base
+        return rec
+
     def changed(self, rel: bytes, sha: str) -> None:
         """The recorder rewrote `rel`; its content now hashes to `sha`."""
         if rel in self.manifest:

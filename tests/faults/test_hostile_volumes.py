@@ -207,8 +207,7 @@ def test_hostile_volume_ingests_the_legit_refuses_the_rest(make_station, bodycam
         after.pop(str(tmp_path / name), None)
     assert after == before
     assert os.listdir(home) == []
-    rec = Recorder.__new__(Recorder)
-    rec.volume, rec.serial, rec.manifest = vol, "ZFY0900", legit
+    rec = Recorder.of(vol, "ZFY0900", legit)
     problems = check_invariants(st.config_path, [rec], final=True, release_after="never")
     assert not problems, "\n".join(problems)
 
@@ -227,8 +226,7 @@ def test_exfat_image_through_exfat_fuse(make_station, bodycam, exfat_volume, tmp
     point = st.mount_root / "REC0901"
     point.mkdir()
     exfat_volume(src, point, "REC0901")
-    rec = Recorder.__new__(Recorder)
-    rec.volume, rec.serial, rec.manifest = point, "ZFY0901", {}
+    rec = Recorder.of(point, "ZFY0901")
     rec.adopt()
     for rel in [k for k in rec.manifest if k.count(b"/") > 24]:
         del rec.manifest[rel]  # below the depth limit: refused, not evidence to expect

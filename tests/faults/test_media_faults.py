@@ -64,9 +64,9 @@ def test_unplug_mid_copy_then_redock(make_station, daemon, faultfs, tmp_path):
 
     faultfs(rec.volume, point)  # docked again, healthy
     wait_for(
-        lambda: len(ledger_rows(st, "SELECT 1 FROM recordings WHERE state='spooled'")) == 3,
+        lambda: len(ledger_rows(st, "SELECT 1 FROM recordings WHERE sha256 IS NOT NULL")) == 3,
         timeout=60,
-        what="all clips spooled after re-dock",
+        what="all clips copied after re-dock",
     )
     assert _row(st, victim)["sha256"] == rec.manifest[victim.encode()]
     _assert_final(st, rec)
