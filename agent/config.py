@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.config_archive import ArchiveConfig
 from agent.errors import ConfigError
 from drivers.registry import DriverConfig
 
@@ -201,23 +202,6 @@ class FleetConfig(Section):
     aggregate: bool = Field(False, description="Publish fleet-wide per-unit ratios.")
 
 
-class ArchiveConfig(Section):
-    url: str | None = Field(
-        None, description="file:///path or s3://bucket/prefix (default <data_dir>/archive)."
-    )
-    endpoint_url: str | None = Field(None, description="S3 endpoint for non-AWS stores.")
-    off_station: bool = Field(
-        False, description="A file:// archive counts as off-station (e.g. a NAS mount)."
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _scheme(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^(file:///|s3://[^/]+)", v):
-            raise ValueError("must be file:///absolute/path or s3://bucket[/prefix]")
-        return v
-
-
 class CredentialsConfig(Section):
     file: Path | None = Field(
         None,
@@ -348,4 +332,5 @@ def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
     cfg.roster.file = fix(cfg.roster.file)
     cfg.compliance.calendar_overrides = fix(cfg.compliance.calendar_overrides)
     cfg.credentials.file = fix(cfg.credentials.file)
+    cfg.archive.ca_bundle = fix(cfg.archive.ca_bundle)
     return cfg

@@ -1,7 +1,8 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-checkpoint (signed custody checkpoints), watchdog (systemd pings). Each loop catches and logs
+housekeep (spool copies the archive holds), checkpoint (signed custody checkpoints), watchdog
+(systemd pings). Each loop catches and logs
 its own failures and backs off, so one bad volume or a failing store never stops the rest.
 """
 
@@ -18,6 +19,7 @@ from agent.archiver import Archiver
 from agent.context import Context
 from agent.detect import VolumeWatcher
 from agent.errors import SpoolFullError
+from agent.housekeeping import housekeep
 from agent.ingest import Ingestor, ProgressFn
 from agent.sdnotify import SystemdNotifier
 
@@ -84,13 +86,11 @@ class Daemon:
         return 0.0
 
     def _archive_step(self) -> float:
-        row = self.archiver.next_pending()
-        if row is not None:
-            self.archiver.archive_one(row)
-            self.archiver.release_ready()
-            return 0.0
-        self.archiver.release_ready()
-        return 1.0
+        return self.archiver.step()
+
+    def _housekeep_step(self) -> float:
+        housekeep(self.ctx, self.archiver.store)
+        return self.ctx.cfg.archive.housekeep_seconds
 
     def _checkpoint_step(self) -> float:
         with self.ctx.ledger.tx() as conn:
@@ -111,6 +111,7 @@ class Daemon:
             for i in range(self.ctx.cfg.ingest.max_parallel)
         ]
         self.threads.append(self._supervised("archive", self._archive_step))
+        self.threads.append(self._supervised("housekeep", self._housekeep_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
         if self.notifier.watchdog_interval():
             self.threads.append(self._supervised("watchdog", self._watchdog_step))

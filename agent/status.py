@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from agent import __version__
+from agent.backlog import archive_backlog
 from agent.context import Context
 from agent.timesync import clock_synced
 
@@ -21,6 +22,7 @@ def station(ctx: Context) -> dict[str, Any]:
         "clock_synced": clock_synced(),
         "spool_free_bytes": ctx.spool_free_bytes(),
         "timezone": ctx.cfg.station.timezone,
+        "upload_backlog": archive_backlog(ctx),
     }
 
 
@@ -82,6 +84,10 @@ def recordings(
                 "playable": None if r["playable"] is None else bool(r["playable"]),
                 "deadline": r["deadline"],
                 "deadline_met_at": r["deadline_met_at"],
+                "archive_ref": r["archive_ref"],
+                "archived_at": r["archived_at"],
+                "archive_error": r["archive_error"],
+                "spool_removed_at": r["spool_removed_at"],
                 "metadata": None,
                 "metadata_version": 0,
             }

@@ -5,6 +5,7 @@ Exits non-zero on any mismatch and says which recording, file or event is wrong.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,11 +14,12 @@ from typing import Any
 from agent import custody, stationkey
 from agent.context import Context
 from agent.copier import hash_file
+from agent.errors import AgentError
 
 
 @dataclass
 class Problem:
-    kind: str  # copy, missing, custody, checkpoint, key
+    kind: str  # copy, missing, archive, custody, checkpoint, key
     subject: str
     message: str
 
@@ -43,27 +45,42 @@ class VerifyReport:
 def run(ctx: Context, progress: Any = None) -> VerifyReport:
     report = VerifyReport()
     rows = ctx.ledger.query(
-        "SELECT id, sha256, size, spool_path, archive_ref, state FROM recordings"
-        " WHERE sha256 IS NOT NULL"
+        "SELECT id, sha256, size, spool_path, spool_removed_at, archive_ref, state"
+        " FROM recordings WHERE sha256 IS NOT NULL"
     )
+    archive = _ArchiveReader(ctx)
     for r in rows:
         path = Path(r["spool_path"]) if r["spool_path"] else None
-        if path is None or not path.exists():
-            path = _archived_path(r["archive_ref"], r["sha256"])
-        if path is None or not path.exists():
+        if path is not None and r["spool_removed_at"] is None and path.exists():
+            where, actual = str(path), hash_file(path)
+            size = os.path.getsize(path)
+        elif r["archive_ref"]:
+            # Housekept spool copy: the archive holds the evidence; re-hash it there.
+            if path is not None and r["spool_removed_at"] is None:
+                report.problems.append(
+                    Problem("missing", r["id"], f"spool copy {path} vanished without a record")
+                )
+            where = r["archive_ref"]
+            try:
+                actual, size = archive.hash(r["archive_ref"])
+            except (AgentError, OSError) as exc:
+                report.problems.append(
+                    Problem("archive", r["id"], f"cannot read archived copy {where}: {exc}")
+                )
+                continue
+        else:
             report.problems.append(
                 Problem("missing", r["id"], f"no copy found (spool {r['spool_path']})")
             )
             continue
-        actual = hash_file(path)
         report.recordings_checked += 1
-        report.bytes_checked += os.path.getsize(path)
+        report.bytes_checked += size
         if actual != r["sha256"]:
             report.problems.append(
                 Problem(
                     "copy",
                     r["id"],
-                    f"{path}: SHA-256 {actual} does not match the ledger's "
+                    f"{where}: SHA-256 {actual} does not match the ledger's "
                     f"{r['sha256']} (the copy was altered or damaged)",
                 )
             )
@@ -88,7 +105,21 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     return report
 
 
-def _archived_path(ref: str | None, sha: str) -> Path | None:
-    if ref and ref.startswith("file://"):
-        return Path(ref[len("file://") :])
-    return None
+class _ArchiveReader:
+    """Opens the archive store only if some recording has to be checked there."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.store: Any = None
+
+    def hash(self, ref: str) -> tuple[str, int]:
+        if self.store is None:
+            from agent.archive_store import open_store
+
+            self.store = open_store(self.ctx)
+        h, size = hashlib.sha256(), 0
+        with self.store.open_read(ref) as f:
+            while data := f.read(4 << 20):
+                h.update(data)
+                size += len(data)
+        return h.hexdigest(), size
