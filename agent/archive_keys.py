@@ -48,7 +48,7 @@ def recording_key(
     timezone: str,
 ) -> str:
     """`<prefix>/<unit>/<yyyy>/<mm>/<dd>/<serial>/<id><ext>`; the date is station-local."""
-    day = "unknown-date"
+    day = "0000/00/00"  # undated: same depth as every other key
     if start is not None:
         local = start.astimezone(ZoneInfo(timezone))
         day = f"{local:%Y}/{local:%m}/{local:%d}"

@@ -216,17 +216,20 @@ class Archiver:
         a = self.cfg.archive
         self._backoff = min(max(self._backoff * 2, a.retry_min_seconds), a.retry_max_seconds)
         reason = str(exc)[:500]
-        if reason != self._store_error:
+        kind = type(exc).__name__
+        if kind != self._store_error:
             # Once per outage (or per new kind of fault), not once per retry.
-            logger.error("archive store: %s (retrying in %.0f s)", reason, self._backoff)
+            logger.error("archive store: %s (retrying in %.1f s)", reason, self._backoff)
             with self.ctx.ledger.tx() as conn:
                 events.emit(
                     conn, "archive.failed", scope="store", reason=reason, retry_in_s=self._backoff
                 )
                 self.ctx.ledger.set_kv(conn, "archive.last_error", reason)
-            self._store_error = reason
+            self._store_error = kind
         else:
-            logger.warning("archive store still failing; retrying in %.0f s", self._backoff)
+            logger.warning(
+                "archive store still failing (%s); retrying in %.1f s", reason, self._backoff
+            )
         return self._backoff
 
     def _store_ok(self) -> None:
