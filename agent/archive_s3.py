@@ -9,10 +9,14 @@ retention and legal hold set at upload, then verify before the caller may mark t
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -25,6 +29,7 @@ from agent.archive_store import LockSpec, ObjectSpec, Stored
 from agent.archive_verify import verify_object
 from agent.context import Context
 from agent.errors import (
+    AgentError,
     ArchiveAuthError,
     ArchiveBucketError,
     ArchiveClockError,
@@ -33,6 +38,7 @@ from agent.errors import (
 )
 from agent.multipart import (
     MultipartUploader,
+    Part,
     b64,
     choose_part_size,
     lock_kwargs,
@@ -67,6 +73,9 @@ class S3Archive:
         self.limiter = TokenBucket(None, ctx.stop)
         self._client: Any = None
         self._checked_at: float | None = None
+        self._planner: ThreadPoolExecutor | None = None
+        self._plans: dict[tuple[Path, int], tuple[tuple[int, ...], Future[Any]]] = {}
+        self._plans_lock = threading.Lock()
 
     # --- client --------------------------------------------------------------------------
 
@@ -82,8 +91,13 @@ class S3Archive:
     def _throttle_body(self, request: Any, **_: Any) -> None:
         # Swap the body for a throttled reader just before it goes on the wire (after
         # signing), so the signer's pass over the bytes is not charged against the cap.
-        if self.limiter.rate is not None and isinstance(request.body, bytes | bytearray):
-            request.body = ThrottledBody(bytes(request.body), self.limiter)
+        if self.limiter.rate is None:
+            return
+        body = request.body
+        if isinstance(body, io.BytesIO):
+            body = body.getvalue()
+        if isinstance(body, bytes | bytearray) and body:
+            request.body = ThrottledBody(bytes(body), self.limiter)
 
     def tr(self, exc: BaseException, what: str) -> Exception:
         self._checked_at = None  # any failure: check the bucket again before the next put
@@ -183,7 +197,7 @@ class S3Archive:
                 if resumable is not None
                 else choose_part_size(spec.size, a.part_size_bytes)
             )
-            sha, parts = plan(src, spec.size, part_size)
+            sha, parts = self._planned(src, spec.size, part_size)
             self._same(src, spec, sha)
             done = uploader.upload(src, spec, key, part_size, parts, self._metadata(spec))
             version, checksum, lock = done.version_id, done.checksum, done.lock
@@ -199,6 +213,42 @@ class S3Archive:
             tr=self.tr,
         )
         return Stored(self.ref(key, version), key, self.loc.bucket, version, stored, lock)
+
+    def prepare(self, src: Path, size: int) -> None:
+        """Plan the next recording's parts in the background while this one uploads.
+
+        Safe to use later: the part checksums come from that read, so bytes that changed
+        since are rejected by the store when they are sent.
+        """
+        part_size = choose_part_size(size, self.cfg.archive.part_size_bytes)
+        if size < self.cfg.archive.multipart_threshold_bytes:
+            return
+        try:
+            st = src.stat()
+        except OSError:
+            return
+        with self._plans_lock:
+            if (src, part_size) in self._plans:
+                return
+            if self._planner is None:
+                self._planner = ThreadPoolExecutor(1, thread_name_prefix="plan-next")
+            while len(self._plans) >= 4:  # planned but never asked for (order changed)
+                self._plans.pop(next(iter(self._plans)))
+            future = self._planner.submit(plan, src, size, part_size)
+            self._plans[(src, part_size)] = (_identity(st), future)
+
+    def _planned(self, src: Path, size: int, part_size: int) -> tuple[str, list[Part]]:
+        with self._plans_lock:
+            ahead = self._plans.pop((src, part_size), None)
+        if ahead is not None:
+            ident, future = ahead
+            try:
+                result = future.result()
+                if _identity(src.stat()) == ident:
+                    return result
+            except (OSError, AgentError):
+                pass  # plan again below, and report what that finds
+        return plan(src, size, part_size)
 
     @staticmethod
     def _same(src: Path, spec: ObjectSpec, sha: str) -> None:
@@ -333,3 +383,7 @@ def _read_small(src: Path, spec: ObjectSpec) -> bytes:
             f"SHA-256 {spec.sha256}; it is not archived"
         )
     return data
+
+
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

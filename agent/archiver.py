@@ -15,6 +15,7 @@ import hashlib
 import logging
 import random
 import sqlite3
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +24,6 @@ from agent import archive_docs, clock, custody, events, wipegate
 from agent import recordings as rec
 from agent.archive_store import ObjectSpec, Store, Stored, open_store, spec_for
 from agent.context import Context
-from agent.copier import hash_file
 from agent.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
 from agent.throttle import current_limit, seconds_until_change
 
@@ -43,18 +43,39 @@ class Archiver:
         self._store_error: str | None = None
         self._maintained = 0.0
         self._swept = 0.0
+        # Several archive threads (archive.parallel_uploads) share one Archiver.
+        self._lock = threading.Lock()
+        self._busy: set[str] = set()
+        self._maint_lock = threading.Lock()
+        self._release_lock = threading.Lock()
 
     # --- scheduling ----------------------------------------------------------------------
 
-    def next_pending(self) -> sqlite3.Row | None:
+    def pending(self, limit: int = 1) -> list[sqlite3.Row]:
         """Earliest deadline first among spooled recordings not backing off."""
-        return self.ctx.ledger.one(
+        return self.ctx.ledger.query(
             "SELECT r.*, d.serial FROM recordings r JOIN devices d ON d.id = r.device_id"
             " WHERE r.state='spooled' AND r.spool_removed_at IS NULL"
             " AND (r.archive_retry_at IS NULL OR r.archive_retry_at <= ?)"
-            " ORDER BY r.priority DESC, r.deadline ASC, r.start ASC LIMIT 1",
-            (rec.now_iso(),),
+            " ORDER BY r.priority DESC, r.deadline ASC, r.start ASC LIMIT ?",
+            (rec.now_iso(), limit),
         )
+
+    def next_pending(self) -> sqlite3.Row | None:
+        rows = self.pending()
+        return rows[0] if rows else None
+
+    def claim(self) -> sqlite3.Row | None:
+        """The next recording no other archive thread is working on (and plan the one after)."""
+        with self._lock:
+            rows = [r for r in self.pending(len(self._busy) + 2) if r["id"] not in self._busy]
+            if not rows:
+                return None
+            self._busy.add(rows[0]["id"])
+        prepare = getattr(self.store, "prepare", None)
+        if prepare is not None and len(rows) > 1:
+            prepare(Path(rows[1]["spool_path"]), int(rows[1]["size"]))
+        return rows[0]
 
     def bandwidth_now(self) -> int | None:
         """Apply the cap in force now to the store's limiter; returns it (0 = paused)."""
@@ -73,12 +94,16 @@ class Archiver:
                 self.maintain()
                 local = clock.local(clock.now(), self.cfg.station.timezone)
                 return min(seconds_until_change(self.cfg.archive, local), 60.0)
-            row = self.next_pending()
+            row = self.claim()
             if row is None:
                 self.maintain()
                 self.release_ready()
                 return 1.0
-            self.archive_one(row)
+            try:
+                self.archive_one(row)
+            finally:
+                with self._lock:
+                    self._busy.discard(row["id"])
         except ArchiveError as exc:
             return self._store_failed(exc)
         except InterruptedError:
@@ -213,6 +238,10 @@ class Archiver:
             events.emit(conn, "integrity.violation", recording=rid, where="spool")
 
     def _store_failed(self, exc: ArchiveError) -> float:
+        with self._lock:
+            return self._store_failed_locked(exc)
+
+    def _store_failed_locked(self, exc: ArchiveError) -> float:
         a = self.cfg.archive
         self._backoff = min(max(self._backoff * 2, a.retry_min_seconds), a.retry_max_seconds)
         reason = str(exc)[:500]
@@ -233,6 +262,10 @@ class Archiver:
         return self._backoff
 
     def _store_ok(self) -> None:
+        with self._lock:
+            self._store_ok_locked()
+
+    def _store_ok_locked(self) -> None:
         if self._store_error is not None:
             logger.info("archive store works again")
             with self.ctx.ledger.tx() as conn:
@@ -251,6 +284,14 @@ class Archiver:
 
     def maintain(self, force: bool = False) -> None:
         """Anchors, sidecars and (hourly) abandoned uploads; store faults propagate."""
+        if not self._maint_lock.acquire(blocking=False):
+            return  # another archive thread is at it
+        try:
+            self._maintain(force)
+        finally:
+            self._maint_lock.release()
+
+    def _maintain(self, force: bool) -> None:
         now = time.monotonic()
         if not force and now - self._maintained < MAINTENANCE_SECONDS:
             return
@@ -295,8 +336,14 @@ class Archiver:
     def release_ready(self) -> int:
         """Erase from docked recorders whatever the gate allows; returns how many."""
         policy = self.ctx.cfg.ingest.release_after
-        if policy == "never":
+        if policy == "never" or not self._release_lock.acquire(blocking=False):
             return 0
+        try:
+            return self._release(policy)
+        finally:
+            self._release_lock.release()
+
+    def _release(self, policy: str) -> int:
         states = ("archived",) if policy == "archived" else ("spooled", "archived")
         rows = self.ctx.ledger.query(
             "SELECT r.id FROM recordings r JOIN devices d ON d.id = r.device_id WHERE d.docked=1"
@@ -308,11 +355,3 @@ class Archiver:
             if wipegate.release(self.ctx.cfg, self.ctx.ledger, r["id"]).allowed:
                 n += 1
         return n
-
-
-def spool_matches(path: Path, sha256: str) -> bool:
-    """True when the spool copy at `path` still hashes to `sha256` (False if unreadable)."""
-    try:
-        return hash_file(path) == sha256
-    except OSError:
-        return False

@@ -136,7 +136,14 @@ class ArchiveConfig(_Section):
     multipart_threshold_bytes: int = Field(
         8 * MIB, ge=5 * MIB, description="Files at least this large are uploaded in parts."
     )
-    parallel_parts: int = Field(4, ge=1, le=32, description="Parts uploaded at once.")
+    parallel_parts: int = Field(4, ge=1, le=32, description="Parts of one recording in flight.")
+    parallel_uploads: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Recordings uploaded at once (earliest deadlines first); keeps the link "
+        "busy between one recording's last part and the next one's first.",
+    )
     bandwidth_bytes_per_s: int | None = Field(
         None,
         ge=0,

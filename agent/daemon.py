@@ -110,7 +110,9 @@ class Daemon:
             self._supervised(f"ingest-{i}", self._ingest_step)
             for i in range(self.ctx.cfg.ingest.max_parallel)
         ]
-        self.threads.append(self._supervised("archive", self._archive_step))
+        for i in range(self.ctx.cfg.archive.parallel_uploads):
+            name = "archive" if i == 0 else f"archive-{i}"
+            self.threads.append(self._supervised(name, self._archive_step))
         self.threads.append(self._supervised("housekeep", self._housekeep_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
         if self.notifier.watchdog_interval():

@@ -138,7 +138,47 @@ def make_client(cfg: AgentConfig, max_pool: int | None = None) -> Any:
         tcp_keepalive=True,
     )
     verify: bool | str = str(a.ca_bundle) if a.ca_bundle else a.verify_tls
-    return session.client("s3", endpoint_url=a.endpoint_url, config=config, verify=verify)
+    client = session.client("s3", endpoint_url=a.endpoint_url, config=config, verify=verify)
+    _sign_with_known_payload_hash(client)
+    return client
+
+
+_KNOWN_PAYLOAD = "evidence_agent_payload_sha256"
+_SIGNER = "s3v4-evidence-agent"
+
+
+def _sign_with_known_payload_hash(client: Any) -> None:
+    """Sign uploads with the body's SHA-256 we already hold instead of hashing it again.
+
+    Every PutObject/UploadPart carries x-amz-checksum-sha256, the SHA-256 of exactly its
+    body (the store rejects the request otherwise). SigV4's payload hash is that same value in
+    hex; over plain http botocore would compute it a second time, a full extra pass over
+    every byte on a station's small CPU. The signature stays a signed-payload SigV4.
+    """
+    import base64
+
+    from botocore import auth
+
+    class KnownPayloadS3SigV4Auth(auth.S3SigV4Auth):
+        def payload(self, request: Any) -> str:
+            known = request.context.get(_KNOWN_PAYLOAD)
+            return str(known) if known else str(super().payload(request))
+
+    auth.AUTH_TYPE_MAPS.setdefault(_SIGNER, KnownPayloadS3SigV4Auth)
+
+    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        checksum = params.get("headers", {}).get("x-amz-checksum-sha256")
+        if checksum:
+            context[_KNOWN_PAYLOAD] = base64.b64decode(checksum).hex()
+
+    def choose(signature_version: str, context: dict[str, Any], **_: Any) -> str | None:
+        if context.get(_KNOWN_PAYLOAD) and signature_version in ("v4", "s3v4"):
+            return _SIGNER
+        return None  # anything else (sigv4a, S3 Express, unsigned): botocore decides
+
+    for op in ("PutObject", "UploadPart"):
+        client.meta.events.register(f"before-call.s3.{op}", remember)
+        client.meta.events.register_first(f"choose-signer.s3.{op}", choose)
 
 
 def error_code(exc: BaseException) -> str | None:

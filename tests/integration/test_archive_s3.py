@@ -154,3 +154,31 @@ def test_rclone_lists_and_reads_back(s3_station, bodycam) -> None:  # type: igno
         assert entry["Size"] == row["size"]
         assert entry["Metadata"]["sha256"] == row["sha256"]
         assert hashes[rel] == row["sha256"]
+
+
+def test_bandwidth_cap_is_shared_by_parallel_parts(s3_station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    cap = 4 * MIB
+    s3 = s3_station(
+        part_size_bytes=5 * MIB,
+        multipart_threshold_bytes=5 * MIB,
+        parallel_parts=3,
+        bandwidth_bytes_per_s=cap,
+    )
+    vol = s3.station.dir / "vol"
+    write_big_clip(vol, "ZFY0104", "100001", 12 * MIB)
+    (vol / "DEVINFO.TXT").write_text("serial=ZFY0104\n")
+    ctx = s3.context()
+    (rid,) = ingest_volume(ctx, vol)
+    arch = Archiver(ctx)
+    started = time.monotonic()
+    drain(arch)
+    elapsed = time.monotonic() - started
+    # 12 MiB at 4 MiB/s with one second of burst allowed: at least ~2 s, whatever the parallelism.
+    assert elapsed >= (12 * MIB - cap) / cap * 0.9, elapsed
+    assert _archived(ctx, rid)["state"] == "archived"
+    from agent.backlog import archive_backlog
+
+    backlog = archive_backlog(ctx)
+    assert backlog["limit_bytes_per_s"] == cap and backlog["rate_bytes_per_s"] <= cap * 1.2
