@@ -105,6 +105,12 @@ class LocalArchive:
         body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         return self.put_bytes(relkey, body, lock, "application/json")
 
+    def read_document(self, relkey: str) -> bytes | None:
+        """The latest version of a document, or None."""
+        folder = self.root / "_docs" / relkey
+        versions = sorted(folder.glob("v*")) if folder.is_dir() else []
+        return versions[-1].read_bytes() if versions else None
+
     def sidecar_relkey(self, stored_key: str, recording_id: str) -> str:
         return f"_sidecars/{recording_id}.meta.json"
 

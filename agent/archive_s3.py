@@ -337,6 +337,15 @@ class S3Archive:
         body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         return self.put_bytes(relkey, body, lock, "application/json; charset=utf-8")
 
+    def read_document(self, relkey: str) -> bytes | None:
+        key = self.loc.key(relkey)
+        try:
+            return bytes(self.client.get_object(Bucket=self.loc.bucket, Key=key)["Body"].read())
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise self.tr(exc, f"read {key}") from exc
+
     def sidecar_relkey(self, stored_key: str, recording_id: str) -> str:
         rel = stored_key[len(self.loc.prefix) + 1 :] if self.loc.prefix else stored_key
         return archive_keys.sidecar_key(rel)

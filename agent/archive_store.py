@@ -81,6 +81,10 @@ class Store(Protocol):
 
     def put_bytes(self, relkey: str, data: bytes, lock: LockSpec, content_type: str) -> str: ...
 
+    def read_document(self, relkey: str) -> bytes | None:
+        """The latest version of a document written with put_document/put_bytes, or None."""
+        ...
+
     def sidecar_relkey(self, stored_key: str, recording_id: str) -> str: ...
 
     def apply_lock(self, ref: str, lock: LockSpec) -> None:

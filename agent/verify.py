@@ -6,12 +6,13 @@ Exits non-zero on any mismatch and says which recording, file or event is wrong.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import custody, stationkey
+from agent import archive_keys, custody, stationkey
 from agent.context import Context
 from agent.copier import hash_file
 from agent.errors import AgentError
@@ -19,7 +20,7 @@ from agent.errors import AgentError
 
 @dataclass
 class Problem:
-    kind: str  # copy, missing, archive, custody, checkpoint, key
+    kind: str  # copy, missing, archive, custody, checkpoint, key, anchor
     subject: str
     message: str
 
@@ -30,6 +31,7 @@ class VerifyReport:
     bytes_checked: int = 0
     custody_events: int = 0
     checkpoints: int = 0
+    anchors_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -102,7 +104,43 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
             Problem("checkpoint", f"event {p.seq}", p.message)
             for p in custody.verify_checkpoints(conn, pub)
         ]
+        report.problems += _anchor_problems(ctx, archive, pub, report)
     return report
+
+
+def _anchor_problems(
+    ctx: Context, archive: _ArchiveReader, pub: Any, report: VerifyReport
+) -> list[Problem]:
+    """The newest checkpoint shipped to the archive must match the local chain and key."""
+    shipped = ctx.ledger.get_kv("archive.checkpoint_shipped")
+    if not shipped:
+        return []
+    conn = ctx.ledger.connect()
+    row = conn.execute("SELECT * FROM checkpoints WHERE seq = ?", (int(shipped),)).fetchone()
+    station = ctx.station_id
+    if row is None:
+        return [Problem("anchor", f"checkpoint {shipped}", "shipped checkpoint is gone locally")]
+    relkey = archive_keys.checkpoint_key("", station, int(row["head_seq"]))
+    try:
+        data = archive.document(relkey)
+        key_pem = archive.document(
+            archive_keys.pubkey_key("", station, stationkey.fingerprint(pub))
+        )
+    except (AgentError, OSError) as exc:
+        return [Problem("anchor", relkey, f"cannot read the archived checkpoint: {exc}")]
+    if data is None or key_pem is None:
+        return [Problem("anchor", relkey, "checkpoint or station key missing in the archive")]
+    doc = json.loads(data)
+    problems = []
+    if (doc.get("statement"), doc.get("signature")) != (row["statement"], row["signature"]):
+        problems.append(
+            Problem("anchor", relkey, "local checkpoint differs from its archived copy")
+        )
+    msg = custody.verify_checkpoint(conn, pub, doc.get("statement", ""), doc.get("signature", ""))
+    if msg:
+        problems.append(Problem("anchor", relkey, f"archived checkpoint: {msg}"))
+    report.anchors_checked += 1
+    return problems
 
 
 class _ArchiveReader:
@@ -112,11 +150,18 @@ class _ArchiveReader:
         self.ctx = ctx
         self.store: Any = None
 
-    def hash(self, ref: str) -> tuple[str, int]:
+    def _open(self) -> Any:
         if self.store is None:
             from agent.archive_store import open_store
 
             self.store = open_store(self.ctx)
+        return self.store
+
+    def document(self, relkey: str) -> bytes | None:
+        return self._open().read_document(relkey)  # type: ignore[no-any-return]
+
+    def hash(self, ref: str) -> tuple[str, int]:
+        self._open()
         h, size = hashlib.sha256(), 0
         with self.store.open_read(ref) as f:
             while data := f.read(4 << 20):

@@ -96,3 +96,49 @@ def test_partial_s3_credentials_are_reported(make_station, tmp_path) -> None:  #
     proc = st.cli("check-config")
     assert proc.returncode == 78 and "credentials.file" in proc.stderr
     assert "AWS_SECRET_ACCESS_KEY" in proc.stderr
+
+
+def test_rewritten_ledger_is_caught_by_the_archived_anchor(station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    """Someone with full access to the station rewrites an event, rebuilds the hash chain and
+    re-signs every checkpoint: only the write-once copy in the archive can tell."""
+    from agent import custody
+    from agent.custody import event_hash
+
+    vol, _ = bodycam(serial="ZFY0704", clips=1, seconds=1.0)
+    ctx = station.context()
+    ingest_volume(ctx, vol)
+    arch = Archiver(ctx)
+    drain(arch)
+    with ctx.ledger.tx() as conn:
+        custody.checkpoint(conn, ctx.key, ctx.station_id)
+    arch.maintain(force=True)
+    clean = json.loads(station.cli("verify", "--json").stdout)
+    assert clean["ok"] and clean["anchors_checked"] == 1
+
+    with ctx.ledger.tx() as conn:
+        rows = conn.execute("SELECT * FROM custody ORDER BY seq").fetchall()
+        prev = custody.GENESIS
+        for r in rows:
+            payload = r["payload"]
+            if r["type"] == "recording.discovered":
+                payload = payload.replace('"size":', '"forged":true,"size":')
+            h = event_hash(r["seq"], r["at"], r["type"], r["recording_id"], r["actor"],
+                           payload, r["alg"], prev)  # fmt: skip
+            conn.execute(
+                "UPDATE custody SET payload=?, prev_hash=?, hash=? WHERE seq=?",
+                (payload, prev, h, r["seq"]),
+            )
+            prev = h
+        for cp in conn.execute("SELECT * FROM checkpoints").fetchall():
+            st = json.loads(cp["statement"])
+            head = conn.execute("SELECT hash FROM custody WHERE seq=?", (st["head_seq"],))
+            st["head_hash"] = head.fetchone()[0]
+            statement = custody.canonical(st)
+            conn.execute(
+                "UPDATE checkpoints SET head_hash=?, statement=?, signature=? WHERE seq=?",
+                (st["head_hash"], statement, ctx.key.sign(statement.encode()).hex(), cp["seq"]),
+            )
+    proc = station.cli("verify", "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1
+    assert {p["kind"] for p in report["problems"]} == {"anchor"}, report["problems"]
