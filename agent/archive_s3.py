@@ -33,6 +33,7 @@ from agent.errors import (
     ArchiveAuthError,
     ArchiveBucketError,
     ArchiveClockError,
+    CredentialsError,
     SpoolIntegrityError,
     SpoolReadError,
 )
@@ -82,7 +83,10 @@ class S3Archive:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client(self.cfg)
+            try:
+                self._client = make_client(self.cfg)
+            except CredentialsError as exc:
+                raise ArchiveAuthError(str(exc)) from exc
             events = self._client.meta.events
             for op in ("UploadPart", "PutObject"):
                 events.register(f"before-send.s3.{op}", self._throttle_body)

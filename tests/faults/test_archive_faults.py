@@ -220,3 +220,41 @@ def test_parts_stored_but_not_recorded_are_adopted(s3_station, seaweed, bodycam)
         assert _states(ctx) == {rid: "archived"}
     finally:
         proxy.close()
+
+
+def test_abandoned_uploads_are_aborted_only_when_ours(s3_station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from agent.archive_store import spec_for
+
+    s3 = s3_station(abandoned_upload_hours=0.0002)  # 0.72 s
+    vol, _ = bodycam(serial="ZFY0410", clips=1, seconds=1.0)
+    ctx = s3.context()
+    (rid,) = ingest_volume(ctx, vol)
+    arch = Archiver(ctx)
+    row = ctx.ledger.one(
+        "SELECT r.*, d.serial FROM recordings r JOIN devices d ON d.id = r.device_id"
+    )
+    key = arch.store.object_key(spec_for(ctx, row))
+    client = s3.server.client()
+    # Started, then the agent died before the ledger recorded the UploadId:
+    ours = client.create_multipart_upload(Bucket=s3.bucket, Key=key)["UploadId"]
+    # Another station writing under the same prefix:
+    foreign_key = "evidence/UNIT09/2026/01/01/X9/01900000-0000-7000-8000-000000000000.mp4"
+    other = client.create_multipart_upload(Bucket=s3.bucket, Key=foreign_key)["UploadId"]
+    time.sleep(2)
+    arch.maintain(force=True)
+    left = client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+    assert {u["UploadId"] for u in left} == {other} and ours != other
+    drain(arch)
+    assert _states(ctx) == {rid: "archived"}
+
+
+def test_sampled_audit_reads_objects_back(s3_station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    s3 = s3_station(audit_sample_rate=1.0)
+    vol, _ = bodycam(serial="ZFY0411", clips=2, seconds=1.0)
+    ctx = s3.context()
+    ingest_volume(ctx, vol)
+    drain(Archiver(ctx))
+    rows = ctx.ledger.query("SELECT audited_at, audit_ok FROM archive_objects")
+    assert len(rows) == 2 and all(r["audited_at"] and r["audit_ok"] == 1 for r in rows)
