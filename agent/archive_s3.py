@@ -37,14 +37,8 @@ from agent.errors import (
     SpoolIntegrityError,
     SpoolReadError,
 )
-from agent.multipart import (
-    MultipartUploader,
-    Part,
-    b64,
-    choose_part_size,
-    lock_kwargs,
-    plan,
-)
+from agent.multipart import MultipartUploader
+from agent.partplan import Part, b64, choose_part_size, lock_kwargs, plan
 from agent.s3client import error_code, make_client, parse_url, translate
 from agent.throttle import ThrottledBody, TokenBucket
 

@@ -11,7 +11,6 @@ with the one computed locally from the same parts before the recording may becom
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import os
@@ -26,25 +25,10 @@ from agent import clock, crashpoint
 from agent.archive_store import LockSpec, ObjectSpec
 from agent.errors import ChecksumRejectedError, SpoolIntegrityError, SpoolReadError
 from agent.ledger import Ledger
+from agent.partplan import Part, composite, lock_kwargs, pread_part
 from agent.s3client import error_code
 
 logger = logging.getLogger(__name__)
-
-MIB = 1 << 20
-MAX_PARTS = 10_000
-_READ = 4 * MIB
-
-
-@dataclass(frozen=True)
-class Part:
-    number: int
-    offset: int
-    size: int
-    digest: bytes  # raw SHA-256 of the part
-
-    @property
-    def checksum(self) -> str:
-        return b64(self.digest)
 
 
 @dataclass(frozen=True)
@@ -53,72 +37,6 @@ class Completed:
     checksum: str
     lock: LockSpec
     upload_id: str | None = None
-
-
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def choose_part_size(size: int, configured: int) -> int:
-    """The configured size, raised (to whole MiB) so no object needs more than 10000 parts."""
-    needed = -(-size // MAX_PARTS)
-    return max(configured, -(-needed // MIB) * MIB)
-
-
-def composite(parts: list[Part]) -> str:
-    """S3's COMPOSITE SHA-256 of a multipart object: hash of the part hashes, then -N."""
-    return b64(hashlib.sha256(b"".join(p.digest for p in parts)).digest()) + f"-{len(parts)}"
-
-
-def plan(src: Path, size: int, part_size: int) -> tuple[str, list[Part]]:
-    """One read of the spool copy: its SHA-256 and the digest of every part.
-
-    The two digests of each block are computed on two cores at once (hashlib releases the
-    GIL), so planning costs one hash pass of wall time, not two. Part checksums come from the
-    same read as the whole-file hash: if the file changes before a part is sent, the store
-    rejects that part.
-    """
-    whole = hashlib.sha256()
-    parts: list[Part] = []
-    offset = 0
-    try:
-        with open(src, "rb") as f, ThreadPoolExecutor(1, thread_name_prefix="plan") as pool:
-            while offset < size or not parts:
-                n = min(part_size, size - offset)
-                h, got = hashlib.sha256(), 0
-                while got < n:
-                    data = f.read(min(_READ, n - got))
-                    if not data:
-                        break
-                    pending = pool.submit(h.update, data)
-                    whole.update(data)
-                    pending.result()
-                    got += len(data)
-                parts.append(Part(len(parts) + 1, offset, got, h.digest()))
-                offset += got
-                if got < n or n == 0:
-                    break
-            extra = f.read(1)
-    except OSError as exc:
-        raise SpoolReadError(
-            f"cannot read spool copy {src}: {exc.strerror or exc} (errno {exc.errno}); "
-            "the recording stays queued and is retried"
-        ) from exc
-    if offset != size or extra:
-        raise SpoolIntegrityError(
-            f"spool copy {src} is no longer {size} bytes long; it was changed after ingest"
-        )
-    return whole.hexdigest(), parts
-
-
-def lock_kwargs(lock: LockSpec) -> dict[str, Any]:
-    kw: dict[str, Any] = {}
-    if lock.mode and lock.retain_until:
-        kw["ObjectLockMode"] = lock.mode
-        kw["ObjectLockRetainUntilDate"] = lock.retain_until
-    if lock.legal_hold:
-        kw["ObjectLockLegalHoldStatus"] = "ON"
-    return kw
 
 
 class MultipartUploader:
@@ -151,49 +69,55 @@ class MultipartUploader:
         parts: list[Part],
         metadata: dict[str, str],
     ) -> Completed:
-        row = self.open_upload(spec.recording_id)
+        resumed = self._resume(spec, key, part_size, parts)
+        if isinstance(resumed, Completed):
+            return resumed
         done: dict[int, str] = {}
-        if row is not None and (row["key"], row["sha256"], row["part_size"]) != (
-            key,
-            spec.sha256,
-            part_size,
-        ):
-            logger.info(
-                "recording %s: earlier upload %s no longer fits; aborting it",
-                spec.recording_id,
-                row["upload_id"],
-            )
-            self.abort(row["key"], row["upload_id"])
-            row = None
-        if row is not None:
-            uid = str(row["upload_id"])
-            lock = LockSpec(
-                row["retain_mode"], clock.parse_iso(row["retain_until"]), bool(row["legal_hold"])
-            )
-            listed = self._list_parts(key, uid)
-            if listed is None:
-                finished = self._completed_earlier(key, spec, parts, lock, uid)
-                if finished is not None:
-                    return finished
-                self._set_state(uid, "aborted")
-                row = None
-            else:
-                done = self._reconcile(uid, parts, listed)
-                logger.info(
-                    "recording %s: resuming upload %s, %d of %d parts already stored",
-                    spec.recording_id,
-                    uid,
-                    len(done),
-                    len(parts),
-                )
-        if row is None:
-            lock = spec.lock
-            uid = self._create(key, spec, part_size, parts, metadata)
+        if resumed is None:
+            uid, lock = self._create(key, spec, part_size, parts, metadata), spec.lock
+        else:
+            uid, lock, done = resumed
         self._send_all(src, key, uid, [p for p in parts if p.number not in done], done)
         crashpoint.hit("upload.before_complete")
         resp = self._complete(key, uid, parts, done)
         self._set_state(uid, "completed")
         return Completed(resp.get("VersionId"), composite(parts), lock, uid)
+
+    def _resume(
+        self, spec: ObjectSpec, key: str, part_size: int, parts: list[Part]
+    ) -> Completed | tuple[str, LockSpec, dict[int, str]] | None:
+        """The ledger's open upload of this recording: (UploadId, its lock, parts the store
+        holds), the finished object if it completed before a crash, or None to start anew."""
+        row = self.open_upload(spec.recording_id)
+        if row is None:
+            return None
+        uid = str(row["upload_id"])
+        if (row["key"], row["sha256"], row["part_size"]) != (key, spec.sha256, part_size):
+            logger.info(
+                "recording %s: earlier upload %s no longer fits; aborting it",
+                spec.recording_id,
+                uid,
+            )
+            self.abort(row["key"], uid)
+            return None
+        lock = LockSpec(
+            row["retain_mode"], clock.parse_iso(row["retain_until"]), bool(row["legal_hold"])
+        )
+        listed = self._list_parts(key, uid)
+        if listed is None:
+            finished = self._completed_earlier(key, spec, parts, lock, uid)
+            if finished is None:
+                self._set_state(uid, "aborted")
+            return finished
+        done = self._reconcile(uid, parts, listed)
+        logger.info(
+            "recording %s: resuming upload %s, %d of %d parts already stored",
+            spec.recording_id,
+            uid,
+            len(done),
+            len(parts),
+        )
+        return uid, lock, done
 
     def open_upload(self, rid: str) -> Any:
         return self.ledger.one(
@@ -343,7 +267,7 @@ class MultipartUploader:
             raise InterruptedError("stopping: upload left resumable in the ledger")
 
     def _send(self, fd: int, src: Path, key: str, uid: str, p: Part) -> str:
-        data = _pread(fd, src, p)
+        data = pread_part(fd, src, p)
         for attempt in (1, 2):
             try:
                 resp = self.client.upload_part(
@@ -438,21 +362,3 @@ class MultipartUploader:
                 "UPDATE archive_uploads SET state=?, updated_at=? WHERE upload_id=?",
                 (state, clock.iso(clock.now()), uid),
             )
-
-
-def _pread(fd: int, src: Path, p: Part) -> bytes:
-    chunks, got = [], 0
-    try:
-        while got < p.size:
-            data = os.pread(fd, p.size - got, p.offset + got)
-            if not data:
-                break
-            chunks.append(data)
-            got += len(data)
-    except OSError as exc:
-        raise SpoolReadError(
-            f"cannot read spool copy {src} (part {p.number}): {exc.strerror} (errno {exc.errno})"
-        ) from exc
-    if got != p.size:
-        raise SpoolIntegrityError(f"spool copy {src} became shorter while it was uploaded")
-    return b"".join(chunks)

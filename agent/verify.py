@@ -52,40 +52,7 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     )
     archive = _ArchiveReader(ctx)
     for r in rows:
-        path = Path(r["spool_path"]) if r["spool_path"] else None
-        if path is not None and r["spool_removed_at"] is None and path.exists():
-            where, actual = str(path), hash_file(path)
-            size = os.path.getsize(path)
-        elif r["archive_ref"]:
-            # Housekept spool copy: the archive holds the evidence; re-hash it there.
-            if path is not None and r["spool_removed_at"] is None:
-                report.problems.append(
-                    Problem("missing", r["id"], f"spool copy {path} vanished without a record")
-                )
-            where = r["archive_ref"]
-            try:
-                actual, size = archive.hash(r["archive_ref"])
-            except (AgentError, OSError) as exc:
-                report.problems.append(
-                    Problem("archive", r["id"], f"cannot read archived copy {where}: {exc}")
-                )
-                continue
-        else:
-            report.problems.append(
-                Problem("missing", r["id"], f"no copy found (spool {r['spool_path']})")
-            )
-            continue
-        report.recordings_checked += 1
-        report.bytes_checked += size
-        if actual != r["sha256"]:
-            report.problems.append(
-                Problem(
-                    "copy",
-                    r["id"],
-                    f"{where}: SHA-256 {actual} does not match the ledger's "
-                    f"{r['sha256']} (the copy was altered or damaged)",
-                )
-            )
+        _check_copy(r, archive, report)
         if progress:
             progress(r["id"])
     conn = ctx.ledger.connect()
@@ -106,6 +73,42 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
         ]
         report.problems += _anchor_problems(ctx, archive, pub, report)
     return report
+
+
+def _check_copy(r: Any, archive: _ArchiveReader, report: VerifyReport) -> None:
+    """Re-hash the spool copy, or the archived one once housekeeping removed the spool copy."""
+    path = Path(r["spool_path"]) if r["spool_path"] else None
+    if path is not None and r["spool_removed_at"] is None and path.exists():
+        where, actual, size = str(path), hash_file(path), os.path.getsize(path)
+    elif r["archive_ref"]:
+        if path is not None and r["spool_removed_at"] is None:
+            report.problems.append(
+                Problem("missing", r["id"], f"spool copy {path} vanished without a record")
+            )
+        where = r["archive_ref"]
+        try:
+            actual, size = archive.hash(r["archive_ref"])
+        except (AgentError, OSError) as exc:
+            report.problems.append(
+                Problem("archive", r["id"], f"cannot read archived copy {where}: {exc}")
+            )
+            return
+    else:
+        report.problems.append(
+            Problem("missing", r["id"], f"no copy found (spool {r['spool_path']})")
+        )
+        return
+    report.recordings_checked += 1
+    report.bytes_checked += size
+    if actual != r["sha256"]:
+        report.problems.append(
+            Problem(
+                "copy",
+                r["id"],
+                f"{where}: SHA-256 {actual} does not match the ledger's "
+                f"{r['sha256']} (the copy was altered or damaged)",
+            )
+        )
 
 
 def _anchor_problems(

@@ -16,7 +16,8 @@ from fixtures.seaweed import iam_config
 from agent import clock
 from agent.archive_s3 import parse_ref
 from agent.archiver import Archiver
-from agent.multipart import MultipartUploader, plan
+from agent.multipart import MultipartUploader
+from agent.partplan import plan
 
 
 def _events(ctx, type_: str) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -200,9 +201,14 @@ def test_parts_stored_but_not_recorded_are_adopted(s3_station, seaweed, bodycam)
         row = ctx.ledger.one("SELECT * FROM recordings WHERE id=?", (rid,))
         from agent.archive_store import spec_for
 
-        spec = spec_for(ctx, ctx.ledger.one(
-            "SELECT r.*, d.serial FROM recordings r JOIN devices d ON d.id=r.device_id"
-            " WHERE r.id=?", (rid,)))  # fmt: skip
+        spec = spec_for(
+            ctx,
+            ctx.ledger.one(
+                "SELECT r.*, d.serial FROM recordings r JOIN devices d ON d.id=r.device_id"
+                " WHERE r.id=?",
+                (rid,),
+            ),
+        )
         key = store.object_key(spec)
         _, parts = plan(Path(row["spool_path"]), spec.size, 5 * MIB)
         up = MultipartUploader(store.client, ctx.ledger, s3.bucket, 2, ctx.stop, store.tr)
@@ -210,9 +216,13 @@ def test_parts_stored_but_not_recorded_are_adopted(s3_station, seaweed, bodycam)
         data = Path(row["spool_path"]).read_bytes()
         for p in parts[:3]:  # stored on the server; the ledger never heard of them
             store.client.upload_part(
-                Bucket=s3.bucket, Key=key, UploadId=uid, PartNumber=p.number,
-                Body=data[p.offset : p.offset + p.size], ChecksumSHA256=p.checksum,
-            )  # fmt: skip
+                Bucket=s3.bucket,
+                Key=key,
+                UploadId=uid,
+                PartNumber=p.number,
+                Body=data[p.offset : p.offset + p.size],
+                ChecksumSHA256=p.checksum,
+            )
         sent_before = len(proxy.upload_parts())
         drain(arch)
         resent = [p.part_number for p in proxy.upload_parts()[sent_before:]]

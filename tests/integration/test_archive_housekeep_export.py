@@ -42,9 +42,17 @@ def test_housekeeping_then_export_from_the_store(s3_station, bodycam, tmp_path) 
     out = tmp_path / "export"
     reason = "行政复议调阅 (administrative review)"
     proc = s3.station.cli(
-        "export", a, c, "--to", str(out), "--reason", reason,
-        "--operator", "OP-0042", "--json",
-    )  # fmt: skip
+        "export",
+        a,
+        c,
+        "--to",
+        str(out),
+        "--reason",
+        reason,
+        "--operator",
+        "OP-0042",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     sources = {e["recording_id"]: e["source"] for e in doc["exported"]}
@@ -77,6 +85,7 @@ def test_housekeeping_then_export_from_the_store(s3_station, bodycam, tmp_path) 
 
     again = s3.station.cli("export", a, "--to", str(out), "--reason", "x", "--operator", "y")
     assert again.returncode == 1 and "already exists" in again.stderr
-    unknown = s3.station.cli("export", "deadbeef0000", "--to", str(out), "--reason", "x",
-                             "--operator", "y")  # fmt: skip
+    unknown = s3.station.cli(
+        "export", "deadbeef0000", "--to", str(out), "--reason", "x", "--operator", "y"
+    )
     assert unknown.returncode == 1 and "no recording whose SHA-256 starts with" in unknown.stderr

@@ -95,7 +95,7 @@ def test_killed_upload_resumes_same_upload_id(s3_station, seaweed, bodycam, poin
                 lambda: bool(
                     _query(
                         db, "SELECT 1 FROM recordings WHERE size > ? AND state='archived'", (MIB,)
-                    )  # fmt: skip
+                    )
                 ),
                 120,
                 "the big recording to be archived",

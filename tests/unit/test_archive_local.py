@@ -50,8 +50,9 @@ def test_local_bit_flip_is_refused(station, bodycam) -> None:  # type: ignore[no
     drain(Archiver(ctx))
     assert ctx.ledger.one("SELECT state FROM recordings")[0] == "spooled"
     assert ctx.ledger.one("SELECT 1 FROM outbox WHERE type='integrity.violation'")
-    assert not list((station.data_dir / "archive").rglob(ctx.ledger.one(
-        "SELECT sha256 FROM recordings")[0]))  # fmt: skip
+    assert not list(
+        (station.data_dir / "archive").rglob(ctx.ledger.one("SELECT sha256 FROM recordings")[0])
+    )
 
 
 def test_backlog_and_drain_estimate(station, bodycam) -> None:  # type: ignore[no-untyped-def]
@@ -122,8 +123,9 @@ def test_rewritten_ledger_is_caught_by_the_archived_anchor(station, bodycam) -> 
             payload = r["payload"]
             if r["type"] == "recording.discovered":
                 payload = payload.replace('"size":', '"forged":true,"size":')
-            h = event_hash(r["seq"], r["at"], r["type"], r["recording_id"], r["actor"],
-                           payload, r["alg"], prev)  # fmt: skip
+            h = event_hash(
+                r["seq"], r["at"], r["type"], r["recording_id"], r["actor"], payload, r["alg"], prev
+            )
             conn.execute(
                 "UPDATE custody SET payload=?, prev_hash=?, hash=? WHERE seq=?",
                 (payload, prev, h, r["seq"]),

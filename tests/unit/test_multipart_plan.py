@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import SpoolIntegrityError, SpoolReadError
-from agent.multipart import MIB, choose_part_size, composite, plan
+from agent.partplan import MIB, choose_part_size, composite, plan
 
 
 def test_plan_digests(tmp_path: Path) -> None:
