@@ -98,6 +98,8 @@ class S3Archive:
             request.body = ThrottledBody(bytes(body), self.limiter)
 
     def tr(self, exc: BaseException, what: str) -> Exception:
+        if self.ctx.stop.is_set():
+            return InterruptedError(f"{what}: stopping")  # not a store fault: we hung up
         self._checked_at = None  # any failure: check the bucket again before the next put
         err = translate(exc, self.cfg, what)
         if isinstance(err, ArchiveAuthError):

@@ -120,6 +120,8 @@ class Archiver:
         started = time.monotonic()
         try:
             stored = self.store.put(Path(row["spool_path"]), spec)
+        except InterruptedError:
+            raise  # shutting down: the upload stays resumable, nothing failed
         except SpoolIntegrityError as exc:
             self._integrity_violation(row, exc)
             return False

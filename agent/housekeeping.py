@@ -51,6 +51,8 @@ def housekeep(ctx: Context, store: Store) -> HousekeepResult:
             break  # oldest first: everything after this one is younger still
         try:
             store.check(r["archive_ref"], r["sha256"], int(r["size"]))
+        except InterruptedError:
+            return result  # shutting down
         except ArchiveError as exc:
             if exc.store_wide:
                 logger.warning("housekeeping paused, the archive cannot be checked: %s", exc)

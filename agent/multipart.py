@@ -80,6 +80,7 @@ class MultipartUploader:
         self._send_all(src, key, uid, [p for p in parts if p.number not in done], done)
         crashpoint.hit("upload.before_complete")
         resp = self._complete(key, uid, parts, done)
+        crashpoint.hit("upload.after_complete")
         self._set_state(uid, "completed")
         return Completed(resp.get("VersionId"), composite(parts), lock, uid)
 
