@@ -26,7 +26,7 @@ def test_outage_ingest_continues_uploads_wait_then_drain(
     s3_station, seaweed_factory, bodycam
 ) -> None:  # type: ignore[no-untyped-def]
     server = seaweed_factory()
-    s3 = s3_station(server=server)
+    s3 = s3_station(server=server, ingest="")  # release_after = "archived" (the default)
     ctx = s3.context()
     daemon = Daemon(ctx)
     daemon.start()
@@ -37,11 +37,13 @@ def test_outage_ingest_continues_uploads_wait_then_drain(
 
     try:
         bodycam(out=s3.station.mount_root / "A", serial="ZFY0501", clips=2, seconds=1.0)
-        _wait(lambda: count("archived") == 2, 60, "the first recorder's clips to be archived")
+        _wait(lambda: count("released") == 2, 60, "the first recorder's clips to be released")
 
         server.stop()
         down_at = clock.iso(clock.now()) or ""
-        bodycam(out=s3.station.mount_root / "B", serial="ZFY0502", clips=3, seconds=1.0)
+        _, clips_b = bodycam(
+            out=s3.station.mount_root / "B", serial="ZFY0502", clips=3, seconds=1.0
+        )
         _wait(lambda: count("spooled") == 3, 60, "ingest to go on while the store is down")
         _wait(
             lambda: bool(ctx.ledger.one("SELECT 1 FROM outbox WHERE type='archive.failed'")),
@@ -49,7 +51,8 @@ def test_outage_ingest_continues_uploads_wait_then_drain(
             "an archive.failed event",
         )
         time.sleep(2)
-        assert count("archived") == 2  # nothing archived while the store cannot confirm it
+        assert count("archived") + count("released") == 2  # nothing while the store is down
+        assert all(c.exists() for c in clips_b)  # so nothing erased from the recorder either
         backlog = archive_backlog(ctx)
         assert backlog["recordings"] == 3 and "cannot reach the store" in backlog["last_error"]
         failed = ctx.ledger.query("SELECT payload FROM outbox WHERE type='archive.failed'")
@@ -57,7 +60,8 @@ def test_outage_ingest_continues_uploads_wait_then_drain(
 
         up_at = clock.iso(clock.now()) or ""
         server.start()
-        _wait(lambda: count("archived") == 5, 60, "the backlog to drain after the outage")
+        _wait(lambda: count("released") == 5, 60, "the backlog to drain after the outage")
+        assert not any(c.exists() for c in clips_b)  # erased only once verifiably archived
     finally:
         daemon.shutdown()
 

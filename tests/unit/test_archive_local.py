@@ -144,3 +144,19 @@ def test_rewritten_ledger_is_caught_by_the_archived_anchor(station, bodycam) -> 
     report = json.loads(proc.stdout)
     assert proc.returncode == 1
     assert {p["kind"] for p in report["problems"]} == {"anchor"}, report["problems"]
+
+
+def test_earliest_deadline_is_archived_first(station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    late, _ = bodycam(serial="ZFY0705", clips=1, seconds=1.0, start=datetime(2026, 11, 20, 9))
+    early, _ = bodycam(serial="ZFY0706", clips=1, seconds=1.0, start=datetime(2026, 11, 16, 9))
+    ctx = station.context()
+    (later,) = ingest_volume(ctx, late)
+    (earlier,) = ingest_volume(ctx, early)
+    deadlines = dict(ctx.ledger.query("SELECT id, deadline FROM recordings"))
+    assert deadlines[earlier] < deadlines[later]
+    arch = Archiver(ctx)
+    assert arch.step() == 0.0
+    states = dict(ctx.ledger.query("SELECT id, state FROM recordings"))
+    assert states == {earlier: "archived", later: "spooled"}
