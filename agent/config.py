@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 
+from agent.config_archive import ArchiveConfig
 from agent.config_base import Section
 from agent.config_compliance import ComplianceConfig, TaggingConfig
 from agent.errors import ConfigError
@@ -245,23 +246,6 @@ class FleetConfig(Section):
     )
 
 
-class ArchiveConfig(Section):
-    url: str | None = Field(
-        None, description="file:///path or s3://bucket/prefix (default <data_dir>/archive)."
-    )
-    endpoint_url: str | None = Field(None, description="S3 endpoint for non-AWS stores.")
-    off_station: bool = Field(
-        False, description="A file:// archive counts as off-station (e.g. a NAS mount)."
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _scheme(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^(file:///|s3://[^/]+)", v):
-            raise ValueError("must be file:///absolute/path or s3://bucket[/prefix]")
-        return v
-
-
 class RecordersConfig(Section):
     clock_threshold_seconds: float = Field(
         60.0,
@@ -423,6 +407,7 @@ def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
     cfg.mqtt.tls_ca_file = fix(cfg.mqtt.tls_ca_file)
     cfg.mqtt.tls_cert_file = fix(cfg.mqtt.tls_cert_file)
     cfg.mqtt.tls_key_file = fix(cfg.mqtt.tls_key_file)
+    cfg.archive.ca_bundle = fix(cfg.archive.ca_bundle)
     for driver in cfg.drivers:
         driver.resolve_paths(base)
     return cfg

@@ -1,11 +1,12 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-checkpoint (signed custody checkpoints), compliance (deadline and not-docked alerts),
-driver-<name> (one per configured USB/serial driver), inventory (re-imports the inventory file
-when it changes), watchdog (systemd pings), and with `mqtt.url` set mqtt-outbox / mqtt-state /
-mqtt-commands (agent.mqtt). Each loop catches and logs its own failures and backs off, so one
-bad volume, recorder, a failing store or a broker that is down never stops the rest.
+housekeep (removes spool copies the archive verifiably holds), checkpoint (signed custody
+checkpoints), compliance (deadline and not-docked alerts), driver-<name> (one per configured
+USB/serial driver), inventory (re-imports the inventory file when it changes), watchdog
+(systemd pings), and with `mqtt.url` set mqtt-outbox / mqtt-state / mqtt-commands
+(agent.mqtt). Each loop catches and logs its own failures and backs off, so one bad volume,
+recorder, a failing store or a broker that is down never stops the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from agent.context import Context
 from agent.credentials import Credentials
 from agent.detect import VolumeWatcher
 from agent.errors import AgentError, SpoolFullError
+from agent.housekeeping import housekeep
 from agent.ingest import Ingestor, ProgressFn
 from agent.linker import Linker
 from agent.recorders import DriverRunner
@@ -117,13 +119,11 @@ class Daemon:
         return 0.0
 
     def _archive_step(self) -> float:
-        row = self.archiver.next_pending()
-        if row is not None:
-            self.archiver.archive_one(row)
-            self.archiver.release_ready()
-            return 0.0
-        self.archiver.release_ready()
-        return 1.0
+        return self.archiver.step()
+
+    def _housekeep_step(self) -> float:
+        housekeep(self.ctx, self.archiver.store)
+        return self.ctx.cfg.archive.housekeep_seconds
 
     def _checkpoint_step(self) -> float:
         with self.ctx.ledger.tx() as conn:
@@ -192,7 +192,10 @@ class Daemon:
             self._supervised(f"ingest-{i}", self._ingest_step)
             for i in range(self.ctx.cfg.ingest.max_parallel)
         ]
-        self.threads.append(self._supervised("archive", self._archive_step))
+        for i in range(self.ctx.cfg.archive.parallel_uploads):
+            name = "archive" if i == 0 else f"archive-{i}"
+            self.threads.append(self._supervised(name, self._archive_step))
+        self.threads.append(self._supervised("housekeep", self._housekeep_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
         self.threads.append(self._supervised("compliance", self.compliance.step))
         if self.ctx.cfg.inventory.file is not None:

@@ -16,4 +16,6 @@ pytest_plugins = [
     "fixtures.compliance",
     "fixtures.mosquitto",
     "fixtures.recorders",
+    "fixtures.seaweed",
+    "fixtures.archive",
 ]
