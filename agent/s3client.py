@@ -11,13 +11,12 @@ endpoint, bucket or key and what to do.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig
+from agent.credentials import Credentials
 from agent.errors import (
     ArchiveAuthError,
     ArchiveBucketError,
@@ -74,39 +73,13 @@ def parse_url(url: str) -> S3Location:
     return S3Location(m.group(1), prefix)
 
 
-def _read_keyvalue(path: Path) -> dict[str, str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CredentialsError(
-            f"cannot read credentials file {path}: {exc.strerror or exc} "
-            "(check credentials.file and its permissions, 0600 owned by the agent's user)"
-        ) from exc
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        k, _, v = line.partition("=")
-        out[k.strip()] = v.strip().strip("'\"")
-    return out
-
-
 def s3_secrets(cfg: AgentConfig) -> dict[str, str]:
-    """AWS_* keys from the credentials file(s), or {} to let boto3's chain decide."""
-    files: list[Path] = []
-    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and (Path(cred_dir) / "evidence-agent").is_file():
-        files.append(Path(cred_dir) / "evidence-agent")
-    if cfg.credentials.file is not None:
-        files.append(cfg.credentials.file)
-    found: dict[str, str] = {}
-    for f in files:
-        values = _read_keyvalue(f)
-        found.update({k: values[k] for k in KEY_NAMES if values.get(k)})
+    """AWS_* keys from the credentials (agent.credentials), or {} to let boto3's chain decide."""
+    creds = Credentials(cfg.credentials.file)
+    found = {k: v for k in KEY_NAMES if (v := creds.get(k))}
     if bool(found.get("AWS_ACCESS_KEY_ID")) != bool(found.get("AWS_SECRET_ACCESS_KEY")):
         raise CredentialsError(
-            f"credentials file {', '.join(map(str, files))} has only one of "
+            f"credentials ({', '.join(creds.sources())}) hold only one of "
             "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; give both"
         )
     return found
