@@ -103,6 +103,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_interview(args: argparse.Namespace) -> int:
+    from agent.interview.cli import run
+
+    return run(args, _context)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.cli import run_simulator
 
@@ -177,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--user", default="evidence")
     sp.add_argument("--data-dir", default=None)
     sp.add_argument("--mount-root", default=None)
+    sp = add("interview", cmd_interview, "interview-room sessions: start, stop, mark, report")
+    from agent.interview.cli import add_arguments as add_interview
+
+    add_interview(sp)
     sp = add("simulate", cmd_simulate, "run hardware simulators")
     from simulators.cli import add_arguments
 

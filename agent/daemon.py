@@ -37,6 +37,11 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.work = threading.Event()  # wakes the workers when a volume was registered
         self.volumes_registered = 0
+        self.interview = None
+        if ctx.cfg.station.role == "interview":
+            from agent.interview.service import InterviewService
+
+            self.interview = InterviewService(ctx, self.ingestor, self.work)
 
     # --- volume callbacks ------------------------------------------------------------------
 
@@ -116,6 +121,8 @@ class Daemon:
             self.threads.append(self._supervised("watchdog", self._watchdog_step))
         for t in self.threads:
             t.start()
+        if self.interview is not None:
+            self.threads += self.interview.start(self._supervised)
         self.threads += self.watcher.start()
         self.notifier.ready()
         logger.info(
@@ -129,6 +136,8 @@ class Daemon:
         self.stop.set()
         self.work.set()
         self.watcher.stop_watchdog()
+        if self.interview is not None:
+            self.interview.shutdown()
         for t in self.threads:
             t.join(timeout=30)
         try:

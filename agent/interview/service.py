@@ -1,0 +1,447 @@
+"""The interview service inside the daemon (`station.role = "interview"`).
+
+Threads: `interview` (this loop: picks up session requests from the ledger, starts and stops
+the cameras, keeps the panel lamp truthful, writes the heartbeat/state file the CLI reads),
+`interview-close` (hashes closed segments, chains them in custody, hands them to ingest),
+`panel` (the serial control panel), and one `interview-<camera>` per camera while recording.
+
+Requests reach it through the ledger (CLI, MQTT and panel all call agent.interview.commands),
+so a request made while the daemon restarts is not lost, and the daemon's own requests wake
+this loop at once instead of at the next poll.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent import events
+from agent.context import Context
+from agent.ingest import Ingestor
+from agent.interview import commands, ffcmd, recovery, sources
+from agent.interview import segments as segs
+from agent.interview import sessions as ses
+from agent.interview.camera import CameraRun, Capture
+from agent.interview.coverage import session_coverage
+from agent.interview.fallback import WARNING, OpencvCapture
+from agent.interview.ffproc import FfmpegProcess
+
+logger = logging.getLogger(__name__)
+
+TICK = 0.2
+STATE_FILE = "state.json"
+Supervise = Callable[[str, Callable[[], float]], threading.Thread]
+
+
+class InterviewService:
+    def __init__(
+        self,
+        ctx: Context,
+        ingestor: Ingestor | None = None,
+        ingest_wake: threading.Event | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.icfg = ctx.cfg.interview
+        self.room = self.icfg.room or ctx.station_id
+        self.ingestor = ingestor or Ingestor(ctx)
+        self.ingest_wake = ingest_wake
+        self.wake = threading.Event()
+        self.jobs: queue.Queue[segs.Job] = queue.Queue()
+        self.cameras: dict[str, CameraRun] = {}
+        self.session_id: str | None = None
+        self.video_only_gaps: dict[str, int] = {}
+        self.recovered_gaps: dict[tuple[str, str], int] = {}  # (session, camera) -> gap id
+        self.ffmpeg = shutil.which(self.icfg.ffmpeg)
+        self.ffprobe = shutil.which(self.icfg.ffprobe)
+        self.font = self.icfg.font or ffcmd.find_cjk_font()
+        self.panel: Any = None
+        self.lamp_wanted = False
+        self.dir = ctx.cfg.interview_dir
+        self._last_state = 0.0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self, supervise: Supervise) -> list[threading.Thread]:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        if not self.icfg.cameras:
+            logger.error(
+                "station.role is interview but interview.cameras is empty: nothing "
+                "to record; add [[interview.cameras]] to the config"
+            )
+        if self.ffmpeg is None:
+            logger.error(WARNING)
+            with self.ctx.ledger.tx() as conn:
+                events.emit(conn, "interview.degraded", reason="ffmpeg missing: video only")
+        elif self.font is None:
+            logger.warning(
+                "no CJK font found (fc-match :lang=zh-cn); Chinese text in the "
+                "overlay will not render: install fonts-noto-cjk or set "
+                "interview.font"
+            )
+        recovery.recover(self)
+        self._write_state()
+        commands.register_wake(self.wake)
+        threads = [
+            supervise("interview", self.step),
+            supervise("interview-close", self.close_step),
+        ]
+        if self.icfg.panel is not None:
+            from drivers.panel_serial import SerialPanel
+
+            self.panel = SerialPanel(self.icfg.panel, self.on_button, self.ctx.stop)
+            threads.append(threading.Thread(target=self.panel.run, name="panel", daemon=True))
+        for t in threads:
+            t.start()
+        return threads
+
+    def shutdown(self) -> None:
+        """Daemon stopping: end the capture cleanly; the session stays open and resumes (with
+        an agent_down gap) when the daemon is back."""
+        commands.unregister_wake(self.wake)
+        for cam in self.cameras.values():
+            cam.request_stop()
+        for cam in self.cameras.values():
+            cam.join(30)
+        self._drain_jobs()
+        if self.panel is not None:
+            self.panel.set_lamp(False)
+            time.sleep(0.1)  # let the panel thread write it before the port closes
+
+    # --- the main loop ---------------------------------------------------------------------
+
+    def step(self) -> float:
+        self.wake.wait(TICK)
+        self.wake.clear()
+        row = self.ctx.ledger.one(
+            "SELECT * FROM interview_sessions WHERE state IN ('requested','recording','stopping')"
+            " ORDER BY requested_at LIMIT 1"
+        )
+        if row is not None:
+            if row["state"] in ("requested", "recording") and self.session_id != row["id"]:
+                self._begin(row)
+            elif row["state"] == "requested":
+                self._check_started(row)
+            elif row["state"] == "stopping":
+                self._finish(row)
+                row = None
+        self._lamp(row)
+        if time.monotonic() - self._last_state >= 1.0:
+            self._write_state()
+        return 0.0
+
+    def _begin(self, row: Any) -> None:
+        sid = row["id"]
+        if not self.icfg.cameras:
+            with self.ctx.ledger.tx() as conn:
+                ses.fail(conn, sid, "no cameras configured (interview.cameras)")
+            return
+        meta = ses.metadata(row)
+        started = ses.epoch(row["started_at"])
+        self.session_id = sid
+        self.video_only_gaps = {}
+        for cam in self.icfg.cameras:
+            audio_text = cam.audio or self.icfg.microphone
+            audio = None if audio_text is None else _audio_source(audio_text, cam.video)
+            video_only = self.ffmpeg is None or audio is None
+            run = CameraRun(
+                cam,
+                self.icfg,
+                self,
+                sid,
+                self.dir / "work" / sid / cam.id,
+                self.dir / "thumbs",
+                ffcmd.overlay_text(self.room, cam.name or cam.id, meta.case_number),
+                self._make_capture,
+                audio,
+                video_only,
+                down_gap=self.recovered_gaps.pop((sid, cam.id), None),
+            )
+            run.session_started = started
+            self.cameras[cam.id] = run
+            run.start()
+        if started is not None:  # resumed after a restart
+            self._open_video_only_gaps(started)
+        logger.info(
+            "interview session %s: %s cameras (%s)",
+            sid,
+            "starting" if started is None else "resuming",
+            len(self.cameras),
+        )
+
+    def _check_started(self, row: Any) -> None:
+        firsts = [c.first_live for c in self.cameras.values() if c.first_live is not None]
+        if firsts:
+            started = min(firsts)
+            with self.ctx.ledger.tx() as conn:
+                ses.set_recording(
+                    conn,
+                    row["id"],
+                    started,
+                    list(self.cameras),
+                    any(c.video_only for c in self.cameras.values()),
+                )
+            for cam in self.cameras.values():
+                cam.session_started = started
+            self._open_video_only_gaps(started)
+            logger.info(
+                "interview session %s recording (case %s)", row["id"], row["case_number"] or "-"
+            )
+            return
+        waited = time.time() - (ses.epoch(row["requested_at"]) or time.time())
+        if waited > self.icfg.start_timeout_seconds:
+            why = "; ".join(f"{c.cam.id}: {c.down_reason[1]}" for c in self.cameras.values())
+            reason = f"no camera delivered within {self.icfg.start_timeout_seconds:g} s ({why})"
+            logger.error("interview session %s failed: %s", row["id"], reason)
+            self._stop_cameras()
+            with self.ctx.ledger.tx() as conn:
+                ses.fail(conn, row["id"], reason)
+            self._reset()
+
+    def _open_video_only_gaps(self, started: float) -> None:
+        for cam in self.cameras.values():
+            if cam.video_only and cam.cam.id not in self.video_only_gaps:
+                why = (
+                    WARNING
+                    if self.ffmpeg is None
+                    else "no microphone configured for this "
+                    "camera (interview.microphone or the camera's audio)"
+                )
+                self.video_only_gaps[cam.cam.id] = self.gap_open(
+                    cam.cam.id, "no_audio", started, why
+                )
+
+    def _finish(self, row: Any) -> None:
+        sid = row["id"]
+        if self.session_id != sid:  # stop asked for while no capture ran (e.g. after restart)
+            self.session_id = sid
+        self._stop_cameras()
+        ended = ses.epoch(row["ended_at"]) or time.time()
+        for cam in self.cameras.values():
+            cam.close_gaps(ended)
+        for gid in self.video_only_gaps.values():
+            self.gap_close(gid, ended)
+        self._drain_jobs()
+        with self.ctx.ledger.tx() as conn:
+            if row["started_at"] is None:
+                ses.fail(conn, sid, "stopped before recording started")
+            else:
+                cov, counts = session_coverage(conn, sid, self.icfg.gap_seconds)
+                ses.close(conn, sid, cov, counts)
+        logger.info("interview session %s closed", sid)
+        self._cleanup_work(sid)
+        self._reset()
+        if self.ingest_wake is not None:
+            self.ingest_wake.set()
+
+    def _stop_cameras(self) -> None:
+        for cam in self.cameras.values():
+            cam.request_stop()
+        for cam in self.cameras.values():
+            if not cam.join(60):
+                logger.error("camera %s did not stop within 60 s", cam.cam.id)
+
+    def _reset(self) -> None:
+        self.cameras = {}
+        self.session_id = None
+        self.video_only_gaps = {}
+
+    def _cleanup_work(self, sid: str) -> None:
+        """Run directories keep only ffmpeg's lists once every segment moved out; drop them."""
+        work = self.dir / "work" / sid
+        if not work.exists():
+            return
+        if any(work.rglob("seg_*.ts")):
+            logger.warning(
+                "session %s: segment files left in %s; kept for the next recovery", sid, work
+            )
+            return
+        shutil.rmtree(work, ignore_errors=True)
+
+    # --- lamp and state --------------------------------------------------------------------
+
+    def _lamp(self, row: Any) -> None:
+        want = (
+            row is not None
+            and row["state"] == "recording"
+            and bool(self.cameras)
+            and all(c.healthy for c in self.cameras.values())
+        )
+        self.lamp_wanted = want
+        if self.panel is not None:
+            self.panel.set_lamp(want)
+
+    def _write_state(self) -> None:
+        self._last_state = time.monotonic()
+        doc = {
+            "pid": os.getpid(),
+            "at": ses.now_iso(),
+            "session": self.session_id,
+            "lamp": self.lamp_wanted,
+            "panel": None
+            if self.panel is None
+            else {
+                "port": self.icfg.panel.port if self.icfg.panel else None,
+                "connected": self.panel.connected,
+                "lamp_confirmed": self.panel.lamp,
+            },
+            "video_only": self.ffmpeg is None,
+            "cameras": {cid: cam.stats for cid, cam in self.cameras.items()},
+        }
+        tmp = self.dir / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, self.dir / STATE_FILE)
+
+    # --- panel -----------------------------------------------------------------------------
+
+    def on_button(self, button: str) -> None:
+        params = {"source": "panel"}
+        if button == "START":
+            res = commands.start(self.ctx, params, wait=False)
+        elif button == "STOP":
+            res = commands.stop(self.ctx, params, wait=False)
+        else:
+            res = commands.mark(self.ctx, params)
+        if self.panel is not None:
+            self.panel.ack(button, bool(res.get("ok")), str(res.get("error", "")))
+
+    # --- hooks for the cameras ---------------------------------------------------------------
+
+    def submit(self, job: segs.Job) -> None:
+        self.jobs.put(job)
+
+    def gap_open(self, camera: str, kind: str, start: float, detail: str) -> int:
+        assert self.session_id is not None
+        with self.ctx.ledger.tx() as conn:
+            gid = ses.open_gap(conn, self.session_id, camera, kind, start, detail)
+        logger.warning(
+            "interview gap %d opened: camera %s %s from %s: %s",
+            gid,
+            camera,
+            kind,
+            ses.iso_at(start),
+            detail,
+        )
+        self.wake.set()
+        return gid
+
+    def gap_close(self, gid: int, end: float) -> None:
+        with self.ctx.ledger.tx() as conn:
+            ses.close_gap(conn, gid, end)
+        logger.info("interview gap %d closed at %s", gid, ses.iso_at(end))
+        self.wake.set()
+
+    def changed(self) -> None:
+        self.wake.set()
+
+    def _make_capture(self, run: CameraRun, run_dir: Path, overlay: Path, spawn: int) -> Capture:
+        cam = run.cam
+        if self.ffmpeg is None:
+            return OpencvCapture(
+                run.video.target,
+                run_dir,
+                spawn,
+                cam.fps,
+                self.icfg.segment_seconds,
+                f"{self.room} {cam.name or cam.id}",
+                self.ctx.cfg.station.timezone,
+                self.icfg.read_timeout_seconds,
+                run.picture.feed,
+                self.icfg.monitor_fps,
+            )
+        ffmpeg = self.ffmpeg
+        inputs = ffcmd.Inputs(run.video, run.audio)
+
+        def argv(audio_fd: int, progress_fd: int) -> list[str]:
+            return ffcmd.build(
+                self.icfg,
+                cam,
+                inputs,
+                run_dir,
+                overlay,
+                self.font,
+                spawn,
+                ffmpeg,
+                audio_fd,
+                progress_fd,
+            )
+
+        env = dict(os.environ, TZ=self.ctx.cfg.station.timezone, AV_LOG_FORCE_NOCOLOR="1")
+        audio_target = None if run.audio is None or run.audio.kind == "camera" else run.audio.target
+        return FfmpegProcess(
+            argv, env, cam.id, (run.video.target, audio_target), run.picture.feed, run.sound.feed
+        )
+
+    # --- closing segments ------------------------------------------------------------------
+
+    def close_step(self) -> float:
+        try:
+            job = self.jobs.get(timeout=0.5)
+        except queue.Empty:
+            return 0.0
+        try:
+            self._close(job)
+        finally:
+            self.jobs.task_done()
+        return 0.0
+
+    def _close(self, job: segs.Job) -> None:
+        for attempt in range(5):
+            try:
+                row = segs.close_segment(self.ctx, job, self.ffprobe)
+                break
+            except OSError as exc:
+                logger.error(
+                    "segment %s could not be closed (attempt %d): %s",
+                    job.work_path,
+                    attempt + 1,
+                    exc,
+                )
+                time.sleep(1.0 + attempt)
+        else:
+            logger.error(
+                "segment %s stays in the work directory; it is picked up at the next "
+                "start of the agent",
+                job.work_path,
+            )
+            return
+        if row is not None:
+            self.register(job.camera, job.session_id)
+
+    def register(self, camera: str, session_id: str | None = None) -> None:
+        """Hand the camera's volume to ingest (idempotent: ingest knows what it has)."""
+        volume = segs.volume_dir(self.ctx, camera)
+        if not volume.exists():
+            return
+        cam = next((c for c in self.icfg.cameras if c.id == camera), None)
+        officer = None
+        if session_id is not None:
+            row = self.ctx.ledger.one(
+                "SELECT interviewers FROM interview_sessions WHERE id=?", (session_id,)
+            )
+            names = json.loads(row["interviewers"]) if row is not None else []
+            officer = names[0] if names else None
+        src = sources.redact(cam.video) if cam else "?"
+        kind = sources.parse(cam.video).kind if cam else "unknown"
+        ident = segs.identity(self.ctx.station_id, camera, kind, src, officer)
+        self.ingestor.register_volume(volume, ident)
+        segs.link_recordings(self.ctx, camera)
+        if self.ingest_wake is not None:
+            self.ingest_wake.set()
+
+    def _drain_jobs(self) -> None:
+        """Wait until the closer has taken every segment handed to it so far."""
+        self.jobs.join()
+
+
+def _audio_source(text: str, video: str) -> sources.Source:
+    if text.strip().lower() == "camera":
+        return sources.Source("camera", video)
+    return sources.parse(text)
