@@ -10,4 +10,4 @@ for p in (ROOT, ROOT / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-pytest_plugins = ["fixtures.station"]
+pytest_plugins = ["fixtures.station", "fixtures.interview"]

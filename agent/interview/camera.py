@@ -61,7 +61,7 @@ class Capture(Protocol):
 @dataclass
 class Run:
     dir: Path
-    spawn_second: int
+    spawn_time: float
     capture: Capture
     spawned: float
     handed: set[int] = field(default_factory=set)
@@ -110,7 +110,7 @@ def jobs_for_run(
     run_dir: Path,
     session_id: str,
     camera: str,
-    spawn_second: int,
+    spawn_time: float,
     first_wall: float | None,
     include_last: bool,
     skip: set[int],
@@ -126,12 +126,12 @@ def jobs_for_run(
     for idx, path in files:
         entry = listed.get(path.name)
         if entry is not None:
-            start, end = spawn_second + entry[0], spawn_second + entry[1]
+            start, end = spawn_time + entry[0], spawn_time + entry[1]
             if idx == 0 and first_wall is not None:
                 start = first_wall  # the list starts the first segment at 0, not at its frame
             salvaged = False
         else:  # no list entry: ffmpeg died before finishing this file
-            start = prev_end if prev_end is not None else (first_wall or float(spawn_second))
+            start = prev_end if prev_end is not None else (first_wall or spawn_time)
             end = None
             salvaged = True
         prev_end = end if end is not None else prev_end
@@ -150,7 +150,7 @@ class CameraRun:
         work_dir: Path,
         thumbs_dir: Path,
         overlay: str,
-        make_capture: Callable[[CameraRun, Path, Path, int], Capture],
+        make_capture: Callable[[CameraRun, Path, Path, float], Capture],
         audio: sources.Source | None,
         video_only: bool,
         down_gap: int | None = None,
@@ -259,12 +259,12 @@ class CameraRun:
         self.runs += 1
         run_dir = self.work_dir / f"run-{self._next_index():03d}"
         run_dir.mkdir(parents=True)
-        spawn_second = int(time.time())
+        spawn_time = round(time.time(), 3)
         overlay_file = run_dir / "overlay.txt"
         overlay_file.write_text(self.overlay, encoding="utf-8")
-        capture = self.make_capture(self, run_dir, overlay_file, spawn_second)
+        capture = self.make_capture(self, run_dir, overlay_file, spawn_time)
         capture.start()
-        run = Run(run_dir, spawn_second, capture, time.time())
+        run = Run(run_dir, spawn_time, capture, time.time())
         self._write_run_json(run, None)
         logger.info(
             "camera %s: capture run %s started (pid %s)", self.cam.id, run_dir.name, capture.pid
@@ -280,7 +280,7 @@ class CameraRun:
         doc = {
             "session": self.session_id,
             "camera": self.cam.id,
-            "spawn_second": run.spawn_second,
+            "spawn_time": run.spawn_time,
             "pid": run.capture.pid,
             "first_wall": first_wall,
             "video_only": self.video_only,
@@ -421,7 +421,7 @@ class CameraRun:
             run.dir,
             self.session_id,
             self.cam.id,
-            run.spawn_second,
+            run.spawn_time,
             first,
             final,
             run.handed,

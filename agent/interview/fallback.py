@@ -43,7 +43,7 @@ class OpencvCapture:
         self,
         url: str,
         run_dir: Path,
-        spawn_second: int,
+        spawn_time: float,
         fps: float,
         segment_seconds: float,
         label: str,
@@ -54,7 +54,7 @@ class OpencvCapture:
     ) -> None:
         self.url = url
         self.run_dir = run_dir
-        self.spawn_second = spawn_second
+        self.spawn_time = spawn_time
         self.fps = fps
         self.segment_seconds = segment_seconds
         self.label = ascii_text(label)
@@ -149,7 +149,7 @@ class OpencvCapture:
             while not (self._stop.is_set() or self._reader_done.is_set()):
                 name = ffcmd.SEGMENT_PATTERN % index
                 start, end = self._write_one(self.run_dir / name)
-                rel = (start - self.spawn_second, end - self.spawn_second)
+                rel = (start - self.spawn_time, end - self.spawn_time)
                 listing.write(f"{name},{rel[0]:.6f},{rel[1]:.6f}\n")
                 listing.flush()
                 index += 1

@@ -1,12 +1,13 @@
 """The ffmpeg command line of one camera: inputs with timeouts, overlay, segments, monitors.
 
 Timestamps: every input is stamped with the wall clock as it is read
-(`-use_wallclock_as_timestamps`), kept as is (`-copyts`) and shifted by the integer second the
-process was spawned (`-output_ts_offset`). So picture and sound line up by the wall clock even
-when the camera and the microphone open at different moments, and a segment's times in the
-segment list plus the spawn second are its wall-clock times. (Without the shift the segment
-muxer, which cuts at multiples of the segment length counted from zero, would cut at every
-keyframe of an epoch-stamped stream.)
+(`-use_wallclock_as_timestamps`), kept as is (`-copyts`) and shifted by the moment the process
+was spawned (`-output_ts_offset`, to the millisecond). So picture and sound line up by the wall
+clock even when the camera and the microphone open at different moments, and a segment's times
+in the segment list plus the spawn time are its wall-clock times. The segment muxer cuts at
+multiples of the segment length counted from zero, i.e. from the spawn, a fraction of a second
+before the first frame (without the shift it would cut at every keyframe of an epoch-stamped
+stream).
 
 Outputs: 0 = MPEG-TS segments (H.264 + AAC) with the overlay; 1 = small PPM pictures of the
 camera's own picture (before the overlay, whose clock would hide a frozen picture) on stdout
@@ -140,7 +141,7 @@ def build(
     run_dir: Path,
     overlay_file: Path,
     font: Path | None,
-    spawn_second: int,
+    spawn_time: float,
     ffmpeg: str,
     audio_fd: int,
     progress_fd: int,
@@ -185,13 +186,17 @@ def build(
         args += ["-c:a", "aac", "-b:a", f"{icfg.audio_bitrate_kbps}k"]
     args += [
         "-output_ts_offset",
-        f"-{spawn_second}",
+        f"-{spawn_time:.3f}",
         "-f",
         "segment",
         "-segment_time",
         f"{icfg.segment_seconds:g}",
         "-segment_format",
         "mpegts",
+        # Without this the segment muxer keeps the whole open segment in memory until the cut:
+        # a crash would lose up to a segment. Per packet, it reaches the file at once.
+        "-segment_format_options",
+        "flush_packets=1",
         "-reset_timestamps",
         "1",
         "-segment_list",

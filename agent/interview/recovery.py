@@ -106,7 +106,7 @@ def _close_leftovers(svc: InterviewService, session_dir: Path, sid: str) -> int:
         doc = _read_run(run_json)
         run_dir = run_json.parent
         camera = str(doc.get("camera") or run_dir.parent.name)
-        spawn = int(doc.get("spawn_second") or int(run_json.stat().st_mtime))
+        spawn = float(doc.get("spawn_time") or run_json.stat().st_mtime)
         first = doc.get("first_wall")
         jobs = jobs_for_run(
             run_dir,

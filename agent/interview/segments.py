@@ -140,6 +140,7 @@ def close_segment(ctx: Context, job: Job, ffprobe: str | None) -> sqlite3.Row | 
         logger.info("removing empty segment file %s", job.work_path)
         job.work_path.unlink()
         return None
+    _fsync(job.work_path)  # ffmpeg wrote it through the page cache; make it durable first
     info = probe(job.work_path, ffprobe)
     end = job.end
     if end is None:
@@ -253,6 +254,14 @@ def link_recordings(ctx: Context, camera: str) -> int:
             (device_serial(ctx.station_id, camera), camera),
         )
         return cur.rowcount
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _int(v: bool | None) -> int | None:

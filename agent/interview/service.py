@@ -341,7 +341,7 @@ class InterviewService:
     def changed(self) -> None:
         self.wake.set()
 
-    def _make_capture(self, run: CameraRun, run_dir: Path, overlay: Path, spawn: int) -> Capture:
+    def _make_capture(self, run: CameraRun, run_dir: Path, overlay: Path, spawn: float) -> Capture:
         cam = run.cam
         if self.ffmpeg is None:
             return OpencvCapture(
