@@ -101,11 +101,8 @@ def test_bad_status_names_file_line_column(tmp_path: Path) -> None:
 
 def test_duplicate_recorder_names_line(tmp_path: Path) -> None:
     path = write(tmp_path, "inventory.csv", INVENTORY + "jingyi,JY0001,HB-01,,在用,\n")
-    with pytest.raises(
-        RosterError,
-        match=r"line 6, column 'serial': recorder jingyi/JY0001 "
-        r"already on line 4",
-    ):
+    with pytest.raises(RosterError, match=r"line 6, column 'serial': recorder jingyi/JY0001 "
+                       r"already on line 4"):  # fmt: skip
         load_inventory(path)
 
 

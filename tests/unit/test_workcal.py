@@ -97,11 +97,8 @@ def test_override_holiday_shifts_deadline(tmp_path: Path) -> None:
 
 
 def test_override_workday_on_library_holiday(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "[[day]]\ndate = 2026-10-08\nkind = 'holiday'\n"
-        "[[day]]\ndate = 2026-10-01\nkind = 'workday'\n",
-    )
+    path = write(tmp_path, "[[day]]\ndate = 2026-10-08\nkind = 'holiday'\n"
+                 "[[day]]\ndate = 2026-10-01\nkind = 'workday'\n")  # fmt: skip
     cal = WorkCalendar(overrides=load_overrides(path))
     assert cal.nth_working_day_after(date(2026, 9, 30), 2) == date(2026, 10, 9)
 
