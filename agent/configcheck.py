@@ -30,4 +30,8 @@ def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
             problems.append(("roster.file", str(exc)))
     if cfg.credentials.file is not None and not cfg.credentials.file.is_file():
         problems.append(("credentials.file", f"{cfg.credentials.file} does not exist"))
+    if cfg.station.role == "interview":
+        from agent.interview.checks import interview_problems
+
+        problems += interview_problems(cfg)
     return problems

@@ -90,11 +90,16 @@ def recordings(
 
 
 def document(ctx: Context, **filters: Any) -> dict[str, Any]:
-    return {
+    doc = {
         "station": station(ctx),
         "recorders": recorders(ctx),
         "recordings": recordings(ctx, **filters),
     }
+    if ctx.cfg.station.role == "interview":
+        from agent.interview.report import status_section
+
+        doc["interview"] = status_section(ctx)
+    return doc
 
 
 def to_json(doc: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.interview import segments as segs
 from agent.interview import sessions as ses
-from agent.interview.camera import jobs_for_run
+from agent.interview.runs import jobs_for_run
 
 if TYPE_CHECKING:
     from agent.interview.service import InterviewService
@@ -51,7 +51,7 @@ def recover(svc: InterviewService) -> None:
         elif row["state"] == "requested":
             _expire_request(svc, row)
     for cam in svc.icfg.cameras:
-        svc.register(cam.id)
+        svc.closer.register(cam.id)
 
 
 def _read_run(run_json: Path) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def _close_leftovers(svc: InterviewService, session_dir: Path, sid: str) -> int:
         for _, job in jobs:
             if str(job.work_path) in done:
                 continue
-            if segs.close_segment(svc.ctx, job, svc.ffprobe) is not None:
+            if segs.close_segment(svc.ctx, job, svc.closer.ffprobe) is not None:
                 n += 1
     return n
 

@@ -236,3 +236,35 @@ def render(doc: dict[str, Any], console: Console | None = None) -> None:
         console.print(f"  mark {m['at']} ({m['source']}) {m['note'] or ''}")
     for w in doc["warnings"]:
         console.print(f"  [yellow]warning[/] {w}")
+
+
+def status_section(ctx: Context) -> dict[str, Any]:
+    """The `interview` object of `status --json` (interview stations only)."""
+    from agent.interview.commands import service_status
+
+    svc = service_status(ctx)
+    row = ctx.ledger.one("SELECT * FROM interview_sessions ORDER BY requested_at DESC LIMIT 1")
+    session = None
+    if row is not None:
+        open_gaps = ctx.ledger.query(
+            "SELECT id FROM interview_gaps WHERE session_id=? AND end IS NULL", (row["id"],)
+        )
+        session = {
+            "id": row["id"],
+            "state": row["state"],
+            "case_number": row["case_number"],
+            "requested_at": row["requested_at"],
+            "started_at": row["started_at"],
+            "ended_at": row["ended_at"],
+            "coverage": row["coverage"],
+            "open_gaps": len(open_gaps),
+        }
+    return {
+        "room": ctx.cfg.interview.room or ctx.station_id,
+        "service_running": svc is not None,
+        "video_only": None if svc is None else svc.get("video_only"),
+        "lamp": None if svc is None else svc.get("lamp"),
+        "panel": None if svc is None else svc.get("panel"),
+        "cameras": {} if svc is None else svc.get("cameras", {}),
+        "session": session,
+    }

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import shutil
 import threading
 import time
@@ -29,10 +28,12 @@ from agent.ingest import Ingestor
 from agent.interview import commands, ffcmd, recovery, sources
 from agent.interview import segments as segs
 from agent.interview import sessions as ses
-from agent.interview.camera import CameraRun, Capture
+from agent.interview.camera import CameraRun
+from agent.interview.closer import Closer
 from agent.interview.coverage import session_coverage
 from agent.interview.fallback import WARNING, OpencvCapture
 from agent.interview.ffproc import FfmpegProcess
+from agent.interview.runs import Capture
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +55,12 @@ class InterviewService:
         self.ingestor = ingestor or Ingestor(ctx)
         self.ingest_wake = ingest_wake
         self.wake = threading.Event()
-        self.jobs: queue.Queue[segs.Job] = queue.Queue()
+        self.closer = Closer(ctx, self.ingestor, ingest_wake, shutil.which(self.icfg.ffprobe))
         self.cameras: dict[str, CameraRun] = {}
         self.session_id: str | None = None
         self.video_only_gaps: dict[str, int] = {}
         self.recovered_gaps: dict[tuple[str, str], int] = {}  # (session, camera) -> gap id
         self.ffmpeg = shutil.which(self.icfg.ffmpeg)
-        self.ffprobe = shutil.which(self.icfg.ffprobe)
         self.font = self.icfg.font or ffcmd.find_cjk_font()
         self.panel: Any = None
         self.lamp_wanted = False
@@ -91,7 +91,7 @@ class InterviewService:
         commands.register_wake(self.wake)
         threads = [
             supervise("interview", self.step),
-            supervise("interview-close", self.close_step),
+            supervise("interview-close", self.closer.step),
         ]
         if self.icfg.panel is not None:
             from drivers.panel_serial import SerialPanel
@@ -110,7 +110,7 @@ class InterviewService:
             cam.request_stop()
         for cam in self.cameras.values():
             cam.join(30)
-        self._drain_jobs()
+        self.closer.drain(inline=True)  # the closer thread ends with the daemon's stop
         if self.panel is not None:
             self.panel.set_lamp(False)
             time.sleep(0.1)  # let the panel thread write it before the port closes
@@ -228,7 +228,7 @@ class InterviewService:
             cam.close_gaps(ended)
         for gid in self.video_only_gaps.values():
             self.gap_close(gid, ended)
-        self._drain_jobs()
+        self.closer.drain()
         with self.ctx.ledger.tx() as conn:
             if row["started_at"] is None:
                 ses.fail(conn, sid, "stopped before recording started")
@@ -315,7 +315,7 @@ class InterviewService:
     # --- hooks for the cameras ---------------------------------------------------------------
 
     def submit(self, job: segs.Job) -> None:
-        self.jobs.put(job)
+        self.closer.submit(job)
 
     def gap_open(self, camera: str, kind: str, start: float, detail: str) -> int:
         assert self.session_id is not None
@@ -378,67 +378,6 @@ class InterviewService:
         return FfmpegProcess(
             argv, env, cam.id, (run.video.target, audio_target), run.picture.feed, run.sound.feed
         )
-
-    # --- closing segments ------------------------------------------------------------------
-
-    def close_step(self) -> float:
-        try:
-            job = self.jobs.get(timeout=0.5)
-        except queue.Empty:
-            return 0.0
-        try:
-            self._close(job)
-        finally:
-            self.jobs.task_done()
-        return 0.0
-
-    def _close(self, job: segs.Job) -> None:
-        for attempt in range(5):
-            try:
-                row = segs.close_segment(self.ctx, job, self.ffprobe)
-                break
-            except OSError as exc:
-                logger.error(
-                    "segment %s could not be closed (attempt %d): %s",
-                    job.work_path,
-                    attempt + 1,
-                    exc,
-                )
-                time.sleep(1.0 + attempt)
-        else:
-            logger.error(
-                "segment %s stays in the work directory; it is picked up at the next "
-                "start of the agent",
-                job.work_path,
-            )
-            return
-        if row is not None:
-            self.register(job.camera, job.session_id)
-
-    def register(self, camera: str, session_id: str | None = None) -> None:
-        """Hand the camera's volume to ingest (idempotent: ingest knows what it has)."""
-        volume = segs.volume_dir(self.ctx, camera)
-        if not volume.exists():
-            return
-        cam = next((c for c in self.icfg.cameras if c.id == camera), None)
-        officer = None
-        if session_id is not None:
-            row = self.ctx.ledger.one(
-                "SELECT interviewers FROM interview_sessions WHERE id=?", (session_id,)
-            )
-            names = json.loads(row["interviewers"]) if row is not None else []
-            officer = names[0] if names else None
-        src = sources.redact(cam.video) if cam else "?"
-        kind = sources.parse(cam.video).kind if cam else "unknown"
-        ident = segs.identity(self.ctx.station_id, camera, kind, src, officer)
-        self.ingestor.register_volume(volume, ident)
-        segs.link_recordings(self.ctx, camera)
-        if self.ingest_wake is not None:
-            self.ingest_wake.set()
-
-    def _drain_jobs(self) -> None:
-        """Wait until the closer has taken every segment handed to it so far."""
-        self.jobs.join()
 
 
 def _audio_source(text: str, video: str) -> sources.Source:

@@ -95,6 +95,11 @@ def test_thirty_second_session_in_ten_second_segments(
     stopped_ev = outbox(d.ctx, "interview.stopped")
     assert started_ev[0]["session"] == sid and "subject" not in started_ev[0]
     assert stopped_ev[0]["coverage"] == 1.0 and stopped_ev[0]["segments"] == 3
+    status = json.loads(st.cli("status", "--json", check=True).stdout)
+    assert status["interview"]["service_running"] is True
+    assert status["interview"]["session"]["id"] == sid
+    assert status["interview"]["session"]["coverage"] == 1.0
+    assert {r["source_path"] for r in status["recordings"]} == {f"{r['path']}" for r in rows}
 
 
 def test_camera_dropout_is_one_gap_and_recording_resumes(
@@ -193,6 +198,19 @@ def test_video_only_fallback_without_ffmpeg_says_so(
     assert [g["kind"] for g in doc["gaps"]] == ["no_audio"]
     assert doc["coverage_pct"] == 0.0  # no sound: the record is not complete
     assert "NO SOUND" in str(getattr(caplog, "text", ""))
+
+
+def test_check_config_names_what_an_interview_room_lacks(
+    make_station: Callable[..., Station],
+) -> None:
+    st = make_station('[interview]\nffmpeg = "/nonexistent/ffmpeg"\n')
+    env = {"EVIDENCE_AGENT__STATION__ROLE": "interview"}
+    proc = st.cli("check-config", env=env)
+    assert proc.returncode == 78
+    assert "interview.cameras" in proc.stderr and "interview.ffmpeg" in proc.stderr
+    bad = make_station('[[interview.cameras]]\nid = "c1"\nvideo = "ftp://x/y"\n', name="b")
+    proc = bad.cli("check-config")
+    assert proc.returncode == 78 and "interview.cameras.0.video" in proc.stderr
 
 
 def test_cli_refuses_when_no_service_runs(make_interview_station: Callable[..., Station]) -> None:

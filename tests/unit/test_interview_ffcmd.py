@@ -11,7 +11,7 @@ from toolcheck import require_tool
 
 from agent.config import CameraConfig, InterviewConfig
 from agent.interview import ffcmd
-from agent.interview.camera import jobs_for_run, parse_segment_list
+from agent.interview.runs import jobs_for_run, parse_segment_list
 from agent.interview.sources import parse
 
 
