@@ -146,7 +146,8 @@ class SerialPanel:
     def _read_loop(self) -> None:
         buf = b""
         while not self.stop.is_set():
-            chunk = self._port.read(256)
+            # read(n) would wait out the whole timeout for n bytes: take what is there.
+            chunk = self._port.read(max(1, self._port.in_waiting))
             if chunk:
                 buf += chunk
                 while b"\n" in buf:

@@ -44,7 +44,8 @@ class CameraSim(HttpSource):
         self.width, self.height, self.fps, self.quality = width, height, fps, quality
         self.black = False
         self.frames_made = 0
-        self.skipped_frames = 0
+        self.frames_sent = 0  # summed over clients
+        self.skipped_frames = 0  # frames a client was too slow to take
         self._frame: tuple[int, bytes] = (0, b"")
         self._cond = threading.Condition()
         self._bg = self._background()
@@ -159,6 +160,7 @@ class CameraSim(HttpSource):
             if last and seq > last + 1:
                 self.skipped_frames += seq - last - 1
             last = seq
+            self.frames_sent += 1
             head = (
                 f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n"
             ).encode("ascii")

@@ -82,6 +82,7 @@ class CameraRun:
         self.runs = 0
         self.stats: dict[str, Any] = {}
         self._stop = threading.Event()
+        self._nudge = threading.Event()  # the first picture/sound arrived: look at once
         self._thread: threading.Thread | None = None
         self._last_thumb = 0.0
 
@@ -99,6 +100,17 @@ class CameraRun:
 
     def request_stop(self) -> None:
         self._stop.set()
+        self._nudge.set()
+
+    def on_picture(self, rgb: Any, t: float) -> None:
+        self.picture.feed(rgb, t)
+        if not self.live:
+            self._nudge.set()
+
+    def on_sound(self, level: float, t: float) -> None:
+        self.sound.feed(level, t)
+        if not self.live:
+            self._nudge.set()
 
     def join(self, timeout: float) -> bool:
         if self._thread is not None:
@@ -197,7 +209,11 @@ class CameraRun:
         """Follow a run until it ends; returns (gap kind, why, since) or None when stopped."""
         grace = self.icfg.read_timeout_seconds + self.icfg.gap_seconds
         threshold = self.icfg.gap_seconds
-        while not self._stop.wait(TICK):
+        while not self._stop.is_set():
+            self._nudge.wait(TICK)
+            self._nudge.clear()
+            if self._stop.is_set():
+                break
             now = time.time()
             r = run.capture.report
             if not self.live:

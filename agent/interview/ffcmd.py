@@ -9,9 +9,10 @@ multiples of the segment length counted from zero, i.e. from the spawn, a fracti
 before the first frame (without the shift it would cut at every keyframe of an epoch-stamped
 stream).
 
-Outputs: 0 = MPEG-TS segments (H.264 + AAC) with the overlay; 1 = small PPM pictures of the
-camera's own picture (before the overlay, whose clock would hide a frozen picture) on stdout
-for the OpenCV watcher; 2 = 8 kHz mono PCM of the microphone on a pipe; progress on another.
+Inputs: the microphone (if separate) first, then the camera. Outputs: 0 = MPEG-TS segments
+(H.264 + AAC) with the overlay; 1 = small PPM pictures of the camera's own picture (before the
+overlay, whose clock would hide a frozen picture) on stdout for the OpenCV watcher; 2 = 8 kHz
+mono PCM of the microphone on a pipe; progress on another.
 ffmpeg is stopped with SIGTERM, on which it finishes the open segment and the segment list.
 """
 
@@ -101,9 +102,13 @@ def _input_args(src: Source, cam: CameraConfig | None, timeout_us: int) -> list[
 
 
 def filter_graph(
-    overlay_file: Path, font: Path | None, monitor_fps: float, audio_input: str | None
+    overlay_file: Path,
+    font: Path | None,
+    monitor_fps: float,
+    audio_input: str | None,
+    video_input: str = "0:v",
 ) -> str:
-    """`audio_input`: "1:a" (separate microphone), "0:a" (the camera's own sound) or None."""
+    """`audio_input`: "0:a" (microphone opened first), the camera's own "0:a", or None."""
     draw = [f"textfile={escape_filter_value(str(overlay_file))}"]
     if font is not None:
         draw.append(f"fontfile={escape_filter_value(str(font))}")
@@ -121,7 +126,7 @@ def filter_graph(
     # select by time, not by frame count: frame rates of network cameras wander.
     pick = f"select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,{interval:.3f})'"
     graph = [
-        "[0:v]format=yuv420p,split=2[venc][vmon]",
+        f"[{video_input}]format=yuv420p,split=2[venc][vmon]",
         f"[venc]drawtext={':'.join(draw)}[v]",
         f"[vmon]{pick},scale={MONITOR_WIDTH}:-2,format=rgb24[m]",
     ]
@@ -152,14 +157,17 @@ def build(
     gop = max(1, round(cam.fps * 2))  # a keyframe every 2 s: segments end within 2 s of target
     args = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "info", "-nostdin"]
     args += ["-progress", f"pipe:{progress_fd}", "-stats_period", "1"]
-    args += _input_args(inputs.video, cam, timeout_us)
-    audio_input = None
+    audio_input, video_input = None, "0:v"
     if inputs.audio is not None and inputs.audio.kind == "camera":
         audio_input = "0:a"  # the camera's own stream carries the sound (RTSP cameras)
     elif inputs.audio is not None:
+        # The microphone first: ffmpeg reads no input until it has opened all of them, and a
+        # few KiB of sound wait in a socket harmlessly, whereas a camera's frames, waiting,
+        # make it skip frames.
         args += _input_args(inputs.audio, None, timeout_us)
-        audio_input = "1:a"
-    graph = filter_graph(overlay_file, font, icfg.monitor_fps, audio_input)
+        audio_input, video_input = "0:a", "1:v"
+    args += _input_args(inputs.video, cam, timeout_us)
+    graph = filter_graph(overlay_file, font, icfg.monitor_fps, audio_input, video_input)
     args += ["-filter_complex", graph]
     args += ["-copyts"]
     # output 0: the evidence

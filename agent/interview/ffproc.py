@@ -56,7 +56,7 @@ def redact_line(line: str) -> str:
 class ProcessReport:
     """What the readers learned; read by the camera loop (plain fields, GIL-atomic updates)."""
 
-    input_start: dict[int, float] = field(default_factory=dict)  # input index -> wall clock
+    input_start: dict[int, float] = field(default_factory=dict)  # 0 video, 1 audio -> wall clock
     first_picture: float | None = None
     last_picture: float | None = None
     first_sound: float | None = None
@@ -93,6 +93,7 @@ class FfmpegProcess:
         targets: tuple[str, str | None],
         on_picture: PictureFn,
         on_sound: SoundFn,
+        audio_first: bool = False,
     ) -> None:
         self.build_argv = build_argv
         self.env = env
@@ -101,6 +102,8 @@ class FfmpegProcess:
         self.on_picture = on_picture
         self.on_sound = on_sound
         self.report = ProcessReport()
+        # ffmpeg's input numbers -> our roles (0 video, 1 audio)
+        self.roles = {0: 1, 1: 0} if audio_first else {0: 0, 1: 1}
         self.proc: subprocess.Popen[bytes] | None = None
         self._threads: list[threading.Thread] = []
 
@@ -232,8 +235,9 @@ class FfmpegProcess:
                 current_input = int(m.group(1))
                 continue
             m = _START.match(line)
-            if m and current_input is not None:
-                self.report.input_start.setdefault(current_input, float(m.group(1)))
+            if m and current_input in self.roles:
+                role = self.roles[current_input]
+                self.report.input_start.setdefault(role, float(m.group(1)))
                 continue
             self._classify(line)
 

@@ -129,7 +129,9 @@ class InterviewService:
                 self._begin(row)
             elif row["state"] == "requested":
                 self._check_started(row)
+                row = ses.get(self.ctx.ledger.connect(), row["id"])  # lamp on in this turn
             elif row["state"] == "stopping":
+                self._lamp(row)  # off at once: the operator sees the stop was taken
                 self._finish(row)
                 row = None
         self._lamp(row)
@@ -353,7 +355,7 @@ class InterviewService:
                 f"{self.room} {cam.name or cam.id}",
                 self.ctx.cfg.station.timezone,
                 self.icfg.read_timeout_seconds,
-                run.picture.feed,
+                run.on_picture,
                 self.icfg.monitor_fps,
             )
         ffmpeg = self.ffmpeg
@@ -376,7 +378,13 @@ class InterviewService:
         env = dict(os.environ, TZ=self.ctx.cfg.station.timezone, AV_LOG_FORCE_NOCOLOR="1")
         audio_target = None if run.audio is None or run.audio.kind == "camera" else run.audio.target
         return FfmpegProcess(
-            argv, env, cam.id, (run.video.target, audio_target), run.picture.feed, run.sound.feed
+            argv,
+            env,
+            cam.id,
+            (run.video.target, audio_target),
+            run.on_picture,
+            run.on_sound,
+            audio_first=audio_target is not None,
         )
 
 

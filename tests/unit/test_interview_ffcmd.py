@@ -39,7 +39,7 @@ def test_ffmpeg_renders_the_graph_with_an_awkward_path(tmp_path: Path) -> None:
     odd.mkdir()
     overlay = odd / "overlay.txt"
     overlay.write_text(ffcmd.overlay_text("询问室1", "cam1", "案 100% a:b"), encoding="utf-8")
-    graph = ffcmd.filter_graph(overlay, ffcmd.find_cjk_font(), 5.0, "1:a")
+    graph = ffcmd.filter_graph(overlay, ffcmd.find_cjk_font(), 5.0, "1:a", "0:v")
     out = tmp_path / "x.ts"
     proc = subprocess.run(
         [
@@ -100,6 +100,8 @@ def test_build_puts_timeouts_on_network_inputs(tmp_path: Path) -> None:
     )
     joined = " ".join(argv)
     assert "-rw_timeout 4000000 -probesize 32768" in joined
+    assert joined.index("rtsp://mic.local/a") < joined.index("video.mjpg")  # sound first
+    assert "[1:v]format=yuv420p" in joined and "[0:a]aresample" in joined
     assert "-rtsp_transport tcp -timeout 4000000 -use_wallclock_as_timestamps 1" not in joined
     assert "-timeout 4000000" in joined
     assert "-output_ts_offset -1700000000.250" in joined and "-g 50" in joined
