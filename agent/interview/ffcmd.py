@@ -86,6 +86,9 @@ def _input_args(src: Source, cam: CameraConfig | None, timeout_us: int) -> list[
         # probing moment is a moment the other input's data piles up unread.
         probe = "32768" if cam is not None else "4096"
         args += ["-rw_timeout", str(timeout_us), "-probesize", probe, "-analyzeduration", "0"]
+        # Room for ~1 s of 720p MJPEG in the socket while ffmpeg sets up its encoders, so the
+        # camera need not skip frames meanwhile.
+        args += ["-recv_buffer_size", str(4 << 20)]
     elif src.kind in ("rtsp", "rtsps"):
         args += ["-rtsp_transport", "tcp", "-timeout", str(timeout_us)]
     elif src.kind == "v4l2":
