@@ -230,6 +230,10 @@ class InterviewService:
             cam.close_gaps(ended)
         for gid in self.video_only_gaps.values():
             self.gap_close(gid, ended)
+        for g in self.ctx.ledger.query(  # left open by a crash before the stop was handled
+            "SELECT id FROM interview_gaps WHERE session_id=? AND end IS NULL", (sid,)
+        ):
+            self.gap_close(int(g["id"]), ended)
         self.closer.drain()
         with self.ctx.ledger.tx() as conn:
             if row["started_at"] is None:
