@@ -181,7 +181,14 @@ class CameraRun:
         capture = self.make_capture(self, run_dir, overlay_file, spawn_time)
         capture.start()
         run = Run(run_dir, spawn_time, capture, time.time())
-        self._write_run_json(run, None)
+        try:
+            self._write_run_json(run, None)
+        except OSError:
+            # Without run.json a crash could not be recovered precisely; and a disk that
+            # cannot take 200 bytes cannot take the segments either: do not record blind.
+            capture.stop()
+            self._collect(run, final=True)
+            raise
         logger.info(
             "camera %s: capture run %s started (pid %s)", self.cam.id, run_dir.name, capture.pid
         )
@@ -190,7 +197,7 @@ class CameraRun:
     def _next_index(self) -> int:
         if not self.work_dir.exists():
             return 1
-        return 1 + sum(1 for p in self.work_dir.glob("run-*") if p.is_dir())
+        return 1 + sum(1 for _ in self.work_dir.glob("run-*"))
 
     def _write_run_json(self, run: Run, first_wall: float | None) -> None:
         doc = {
@@ -358,15 +365,21 @@ class CameraRun:
 
     def _segment_thumbnail(self, job: Job) -> None:
         latest = self.thumbs_dir / f"{self.cam.id}.jpg"
-        if latest.exists():
-            dest = self.thumbs_dir / self.session_id / f"{self.cam.id}_{job.work_path.stem}.jpg"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(latest, dest)
+        dest = self.thumbs_dir / self.session_id / f"{self.cam.id}_{job.work_path.stem}.jpg"
+        try:
+            if latest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(latest, dest)
+        except OSError as exc:  # a thumbnail is a convenience: never at the record's expense
+            logger.debug("camera %s: thumbnail %s not written: %s", self.cam.id, dest, exc)
 
     def _thumbnail(self, now: float) -> None:
         if now - self._last_thumb >= self.icfg.thumbnail_seconds:
             self._last_thumb = now
-            self.picture.write_thumbnail(self.thumbs_dir / f"{self.cam.id}.jpg")
+            try:
+                self.picture.write_thumbnail(self.thumbs_dir / f"{self.cam.id}.jpg")
+            except OSError as exc:
+                logger.debug("camera %s: thumbnail not written: %s", self.cam.id, exc)
 
     def _update_stats(self, r: ProcessReport, now: float) -> None:
         from agent.interview.ffproc import progress_counts

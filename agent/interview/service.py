@@ -66,6 +66,7 @@ class InterviewService:
         self.lamp_wanted = False
         self.dir = ctx.cfg.interview_dir
         self._last_state = 0.0
+        self._state_failing = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -302,8 +303,14 @@ class InterviewService:
             "cameras": {cid: cam.stats for cid, cam in self.cameras.items()},
         }
         tmp = self.dir / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self.dir / STATE_FILE)
+        try:
+            tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, self.dir / STATE_FILE)
+            self._state_failing = False
+        except OSError as exc:  # e.g. the capture disk is full: the loop must go on
+            if not self._state_failing:
+                logger.warning("cannot write %s: %s", self.dir / STATE_FILE, exc)
+            self._state_failing = True
 
     # --- panel -----------------------------------------------------------------------------
 
