@@ -17,15 +17,35 @@ from fixtures.station import Station
 from agent.interview import commands
 from agent.interview import sessions as ses
 
+MOUNT_SOURCE = "evidence-test-tmpfs"
+
+
+def _sweep_leftovers() -> None:
+    """Unmount tmpfs mounts of ours that a killed test run left (owner pid no longer alive);
+    a concurrent run's mounts have a live owner and are left alone."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split()[1:2] != [MOUNT_SOURCE]:
+            continue
+        mnt = Path(left.split()[4].replace("\\040", " "))
+        try:
+            owner = int((mnt.parent / "small-disk.pid").read_text())
+            os.kill(owner, 0)
+            continue
+        except (OSError, ValueError):
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
+    _sweep_leftovers()
     mnt = tmp_path / "small-disk"
     mnt.mkdir()
+    (tmp_path / "small-disk.pid").write_text(str(os.getpid()))
     proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "evidence-test-tmpfs", str(mnt)],
+        ["mount", "-t", "tmpfs", "-o", "size=16m", MOUNT_SOURCE, str(mnt)],
         capture_output=True,
         text=True,
     )
