@@ -189,6 +189,15 @@ def stop(
                 ses.request_stop(conn, sid, source, actor)
         _notify()
         logger.debug("interview session %s: stop requested by %s (%s)", sid, actor, source)
+        if service_status(ctx) is None:
+            # Taken all the same: the daemon closes the session when it is back.
+            return {
+                "ok": True,
+                "session": sid,
+                "state": "stopping",
+                "note": "the interview "
+                "service is not running; the session is closed when it starts",
+            }
         if not wait:
             return {"ok": True, "session": sid, "state": "stopping"}
         row = _wait(ctx, sid, ("closed", "failed"), timeout)

@@ -93,9 +93,11 @@ class OpencvCapture:
     def _read(self) -> None:
         import cv2
 
+        # A device node goes through V4L2; URLs through OpenCV's own (bundled) FFmpeg.
+        api = cv2.CAP_V4L2 if self.url.startswith("/dev/") else cv2.CAP_FFMPEG
         cap = cv2.VideoCapture(
             self.url,
-            cv2.CAP_FFMPEG,
+            api,
             [
                 cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
                 self.timeout_ms,

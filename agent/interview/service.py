@@ -170,8 +170,8 @@ class InterviewService:
             run.session_started = started
             self.cameras[cam.id] = run
             run.start()
-        if started is not None:  # resumed after a restart
-            self._open_video_only_gaps(started)
+        if started is not None:  # resumed after a restart: the agent_down gap covers until now
+            self._open_video_only_gaps(time.time())
         logger.info(
             "interview session %s: %s cameras (%s)",
             sid,

@@ -9,6 +9,7 @@ MQTT and the panel only request it (the ledger is how they reach the daemon).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,7 +90,7 @@ def resolve(conn: sqlite3.Connection, ref: str) -> str:
         if row is None:
             raise SessionError(f"there is no {ref} interview session")
         return str(row[0])
-    if len(ref) < 8:
+    if len(ref) < 8 or not re.fullmatch(r"[0-9a-fA-F-]+", ref):
         raise SessionError(f"session {ref!r}: give the id or at least 8 of its first characters")
     rows = conn.execute(
         "SELECT id FROM interview_sessions WHERE id LIKE ? LIMIT 2", (ref.lower() + "%",)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from fixtures.interview import RunningDaemon, outbox
 from fixtures.station import Station
@@ -16,10 +17,19 @@ def test_panel_start_lamp_stop_and_ingest(
     make_interview_station: Callable[..., Station],
     running_daemon: Callable[[Station], RunningDaemon],
     room: RoomSim,
+    tmp_path: Path,
 ) -> None:
     panel = room.panel
     assert panel is not None
-    st = make_interview_station(panel=True, segment_seconds=2)
+    # An inventory that lists recorders only: the room's cameras are still accepted.
+    inventory = tmp_path / "inventory.csv"
+    inventory.write_text(
+        "vendor,serial,unit_id,officer_id,status\nZFY,ZFY0001,UNIT01,100001,in_service\n",
+        encoding="utf-8",
+    )
+    st = make_interview_station(
+        panel=True, segment_seconds=2, toml=f'[inventory]\nfile = "{inventory}"\n'
+    )
     d = running_daemon(st)
     d.wait(lambda: d.daemon.interview is not None and d.daemon.interview.panel.connected, 10)
 
@@ -47,7 +57,9 @@ def test_panel_start_lamp_stop_and_ingest(
             " WHERE s.session_id=?",
             (sid,),
         )
-        return bool(rows) and all(r["state"] in ("spooled", "archived") for r in rows)
+        return bool(rows) and all(
+            r["state"] in ("spooled", "archived") for r in rows
+        )  # not quarantined
 
     d.wait(ingested, 30)
     marks = d.ctx.ledger.query("SELECT * FROM interview_marks WHERE session_id=?", (sid,))
