@@ -24,7 +24,7 @@ def test_panel_start_lamp_stop_and_ingest(
     # An inventory that lists recorders only: the room's cameras are still accepted.
     inventory = tmp_path / "inventory.csv"
     inventory.write_text(
-        "vendor,serial,unit_id,officer_id,status\nZFY,ZFY0001,UNIT01,100001,in_service\n",
+        "vendor,serial,unit_id,officer_id,status,note\nZFY,ZFY0001,UNIT01,100001,in_service,\n",
         encoding="utf-8",
     )
     st = make_interview_station(
