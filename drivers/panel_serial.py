@@ -117,6 +117,8 @@ class SerialPanel:
                         "control panel %s failed: %s; reopening", self.settings.port, exc
                     )
             finally:
+                if self.stop.is_set():
+                    self._write("LAMP OFF")  # the agent is stopping: nothing records now
                 self._close()
             self.stop.wait(self.settings.reopen_seconds)
 

@@ -95,6 +95,7 @@ def test_thirty_second_session_in_ten_second_segments(
     stopped_ev = outbox(d.ctx, "interview.stopped")
     assert started_ev[0]["session"] == sid and "subject" not in started_ev[0]
     assert stopped_ev[0]["coverage"] == 1.0 and stopped_ev[0]["segments"] == 3
+    assert "interview room" in st.cli("status", check=True).stdout
     status = json.loads(st.cli("status", "--json", check=True).stdout)
     assert status["interview"]["service_running"] is True
     assert status["interview"]["session"]["id"] == sid

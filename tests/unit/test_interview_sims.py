@@ -7,14 +7,17 @@ import json
 import socket
 import subprocess
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import pytest
+from fixtures.station import Station
 from toolcheck import require_tool
 
+from agent.config import InterviewConfig
 from simulators.camera import CameraSim
 from simulators.microphone import MicrophoneSim, wav_header
 from simulators.room import RoomSim
@@ -148,3 +151,24 @@ def test_room_control_endpoint_and_config_snippet() -> None:
         assert err.value.code == 404
     finally:
         room.close()
+
+
+def test_simulate_interview_room_cli_writes_a_valid_config(station: Station) -> None:
+    out = station.dir / "room.toml"
+    proc = station.cli(
+        "simulate",
+        "interview-room",
+        "--cameras",
+        "2",
+        "--seconds",
+        "1",
+        "--config-out",
+        str(out),
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = tomllib.loads(out.read_text(encoding="utf-8"))
+    cfg = InterviewConfig.model_validate(doc["interview"])
+    assert [c.id for c in cfg.cameras] == ["cam1", "cam2"]
+    assert cfg.panel is not None and cfg.panel.port.startswith("/dev/pts/")
+    assert "control: POST http://127.0.0.1:" in proc.stdout
