@@ -41,6 +41,7 @@ class Hooks(Protocol):
     def submit(self, job: Job) -> None: ...
     def gap_open(self, camera: str, kind: str, start: float, detail: str) -> int: ...
     def gap_close(self, gid: int, end: float) -> None: ...
+    def gap_refine(self, gid: int, kind: str, detail: str) -> None: ...
     def changed(self) -> None: ...
 
 
@@ -79,6 +80,7 @@ class CameraRun:
         self.down_gap = down_gap
         self.down_reason: tuple[str, str] = ("no_frames", "camera not delivering yet")
         self.cond_gaps: dict[str, int] = {}
+        self._refined = False  # the open down gap's cause was made specific already
         self.runs = 0
         self.stats: dict[str, Any] = {}
         self._stop = threading.Event()
@@ -270,6 +272,7 @@ class CameraRun:
         if self.down_gap is not None:
             self.hooks.gap_close(self.down_gap, start)
             self.down_gap = None
+            self._refined = False
         logger.info("camera %s: recording (first frame %.3f)", self.cam.id, start)
         self.hooks.changed()
 
@@ -281,6 +284,9 @@ class CameraRun:
             logger.warning("camera %s: recording interrupted (%s): %s", self.cam.id, kind, detail)
             self._close_conditions(self.last_content or time.time())
             self.hooks.changed()
+        if self.down_gap is not None and kind == "unplugged" and not self._refined:
+            self.hooks.gap_refine(self.down_gap, kind, detail)  # "stopped" turned out "gone"
+            self._refined = True
         if (
             self.down_gap is None
             and self.session_started is not None

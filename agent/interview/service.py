@@ -351,6 +351,10 @@ class InterviewService:
         logger.info("interview gap %d closed at %s", gid, ses.iso_at(end))
         self.wake.set()
 
+    def gap_refine(self, gid: int, kind: str, detail: str) -> None:
+        with self.ctx.ledger.tx() as conn:
+            ses.refine_gap(conn, gid, kind, detail)
+
     def changed(self) -> None:
         self.wake.set()
 

@@ -237,6 +237,14 @@ def open_gap(
     return gid
 
 
+def refine_gap(conn: sqlite3.Connection, gid: int, kind: str, detail: str) -> None:
+    """An open gap turned out to have a more specific cause (e.g. the camera is unplugged)."""
+    conn.execute(
+        "UPDATE interview_gaps SET kind=?, detail=? WHERE id=? AND end IS NULL",
+        (kind, detail[:500], gid),
+    )
+
+
 def close_gap(conn: sqlite3.Connection, gid: int, end: float) -> None:
     row = conn.execute("SELECT * FROM interview_gaps WHERE id=?", (gid,)).fetchone()
     if row is None or row["end"] is not None:
