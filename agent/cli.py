@@ -54,7 +54,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from agent import status
 
     ctx = _context(args)
-    doc = status.document(ctx, limit=args.limit, state=args.state, since=args.since)
+    doc = status.document(
+        ctx, limit=args.limit, state=args.state, since=args.since, history=args.history
+    )
     if args.json:
         print(status.to_json(doc))
     else:
@@ -67,7 +69,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from agent import verify
 
-    report = verify.run(_context(args))
+    ctx = _context(args)
+    if args.json or not sys.stderr.isatty():
+        report = verify.run(ctx)
+    else:
+        from rich.progress import Progress
+
+        total = ctx.ledger.one("SELECT COUNT(*) FROM recordings WHERE sha256 IS NOT NULL")
+        with Progress(transient=True) as bar:
+            task = bar.add_task("re-hashing copies", total=total[0] if total else None)
+            report = verify.run(ctx, progress=lambda _rid: bar.advance(task))
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -107,6 +118,23 @@ def cmd_interview(args: argparse.Namespace) -> int:
     from agent.interview.cli import run
 
     return run(args, _context)
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from agent.quarantine import decide
+
+    results = decide(_context(args), args.ids, args.command, args.operator, args.reason)
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results], ensure_ascii=False, indent=2))
+    else:
+        for r in results:
+            print(("ok    " if r.ok else "FAIL  ") + r.message)
+        if args.command == "accept" and any(r.ok for r in results):
+            print(
+                "note: later recordings of these recorders are quarantined too until they are "
+                "added to the inventory file (inventory.file)"
+            )
+    return 0 if all(r.ok for r in results) else 1
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -163,6 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=None)
     sp.add_argument("--state", default=None)
     sp.add_argument("--since", default=None, help="ISO date/time: recordings starting after")
+    sp.add_argument(
+        "--history",
+        action="store_true",
+        help="with --json: add metadata_history (every metadata version) to each recording",
+    )
+    for verb, what in (
+        ("accept", "accept quarantined recordings: they move on to spooled and the archive"),
+        ("reject", "reject quarantined recordings: they stay held, marked rejected"),
+    ):
+        sp = add(verb, cmd_decide, what)
+        sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
+        sp.add_argument("--operator", required=True, help="id of the operator deciding")
+        sp.add_argument("--reason", required=True, help="why (kept in the custody log)")
+        sp.add_argument("--json", action="store_true")
     sp = add("verify", cmd_verify, "re-hash copies, check custody chain and signatures")
     sp.add_argument("--json", action="store_true")
     sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
@@ -187,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.interview.cli import add_arguments as add_interview
 
     add_interview(sp)
+    from agent.cli_compliance import add_parsers as add_compliance
+
+    add_compliance(add)
     sp = add("simulate", cmd_simulate, "run hardware simulators")
     from simulators.cli import add_arguments
 

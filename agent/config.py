@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from agent.config_base import Section
+from agent.config_compliance import ComplianceConfig, TaggingConfig
 from agent.errors import ConfigError
 from drivers.panel_serial import PanelSettings
 from drivers.registry import DriverConfig
@@ -29,10 +31,6 @@ DEFAULT_EXTENSIONS = [
     "wav", "amr", "mp3", "aac", "m4a",  # audio
     "jpg", "jpeg",  # photo
 ]  # fmt: skip
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 def _default_station_id() -> str:
@@ -176,15 +174,6 @@ class RosterConfig(Section):
     file: Path | None = Field(None, description="Officer roster CSV (for the 1:5 ratio).")
 
 
-class ComplianceConfig(Section):
-    calendar_overrides: Path | None = Field(
-        None, description="TOML of local holidays / workdays the holidays library lacks."
-    )
-    working_days: int = Field(
-        2, ge=1, le=30, description="Default rule: end of the Nth working day after recording."
-    )
-
-
 class MqttConfig(Section):
     url: str | None = Field(
         None, description="mqtt://host:port or mqtts://host:port; off if unset."
@@ -192,7 +181,58 @@ class MqttConfig(Section):
     topic_prefix: str = Field("evidence", pattern=r"^[A-Za-z0-9_./-]+$", description="Topic root.")
     commands_enabled: bool = Field(False, description="Accept commands on <prefix>/<id>/cmd/#.")
     allowed_clients: list[str] = Field(
-        default_factory=list, description="If set, only these clients may send commands."
+        default_factory=list,
+        description="If set, only commands whose MQTT 5 user property `client` names one of "
+        "these are accepted (MQTT 3.1.1 commands are then refused).",
+    )
+    client_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="MQTT client id (default: evidence-agent-<station.id>).",
+    )
+    protocol: Literal["auto", "5", "3.1.1"] = Field(
+        "auto", description="MQTT version; auto = MQTT 5, falling back to 3.1.1 if refused."
+    )
+    tls_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) for mqtts:// (default: the system CAs)."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) for mqtts:// brokers that require one."
+    )
+    tls_key_file: Path | None = Field(
+        None, description="Private key (PEM) of tls_cert_file (default: inside tls_cert_file)."
+    )
+    keepalive_seconds: int = Field(
+        30, ge=5, le=3600, description="MQTT keepalive; the broker sends our LWT after 1.5x."
+    )
+    reconnect_min_seconds: int = Field(
+        1, ge=1, le=300, description="First retry delay after a failed connection."
+    )
+    reconnect_max_seconds: int = Field(
+        60, ge=1, le=3600, description="Retry delay cap (doubling from reconnect_min_seconds)."
+    )
+    heartbeat_seconds: float = Field(
+        60.0, ge=1, description="Every retained state topic is re-published this often."
+    )
+    debounce_seconds: float = Field(
+        1.0, ge=0, description="Changes are collected this long before state is re-published."
+    )
+    poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often the ledger is checked for changes made by other processes.",
+    )
+    progress_seconds: float = Field(
+        1.0, ge=1, description="Ingest progress is published at most this often per recorder."
+    )
+    max_inflight: int = Field(
+        20, ge=1, le=1000, description="Events published and not yet acknowledged (PUBACK)."
+    )
+    discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery configs.")
+    discovery_prefix: str = Field(
+        "homeassistant",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Home Assistant discovery prefix (its birth topic is <prefix>/status).",
     )
 
     @field_validator("url")
@@ -204,7 +244,11 @@ class MqttConfig(Section):
 
 
 class FleetConfig(Section):
-    aggregate: bool = Field(False, description="Publish fleet-wide per-unit ratios.")
+    aggregate: bool = Field(
+        False,
+        description="Publish fleet-wide per-unit ratios (<prefix>/units/<unit>/ratio) under "
+        "the compliance.ratio rules.",
+    )
 
 
 class ArchiveConfig(Section):
@@ -222,6 +266,32 @@ class ArchiveConfig(Section):
         if v is not None and not re.match(r"^(file:///|s3://[^/]+)", v):
             raise ValueError("must be file:///absolute/path or s3://bucket[/prefix]")
         return v
+
+
+class RecordersConfig(Section):
+    clock_threshold_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A recorder clock off by more than this (at dock) is recorded in the custody "
+        "log, its recording times are corrected (originals kept), and it is set or reported.",
+    )
+    set_clock: bool = Field(
+        True,
+        description="Set a drifted recorder's clock at dock (only while the station clock is "
+        "trusted, see station_clock); off: report clock.drift and leave the recorder alone.",
+    )
+    station_clock: Literal["auto", "trusted", "untrusted"] = Field(
+        "auto",
+        description="Whether the station's own clock may be used to set recorders: auto = only "
+        "while the kernel reports NTP sync (adjtimex); trusted = always (e.g. a GPS clock the "
+        "kernel does not flag); untrusted = never.",
+    )
+    status_refresh_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often battery and charging are re-read from a recorder that stays "
+        "attached on its control port.",
+    )
 
 
 class CredentialsConfig(Section):
@@ -381,10 +451,12 @@ class AgentConfig(Section):
     inventory: InventoryConfig = Field(default_factory=InventoryConfig)  # type: ignore[arg-type]
     roster: RosterConfig = Field(default_factory=RosterConfig)  # type: ignore[arg-type]
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)  # type: ignore[arg-type]
+    tagging: TaggingConfig = Field(default_factory=TaggingConfig)  # type: ignore[arg-type]
     mqtt: MqttConfig = Field(default_factory=MqttConfig)  # type: ignore[arg-type]
     fleet: FleetConfig = Field(default_factory=FleetConfig)  # type: ignore[arg-type]
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)  # type: ignore[arg-type]
     credentials: CredentialsConfig = Field(default_factory=CredentialsConfig)  # type: ignore[arg-type]
+    recorders: RecordersConfig = Field(default_factory=RecordersConfig)  # type: ignore[arg-type]
     interview: InterviewConfig = Field(default_factory=InterviewConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
@@ -499,6 +571,11 @@ def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
     cfg.roster.file = fix(cfg.roster.file)
     cfg.compliance.calendar_overrides = fix(cfg.compliance.calendar_overrides)
     cfg.credentials.file = fix(cfg.credentials.file)
+    cfg.mqtt.tls_ca_file = fix(cfg.mqtt.tls_ca_file)
+    cfg.mqtt.tls_cert_file = fix(cfg.mqtt.tls_cert_file)
+    cfg.mqtt.tls_key_file = fix(cfg.mqtt.tls_key_file)
+    for driver in cfg.drivers:
+        driver.resolve_paths(base)
     cfg.interview.font = fix(cfg.interview.font)
     cfg.interview.capture_dir = fix(cfg.interview.capture_dir)
     return cfg

@@ -1,4 +1,4 @@
-"""Checks beyond the schema that `check-config` runs: files exist and parse."""
+"""Checks beyond the schema that `check-config` runs: files exist and parse, rules validate."""
 
 from __future__ import annotations
 
@@ -28,10 +28,62 @@ def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
             load_roster(cfg.roster.file)
         except (RosterError, OSError) as exc:
             problems.append(("roster.file", str(exc)))
+    for i, driver in enumerate(cfg.drivers):
+        profile = getattr(driver, "profile", None)
+        if profile is not None:
+            from drivers.usb_profile import ProfileError, load_profile
+
+            try:
+                load_profile(profile)
+            except ProfileError as exc:
+                problems.append((f"drivers.{i}.profile", str(exc)))
+    problems += _check_assignment_rules(cfg)
     if cfg.credentials.file is not None and not cfg.credentials.file.is_file():
         problems.append(("credentials.file", f"{cfg.credentials.file} does not exist"))
     if cfg.station.role == "interview":
         from agent.interview.checks import interview_problems
 
         problems += interview_problems(cfg)
+    problems += _mqtt_problems(cfg)
+    return problems
+
+
+def _mqtt_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
+    m = cfg.mqtt
+    problems: list[tuple[str, str]] = []
+    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+        path = getattr(m, key)
+        if path is not None and not path.is_file():
+            problems.append((f"mqtt.{key}", f"{path} does not exist"))
+    if m.reconnect_max_seconds < m.reconnect_min_seconds:
+        problems.append(("mqtt.reconnect_max_seconds", "must be >= mqtt.reconnect_min_seconds"))
+    if m.url and cfg.station.id == "units":
+        # <prefix>/units/<unit>/ratio is the fleet topic; a station named "units" would collide.
+        problems.append(("station.id", "'units' is reserved in MQTT topics; choose another id"))
+    return problems
+
+
+def _check_assignment_rules(cfg: AgentConfig) -> list[tuple[str, str]]:
+    """Each [[tagging.assign]] rule's fields pass the same validation as a tag would."""
+    if not cfg.tagging.assign:
+        return []
+    from agent.errors import TagError
+    from agent.metadata import Validator
+    from agent.roster import RosterError, load_roster
+
+    officer_ids = None
+    if cfg.roster.file is not None:
+        try:
+            officer_ids = {o.officer_id for o in load_roster(cfg.roster.file)}
+        except (RosterError, OSError):
+            pass  # reported above as roster.file; the officers are not checked then
+    validator = Validator(cfg, officer_ids)
+    problems = []
+    for i, rule in enumerate(cfg.tagging.assign):
+        try:
+            validator.validate(rule.fields)
+        except TagError as exc:
+            problems.append((f"tagging.assign.{i}.fields", str(exc)))
+        if rule.time_from and rule.time_to and rule.time_from >= rule.time_to:
+            problems.append((f"tagging.assign.{i}", "time_from must be before time_to"))
     return problems

@@ -11,6 +11,7 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -18,6 +19,9 @@ from agent import stationkey
 from agent.config import AgentConfig
 from agent.ledger import Ledger
 from agent.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
+
+if TYPE_CHECKING:
+    from agent.rosterstate import RosterState
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +49,22 @@ class Context:
 
     @cached_property
     def default_rule(self) -> DeadlineRule:
+        if self.cfg.compliance.default_rule is not None:
+            return self.cfg.compliance.default_rule
         return DeadlineRule(WorkingDaysRule(days=self.cfg.compliance.working_days))
+
+    def rule_for(self, category: str | None) -> DeadlineRule:
+        """The deadline rule of a category (compliance.rules), else the default rule."""
+        if category is not None and category in self.cfg.compliance.rules:
+            return self.cfg.compliance.rules[category]
+        return self.default_rule
+
+    @cached_property
+    def rosters(self) -> RosterState:
+        """Roster and inventory with the last good data in force (see agent.rosterstate)."""
+        from agent.rosterstate import RosterState
+
+        return RosterState(self.cfg, self.ledger)
 
     @cached_property
     def spool(self) -> Path:
@@ -67,7 +86,8 @@ class Context:
         """(registered, inventory status, quarantine?) for a recorder.
 
         With no inventory configured every recorder is accepted (shown as unregistered);
-        with one, a recorder not listed in it is quarantined.
+        with one, a recorder not listed in it is quarantined (also while no good inventory
+        has been loaded yet: unknown is never taken for accepted).
         """
         if self.cfg.inventory.file is None:
             return False, None, False
@@ -75,18 +95,10 @@ class Context:
             # An interview room's cameras are declared in this station's own config, not
             # plugged in by someone: never quarantined, and no body-worn recorders to count.
             return False, None, False
-        items = self.inventory
-        for item in items:
+        for item in self.rosters.inventory() or ():
             if item.serial == serial and item.vendor.lower() in (vendor.lower(), "*", ""):
-                return True, item.status, False
+                return True, str(item.status), False
         return False, None, True
-
-    @cached_property
-    def inventory(self) -> list:  # type: ignore[type-arg]
-        from agent.roster import load_inventory
-
-        assert self.cfg.inventory.file is not None
-        return list(load_inventory(self.cfg.inventory.file))
 
     def close(self) -> None:
         self.ledger.close()

@@ -135,6 +135,11 @@ class VolumeWatcher:
         observer.start()
         self._observer = observer
 
+    def request_rescan(self) -> None:
+        """A full rescan now (e.g. an operator's `rescan` command), not at the next period."""
+        self._last_rescan = 0.0
+        self.wake.set()
+
     def stop_watchdog(self) -> None:
         obs = self._observer
         if obs is not None:
@@ -169,8 +174,8 @@ class VolumeWatcher:
         poll = self.cfg.detect.poll_seconds
         return min(poll, max(self.cfg.detect.settle_seconds / 4, 0.05)) if pending else poll
 
-    def candidates(self) -> list[Path]:
-        mounts = mount_points()
+    def candidates(self, mounts: set[str] | None = None) -> list[Path]:
+        mounts = mount_points() if mounts is None else mounts
         found = []
         for root in self.cfg.detect.mount_roots:
             try:
@@ -190,7 +195,8 @@ class VolumeWatcher:
         if rescan:
             self._last_rescan = now
         present = set()
-        for path in self.candidates():
+        mounts = mount_points()
+        for path in self.candidates(mounts):
             present.add(path)
             listing = _listing(path)
             names = None if listing is None else tuple(n for n, _ in listing)
@@ -200,7 +206,10 @@ class VolumeWatcher:
                 self._seen[path] = cand = _Candidate(names, listing, now)
             grown = cand.listing != listing  # same names, sizes moved: a file still growing
             cand.listing = listing
-            settled = now - cand.since >= self.cfg.detect.settle_seconds
+            # A mount appears whole (the kernel shows the complete filesystem at once), so it
+            # needs no settle time; a plain directory may still be being filled by a copy.
+            settle = 0.0 if str(path) in mounts else self.cfg.detect.settle_seconds
+            settled = now - cand.since >= settle
             if settled and (not cand.reported or rescan or grown):
                 cand.reported = True
                 self.on_ready(path)

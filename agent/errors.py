@@ -48,3 +48,22 @@ class IntegrityError(AgentError):
 
 class UnknownRecordingError(AgentError):
     """An id or SHA-256 prefix names no recording, or more than one."""
+
+
+class QuarantineError(AgentError):
+    """An accept/reject names a recording that is not quarantined (or already decided)."""
+
+
+class TagError(AgentError):
+    """Case metadata was refused: unknown field, bad case number, future capture time,
+    unknown officer or recording. The message names the field and what is accepted."""
+
+    exit_code = 65  # EX_DATAERR: the input, not the station, is wrong
+
+
+class MqttConfigError(AgentError):
+    """The MQTT settings cannot work (bad URL, unreadable TLS files); MQTT stays off."""
+
+
+class CommandError(AgentError):
+    """An MQTT command is refused or invalid; the message goes back in the reply."""

@@ -14,17 +14,19 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import clock, custody, events
+from agent import autotag, clock, custody, events, recclock
 from agent import recordings as rec
 from agent.context import Context
 from agent.copier import copy_file
+from agent.devices import canonical_vendor
 from agent.errors import IntegrityError, SourceChangedError, SpoolFullError
 from agent.ids import safe_topic_id
+from agent.linker import Linker
 from agent.mediainfo import probe
 from agent.naming import parse_name
 from agent.safefs import open_beneath
@@ -66,16 +68,25 @@ class Ingestor:
         self._lock = threading.Lock()
         self._busy: set[int] = set()  # device ids with a copy in progress (one reader each)
         self._spool_low_reported = False
+        # Links volumes to recorders the USB/serial drivers identified (the daemon shares its
+        # linker with the driver threads; alone, it still links through the ledger).
+        self.linker = Linker()
 
     # --- discovery -------------------------------------------------------------------------
 
     def register_volume(self, root: Path, ident: DeviceIdentity | None = None) -> VolumeReport:
         result = scan(root, self.cfg)
         ident = identify_volume(root, self.cfg, result, ident)
-        registered, inv_status, quarantine = self.ctx.inventory_status(ident.vendor, ident.serial)
+        ident = self.linker.link(self.ctx.ledger.connect(), root, ident)
         metas = [(f, self._file_fields(root, f, ident)) for f in result.files]
+        tags = autotag.prepare(self.ctx, root, result)  # sidecars are read outside the tx
         with self.ctx.ledger.tx() as conn:
+            ident = replace(ident, vendor=canonical_vendor(conn, ident.vendor, ident.serial))
+            registered, inv_status, quarantine = self.ctx.inventory_status(
+                ident.vendor, ident.serial
+            )
             newly = self._dock(conn, root, ident, registered, inv_status, quarantine)
+            offset = recclock.pending_offset(conn, self.ctx, newly)
             report = VolumeReport(
                 root,
                 ident.serial,
@@ -84,10 +95,15 @@ class Ingestor:
                 issues=result.issues,
                 quarantine=quarantine,
             )
+            placed = []
             for f, fields in metas:
-                _, what = rec.discover_file(conn, report.device_id, f, fields)
+                rid, what = rec.discover_file(conn, report.device_id, f, fields)
+                placed.append((f, rid, what))
                 report.new += what == "new"
                 report.updated += what == "updated"
+                if offset is not None and what != "known":
+                    recclock.correct_recording(conn, self.ctx, rid, offset)
+            tags.apply(conn, placed)  # assignment rules and sidecars (agent.autotag)
             self._record_issues(conn, root, ident.serial, result)
         logger.info(
             "volume %s (recorder %s, serial from %s): %d evidence files, %d new, %d other entries",
@@ -114,7 +130,8 @@ class Ingestor:
             (ident.vendor, ident.serial),
         ).fetchone()
         device_id = rec.upsert_device(conn, ident, str(root), registered, inv_status)
-        if before is None or not before["docked"] or before["volume"] != str(root):
+        # A recorder a driver already reported docked (volume still NULL) was announced then.
+        if before is None or not before["docked"] or before["volume"] not in (None, str(root)):
             events.emit(
                 conn,
                 "recorder.docked",

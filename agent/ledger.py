@@ -78,6 +78,19 @@ class Ledger:
         else:
             conn.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Reads that must agree with each other (one WAL snapshot). Never write inside."""
+        conn = self.connect()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN DEFERRED")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
     def query(
         self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
     ) -> list[sqlite3.Row]:

@@ -40,7 +40,7 @@ def upsert_device(
         cur = conn.execute(
             "INSERT INTO devices(vendor, serial, serial_source, model, officer_id, officer_name,"
             " unit_id, unit_name, inventory_status, registered, port, docked, volume,"
-            " first_seen, last_docked) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?,?)",
+            " first_seen, last_docked, last_seen) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?)",
             (
                 ident.vendor,
                 ident.serial,
@@ -56,6 +56,7 @@ def upsert_device(
                 volume,
                 at,
                 at,
+                at,
             ),
         )
         custody.append(
@@ -64,13 +65,14 @@ def upsert_device(
             {"vendor": ident.vendor, "serial": ident.serial, "serial_source": ident.source},
         )
         return int(cur.lastrowid or 0)
-    was_docked = bool(row["docked"]) and row["volume"] == volume
+    # Docked with no volume yet: a driver saw it attach; its volume now completes that dock.
+    was_docked = bool(row["docked"]) and row["volume"] in (None, volume)
     conn.execute(
         "UPDATE devices SET serial_source=?, model=COALESCE(?, model),"
         " officer_id=COALESCE(?, officer_id), officer_name=COALESCE(?, officer_name),"
         " unit_id=COALESCE(?, unit_id), unit_name=COALESCE(?, unit_name),"
         " inventory_status=?, registered=?, port=COALESCE(?, port), docked=1, volume=?,"
-        " last_docked=CASE WHEN ? THEN last_docked ELSE ? END WHERE id=?",
+        " last_seen=?, last_docked=CASE WHEN ? THEN last_docked ELSE ? END WHERE id=?",
         (
             ident.source,
             ident.model,
@@ -82,6 +84,7 @@ def upsert_device(
             int(registered),
             ident.port,
             volume,
+            at,
             int(was_docked),
             at,
             row["id"],
@@ -95,7 +98,9 @@ def undock(conn: sqlite3.Connection, volume: str) -> list[str]:
         "SELECT id, serial FROM devices WHERE volume = ? AND docked = 1", (volume,)
     ).fetchall()
     for r in rows:
-        conn.execute("UPDATE devices SET docked = 0 WHERE id = ?", (r["id"],))
+        conn.execute(
+            "UPDATE devices SET docked = 0, last_undocked = ? WHERE id = ?", (now_iso(), r["id"])
+        )
         events.emit(conn, "recorder.undocked", serial=r["serial"])
     return [r["serial"] for r in rows]
 

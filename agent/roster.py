@@ -13,7 +13,7 @@ import io
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -246,6 +246,8 @@ class RosterCache:
         self._officers: tuple[Officer, ...] = ()
         self._inventory: dict[tuple[str, str], InventoryItem] | None = None
         self._lock = threading.Lock()  # one reload at a time; readers see whole snapshots
+        self.roster_error: str | None = None  # the last reload's problem, per file
+        self.inventory_error: str | None = None
 
     @property
     def officers(self) -> tuple[Officer, ...]:
@@ -261,20 +263,34 @@ class RosterCache:
         inv = self._inventory
         return None if inv is None else inv.get((vendor, serial))
 
+    def restore(
+        self, officers: Iterable[Officer] | None, inventory: Iterable[InventoryItem] | None
+    ) -> None:
+        """Seed the cache with data saved from an earlier good load (e.g. by another process),
+        so a file broken before this process first read it still has good data in force."""
+        with self._lock:
+            if officers is not None:
+                self._officers = tuple(officers)
+            if inventory is not None:
+                self._inventory = {(i.vendor, i.serial): i for i in inventory}
+
     def reload(self) -> str | None:
         """Re-read the configured files; return None on success, else the error message(s)."""
         errors: list[str] = []
         with self._lock:
+            self.roster_error = self.inventory_error = None
             if self.roster_file is not None:
                 try:
                     self._officers = tuple(load_roster(self.roster_file))
                 except RosterError as exc:
+                    self.roster_error = str(exc)
                     errors.append(str(exc))
             if self.inventory_file is not None:
                 try:
                     items = load_inventory(self.inventory_file)
                     self._inventory = {(i.vendor, i.serial): i for i in items}
                 except RosterError as exc:
+                    self.inventory_error = str(exc)
                     errors.append(str(exc))
         for err in errors:
             logger.error("%s (previous good data stays in force)", err)

@@ -1,4 +1,5 @@
-"""`evidence-agent verify`: re-hash every copy, walk the custody chain, check signatures.
+"""`evidence-agent verify`: re-hash every copy, walk the custody chain, check signatures,
+and check the metadata versions against their custody events.
 
 Exits non-zero on any mismatch and says which recording, file or event is wrong.
 """
@@ -10,14 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import custody, stationkey
+from agent import custody, metadata, stationkey
 from agent.context import Context
 from agent.copier import hash_file
 
 
 @dataclass
 class Problem:
-    kind: str  # copy, missing, custody, checkpoint, key
+    kind: str  # copy, missing, custody, metadata, checkpoint, key
     subject: str
     message: str
 
@@ -73,6 +74,9 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     n, chain = custody.verify_chain(conn)
     report.custody_events = n
     report.problems += [Problem("custody", f"event {p.seq}", p.message) for p in chain]
+    report.problems += [
+        Problem("metadata", rid, msg) for rid, msg in metadata.verify_versions(conn)
+    ]
     pub = stationkey.load_public(ctx.cfg.keys_dir)
     report.checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
     if pub is None:

@@ -33,16 +33,33 @@ def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
         f"spool free {_size(st['spool_free_bytes'])}"
     )
     t = Table(title="recorders")
-    for col in ("serial", "vendor", "officer", "unit", "status", "docked", "last docked"):
+    cols = (
+        "serial",
+        "vendor",
+        "officer",
+        "unit",
+        "status",
+        "docked",
+        "battery",
+        "clock",
+        "last docked",
+    )
+    for col in cols:
         t.add_column(col)
     for r in doc["recorders"]:
+        battery = "-" if r.get("battery") is None else f"{r['battery']}%"
+        if r.get("charging"):
+            battery += " +"
+        offset = r.get("clock_offset_s")
         t.add_row(
             r["serial"],
             r["vendor"],
             r["officer"] or "-",
             r["unit"] or "-",
-            r["status"],
+            r["status"] + (" [red](quarantine)[/]" if r.get("quarantined") else ""),
             "yes" if r["docked"] else "no",
+            battery,
+            "-" if offset is None else f"{offset:+.0f} s",
             r["last_docked"] or "-",
         )
     console.print(t)

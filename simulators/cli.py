@@ -52,6 +52,42 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     ir.add_argument("--control-port", type=int, default=0, help="HTTP control port (0: any)")
     ir.add_argument("--config-out", help="also write the agent config snippet to this file")
     ir.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    _dock_arguments(kinds)
+
+
+def _dock_arguments(kinds: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    dk = kinds.add_parser(
+        "dock", help="N bays plugging simulated USB/serial/mass-storage recorders on a script"
+    )
+    dk.add_argument("--bays", type=int, default=8)
+    dk.add_argument("--mount-root", required=True, help="where volumes appear (agent's root)")
+    dk.add_argument("--usb-socket", default=None, help='Unix socket; agent: backend = "sim:..."')
+    dk.add_argument("--tty-dir", default=None, help="serial bays are linked here as bayN")
+    dk.add_argument("--recorders", type=int, default=12)
+    dk.add_argument(
+        "--transports",
+        default=None,
+        help="comma list cycled over the recorders: usb, ambarella, serial, mass_storage "
+        "(default: all that the given socket/tty dir allow)",
+    )
+    dk.add_argument("--script", default="shift-change", help="shift-change, all-at-once or FILE")
+    dk.add_argument("--window", type=float, default=120.0, help="shift-change arrival window s")
+    dk.add_argument("--dwell", type=float, default=None, help="seconds a recorder stays docked")
+    dk.add_argument("--time-scale", type=float, default=1.0, help="0.1 = ten times faster")
+    dk.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    dk.add_argument("--password", default="123456", help="recorders' admin password")
+    dk.add_argument("--serial-prefix", default="DSJ")
+    dk.add_argument("--officer-start", type=int, default=100001)
+    dk.add_argument("--unit", default="UNIT01")
+    dk.add_argument("--clips", type=int, default=2)
+    dk.add_argument("--seconds", type=float, default=2.0)
+    dk.add_argument(
+        "--drift",
+        action="append",
+        default=[],
+        metavar="SERIAL:SECONDS",
+        help="recorder clock offset, e.g. DSJ0003:10800 (repeatable)",
+    )
 
 
 def run_simulator(args: argparse.Namespace) -> int:
@@ -59,6 +95,10 @@ def run_simulator(args: argparse.Namespace) -> int:
         return _bodycam(args)
     if args.kind == "interview-room":
         return _interview_room(args)
+    if args.kind == "dock":
+        from simulators.dock_cli import run_dock_cli
+
+        return run_dock_cli(args)
     print(f"unknown simulator {args.kind}", file=sys.stderr)
     return 64
 

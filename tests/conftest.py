@@ -10,4 +10,11 @@ for p in (ROOT, ROOT / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-pytest_plugins = ["fixtures.station", "fixtures.interview"]
+pytest_plugins = [
+    "fixtures.station",
+    "fixtures.mounts",
+    "fixtures.compliance",
+    "fixtures.mosquitto",
+    "fixtures.recorders",
+    "fixtures.interview",
+]

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.interview import RunningDaemon
-from fixtures.station import Station
 
 from agent.interview import commands
 from agent.interview import sessions as ses
+from fixtures.interview import RunningDaemon
+from fixtures.station import Station
 
 MOUNT_SOURCE = "evidence-test-tmpfs"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.station import ROOT, Station
 
 from agent.interview import sessions as ses
+from fixtures.station import ROOT, Station
 
 
 class Agent:

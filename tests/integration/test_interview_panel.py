@@ -9,7 +9,6 @@ from pathlib import Path
 
 from fixtures.interview import RunningDaemon, outbox
 from fixtures.station import Station
-
 from simulators.room import RoomSim
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from agent.interview import sessions as ses
 from fixtures.interview import RunningDaemon
 from fixtures.station import Station
-
-from agent.interview import sessions as ses
 
 
 def test_session_left_stopping_is_closed_and_its_gap_ends_at_the_stop(

@@ -9,11 +9,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fixtures.interview import RunningDaemon, ffprobe_streams, outbox
-from fixtures.station import Station
-
 from agent.interview import commands
 from agent.interview import sessions as ses
+from fixtures.interview import RunningDaemon, ffprobe_streams, outbox
+from fixtures.station import Station
 from simulators.room import RoomSim
 
 

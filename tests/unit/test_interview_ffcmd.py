@@ -7,12 +7,12 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from toolcheck import require_tool
 
 from agent.config import CameraConfig, InterviewConfig
 from agent.interview import ffcmd
 from agent.interview.runs import jobs_for_run, parse_segment_list
 from agent.interview.sources import parse
+from toolcheck import require_tool
 
 
 def test_overlay_text_keeps_literals_and_adds_the_clock() -> None:

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 import pytest
-from fixtures.station import Station
-from toolcheck import require_tool
 
 from agent.config import InterviewConfig
+from fixtures.station import Station
 from simulators.camera import CameraSim
 from simulators.microphone import MicrophoneSim, wav_header
 from simulators.room import RoomSim
+from toolcheck import require_tool
 
 
 @pytest.fixture

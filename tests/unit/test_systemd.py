@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from toolcheck import require_tool
 
 from agent import systemd_install
 from agent.systemd_install import TARGETS, cli_install, default_values, install, render
+from toolcheck import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = "/srv/evidence-data"

@@ -1,0 +1,142 @@
+"""Retained state payloads: station, recorders, compliance, custody (docs/mqtt.md, schemas).
+
+Built from the ledger (the truth) on every change, so a dashboard sees the same numbers as
+`status --json`. Evidence content never appears here: counts, sizes, ids and times only.
+Optional parts of other features (compliance engine, S3 backlog) are imported lazily and
+replaced by a minimal summary from the ledger when they are not installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from agent import clock, custody, status
+from agent.context import Context
+from agent.mqtt.lazy import optional
+from agent.stationkey import fingerprint, public_raw
+
+logger = logging.getLogger(__name__)
+
+QUEUED = ("discovered", "copying", "failed")  # waiting for (or in) ingest
+
+
+@dataclass
+class Progress:
+    recording: str
+    done: int
+    total: int
+    at: float = 0.0  # monotonic time of the last update
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.total
+
+
+def now_local(ctx: Context) -> str:
+    return clock.iso(clock.local(clock.now(), ctx.cfg.station.timezone)) or ""
+
+
+def station_state(ctx: Context, started: float, outbox_pending: int) -> dict[str, Any]:
+    """`status --json`'s station object plus what a dashboard watches (queues, deadlines)."""
+    q = ctx.ledger
+    counts = {s: 0 for s in (*QUEUED, "quarantined")}
+    for r in q.query("SELECT state, COUNT(*) n FROM recordings GROUP BY state"):
+        if r["state"] in counts:
+            counts[r["state"]] = int(r["n"])
+    spooled = q.one(
+        "SELECT COUNT(*) n, COALESCE(SUM(size), 0) b FROM recordings WHERE state = 'spooled'"
+    )
+    deadlines = q.one(
+        "SELECT MIN(deadline) oldest, SUM(julianday(deadline) < julianday('now')) overdue"
+        " FROM recordings WHERE deadline IS NOT NULL AND deadline_met_at IS NULL"
+    )
+    docked = q.one("SELECT COUNT(*) FROM devices WHERE docked = 1")
+    return {
+        **status.station(ctx),
+        "station": ctx.station_id,
+        "at": now_local(ctx),
+        "uptime_s": round(time.monotonic() - started, 1),
+        "queue": {**counts, "total": sum(counts[s] for s in QUEUED)},
+        "active_ingests": counts["copying"],
+        "upload_backlog": _backlog(ctx, spooled),
+        "oldest_open_deadline": deadlines["oldest"] if deadlines else None,
+        "deadlines_overdue": int(deadlines["overdue"] or 0) if deadlines else 0,
+        "recorders_docked": int(docked[0]) if docked else 0,
+        "outbox_pending": outbox_pending,
+    }
+
+
+def _backlog(ctx: Context, spooled: Any) -> dict[str, Any]:
+    backlog: dict[str, Any] = {
+        "recordings": int(spooled["n"]) if spooled else 0,
+        "bytes": int(spooled["b"]) if spooled else 0,
+        "estimated_drain_s": None,
+    }
+    extra = optional("agent.archive_s3", "archive_backlog") or optional(
+        "agent.archiver", "archive_backlog"
+    )
+    if extra is not None:
+        try:
+            backlog.update(extra(ctx))
+        except Exception:  # noqa: BLE001 - a status field must not stop the status
+            logger.exception("archive backlog unavailable for the station state")
+    return backlog
+
+
+def recorder_states(ctx: Context, progress: dict[str, Progress]) -> dict[str, dict[str, Any]]:
+    """serial -> `status --json`'s recorder object plus pending work and copy progress."""
+    pending = {
+        str(r["serial"]): (int(r["n"]), int(r["b"]))
+        for r in ctx.ledger.query(
+            "SELECT d.serial, COUNT(*) n, COALESCE(SUM(r.size), 0) b FROM recordings r"
+            " JOIN devices d ON d.id = r.device_id"
+            f" WHERE r.state IN ({','.join('?' * len(QUEUED))}) GROUP BY d.serial",
+            QUEUED,
+        )
+    }
+    at = now_local(ctx)
+    out: dict[str, dict[str, Any]] = {}
+    for rec in status.recorders(ctx):
+        if not rec["docked"] and rec["last_docked"] is None:
+            continue  # listed in the inventory, never docked here: not this station's to report
+        rec.pop("volume", None)  # a local mount path: of no use to a dashboard
+        serial = rec["serial"]
+        files, nbytes = pending.get(serial, (0, 0))
+        p = progress.get(serial)
+        out[serial] = {
+            "station": ctx.station_id,
+            "at": at,
+            **rec,
+            "files_pending": files,
+            "bytes_pending": nbytes,
+            "progress": _progress(p) if p and rec["docked"] else None,
+        }
+    return out
+
+
+def _progress(p: Progress) -> dict[str, Any]:
+    pct = 100.0 if p.total == 0 else round(100.0 * p.done / p.total, 1)
+    return {"recording": p.recording, "done_bytes": p.done, "total_bytes": p.total, "percent": pct}
+
+
+def custody_state(ctx: Context) -> dict[str, Any]:
+    pub = ctx.key.public_key()
+    latest = custody.latest_checkpoint(ctx.ledger.connect())
+    return {
+        "station": ctx.station_id,
+        "at": now_local(ctx),
+        "checkpoint": latest,
+        "key_fingerprint": fingerprint(pub),
+        "public_key": public_raw(pub).hex(),
+        "alg": custody.ALG,
+    }
+
+
+def compliance_state(ctx: Context) -> dict[str, Any]:
+    """The compliance engine's summary (deadlines, untagged, ratio per local unit)."""
+    from agent.compliance import compliance_summary
+
+    return compliance_summary(ctx)

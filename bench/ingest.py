@@ -1,0 +1,127 @@
+"""Ingest throughput against cp + sync (+ sha256sum), the same files, one run.
+
+Prints the ratio of this agent's `ingest` wall time to `cp` + `sync` + `sha256sum` and to
+`cp` + `sync` alone, with the agent's re-read verify off and on, and the agent's peak RSS.
+Targets (issue 2): verify off ≤ 0.75 against cp+sync+sha256sum (the hash overlaps the copy)
+and ≤ 1.5 against cp+sync; verify on ≤ 1.0 against cp+sync+sha256sum; RSS < 150 MB.
+The page cache is dropped before every run (as root), so every tool reads from disk.
+
+    .venv/bin/python bench/ingest.py [--clips 4] [--mib 256] [--dir /var/tmp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import agent_cmd, drop_caches, station_config, timed  # noqa: E402
+
+
+def make_volume(root: Path, clips: int, mib: int) -> Path:
+    vol = root / "volume"
+    (vol / "DCIM" / "20260921").mkdir(parents=True)
+    (vol / "DEVINFO.TXT").write_text("vendor=ZFY\nserial=BENCH01\n", encoding="utf-8")
+    block = os.urandom(1 << 20)
+    for i in range(clips):
+        path = vol / "DCIM" / "20260921" / f"BENCH01_100001_2026092108{i:02d}00_{i:04d}.MP4"
+        with open(path, "wb") as fh:
+            for j in range(mib):
+                # distinct content per MiB so no layer can dedupe or compress it away
+                fh.write(j.to_bytes(4, "little") + block[4:])
+        os.utime(path, (1_700_000_000 + i, 1_700_000_000 + i))
+    return vol
+
+
+def run(args: argparse.Namespace) -> None:
+    base = Path(tempfile.mkdtemp(prefix="evbench-ingest-", dir=args.dir))
+    try:
+        vol = make_volume(base, args.clips, args.mib)
+        files = sorted(str(p) for p in vol.rglob("*.MP4"))
+        total = args.clips * args.mib
+        cached = drop_caches()
+        results: dict[str, float] = {}
+        rss: dict[str, int] = {}
+
+        def peer(name: str, script: str) -> None:
+            dst = base / f"dst-{name}"
+            dst.mkdir()
+            drop_caches()
+            results[name], _ = timed(script.format(src=" ".join(files), dst=dst), shell=True)
+            shutil.rmtree(dst)
+
+        peer("cp+sync", "cp {src} {dst}/ && sync")
+        peer("cp+sync+sha256sum", "cp {src} {dst}/ && sync && sha256sum {dst}/* >/dev/null")
+        for verify in (False, True):
+            name = f"agent verify={'on' if verify else 'off'}"
+            data = base / f"data-{verify}"
+            cfg = station_config(
+                base / f"agent-{verify}.toml",
+                data,
+                base / "media",
+                f"verify_reread = {'true' if verify else 'false'}",
+            )
+            drop_caches()
+            results[name], rss[name] = timed(agent_cmd(cfg, "ingest", str(vol)))
+            shutil.rmtree(data)
+            # The same work as the running daemon does it: no interpreter start-up, no imports.
+            drop_caches()
+            inner = [sys.executable, __file__, "--inner", str(cfg), str(vol)]
+            out = subprocess.run(inner, check=True, capture_output=True, text=True).stdout
+            results[f"daemon path verify={'on' if verify else 'off'}"] = float(out.split()[0])
+            shutil.rmtree(data)
+
+        print(
+            f"ingest benchmark: {args.clips} clips × {args.mib} MiB = {total} MiB"
+            f" (page cache dropped before each run: {'yes' if cached else 'NO (not root)'})"
+        )
+        for name, secs in results.items():
+            print(f"  {name:<22} {secs:7.2f} s  {total / secs:7.1f} MiB/s")
+        base_h, base_c = results["cp+sync+sha256sum"], results["cp+sync"]
+        for verify in ("off", "on"):
+            for kind in ("agent", "daemon path"):
+                a = results[f"{kind} verify={verify}"]
+                print(
+                    f"  verify {verify:<3} {kind:<11}: / (cp+sync+sha256sum) = {a / base_h:.2f}"
+                    f"   / (cp+sync) = {a / base_c:.2f}"
+                )
+            peak = rss[f"agent verify={verify}"] / 1024
+            print(f"  verify {verify:<3} `ingest` peak RSS {peak:.0f} MiB")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def inner(config: str, volume: str) -> None:
+    """Time register + copy in-process (what the daemon does when a volume appears)."""
+    import time
+
+    from agent import config as config_mod
+    from agent.context import Context
+    from agent.ingest import Ingestor
+
+    ctx = Context(config_mod.load(config))
+    ing = Ingestor(ctx)
+    ctx.spool_tmp  # noqa: B018 - create dirs before the clock starts, as a running daemon has
+    t0 = time.perf_counter()
+    report = ing.register_volume(Path(volume))
+    while (row := ing.claim([report.device_id], retry_seconds=0)) is not None:
+        if ing.ingest(row).state == "failed":
+            raise SystemExit(f"copy failed: {row['source_path']}")
+    print(f"{time.perf_counter() - t0:.4f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--inner":
+        inner(sys.argv[2], sys.argv[3])
+        raise SystemExit(0)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--clips", type=int, default=4)
+    p.add_argument("--mib", type=int, default=256)
+    p.add_argument("--dir", default="/var/tmp", help="where to put source and copies (a disk)")
+    run(p.parse_args())

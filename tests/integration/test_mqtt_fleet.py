@@ -1,0 +1,87 @@
+"""Fleet view: the per-unit ratio across the docks of two stations on one real broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fixtures.mqtt_agent import drop_volume, mqtt_config, running, validate, wait_ledger
+
+SPOOLED = "SELECT COUNT(*) FROM recordings WHERE state IN ('spooled', 'archived')"
+
+
+def _files(base: Path) -> tuple[Path, Path]:
+    inventory = base / "inventory.csv"
+    inventory.write_text(
+        "vendor,serial,unit_id,officer_id,status,note\n"
+        "ZFY,ZFYA1,U1,,in_service,\n"
+        "ZFY,ZFYAB2,U1,,in_service,\n"
+        "ZFY,ZFYB3,U1,,in_service,\n"
+        "ZFY,ZFYR9,U1,,repair,\n",
+        encoding="utf-8",
+    )
+    roster = base / "roster.csv"
+    # 11 active officers in U1: at 1:5 the unit needs ceil(11/5) = 3 recorders in service.
+    rows = [f"P{i:03d},Officer {i},U1,Unit one,1" for i in range(11)]
+    roster.write_text(
+        "officer_id,name,unit_id,unit_name,active\n" + "\n".join(rows) + "\n", encoding="utf-8"
+    )
+    return inventory, roster
+
+
+def _station(make_station, broker, tmp_path: Path, name: str, aggregate: bool):  # type: ignore[no-untyped-def]
+    inventory, roster = _files(tmp_path)
+    extra = mqtt_config(broker.url) + (
+        f'\n[inventory]\nfile = "{inventory}"\n[roster]\nfile = "{roster}"\n'
+        f"[fleet]\naggregate = {'true' if aggregate else 'false'}\n"
+    )
+    st = make_station(extra, name=name)
+    st.config_path.write_text(
+        st.config_path.read_text().replace('id = "test-station"', f'id = "{name}"')
+    )
+    return st
+
+
+def test_fleet_ratio_counts_recorders_seen_by_both_stations(
+    make_station, broker, subscribe, tmp_path: Path
+) -> None:
+    a = _station(make_station, broker, tmp_path, "station-a", aggregate=True)
+    b = _station(make_station, broker, tmp_path, "station-b", aggregate=False)
+    sub = subscribe(broker, "evidence/#")
+    with running(a), running(b):
+        # A sees ZFYA1 and ZFYAB2, B sees ZFYAB2, ZFYB3 and ZFYR9 (in repair): 3 distinct in
+        # service, so the unit is compliant only when both docks count.
+        drop_volume(a, tmp_path / "a", "ZFYA1", 1, unit="U1")
+        drop_volume(a, tmp_path / "a", "ZFYAB2", 1, unit="U1")
+        drop_volume(b, tmp_path / "b", "ZFYAB2", 1, unit="U1")
+        drop_volume(b, tmp_path / "b", "ZFYB3", 1, unit="U1")
+        drop_volume(b, tmp_path / "b", "ZFYR9", 1, unit="U1")
+        wait_ledger(a, SPOOLED, 2)
+        wait_ledger(b, SPOOLED, 3)
+        ratio = sub.wait_for(
+            lambda m: m.topic == "evidence/units/U1/ratio" and m.json()["recorders_counted"] == 3,
+            timeout=30,
+        ).json()
+        # The local view of station A (its compliance topic) only has its own inventory rule.
+        compliance = sub.latest("evidence/station-a/compliance")
+
+    validate("unit-ratio", ratio)
+    validate("compliance", compliance)
+    assert ratio["recorders"] == ["ZFYA1", "ZFYAB2", "ZFYB3"]
+    assert ratio["stations"] == ["station-a", "station-b"]
+    assert ratio["active_officers"] == 11 and ratio["required"] == 3 and ratio["compliant"]
+    assert ratio["not_counted"] == [{"serial": "ZFYR9", "reason": "repair"}]
+    # Only the aggregating station ever publishes the fleet topic.
+    unit_msgs = [m for m in sub.messages if m.topic.startswith("evidence/units/")]
+    assert unit_msgs and all(m.json()["computed_by"] == "station-a" for m in unit_msgs)
+
+
+def test_without_aggregate_no_fleet_topic(make_station, broker, subscribe, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    b = _station(make_station, broker, tmp_path, "station-b", aggregate=False)
+    sub = subscribe(broker, "#")
+    with running(b):
+        drop_volume(b, tmp_path / "b", "ZFYB3", 1, unit="U1")
+        wait_ledger(b, SPOOLED, 1)
+        sub.wait_for(lambda m: m.topic == "evidence/station-b/recorders/ZFYB3/state")
+        unit = sub.wait_for(lambda m: m.topic.endswith("/unit_U1_ratio/config")).json()
+    assert unit["state_topic"] == "evidence/station-b/compliance"
+    assert not [m for m in sub.messages if m.topic.startswith("evidence/units/")]
