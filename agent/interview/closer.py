@@ -108,5 +108,6 @@ class Closer:
         ident = segs.identity(self.ctx.station_id, camera, kind, src, officer)
         self.ingestor.register_volume(volume, ident)
         segs.link_recordings(self.ctx, camera)
+        segs.tag_recordings(self.ctx, camera)
         if self.ingest_wake is not None:
             self.ingest_wake.set()

@@ -117,6 +117,19 @@ def _metadata(params: dict[str, Any]) -> ses.Metadata:
     )
 
 
+def _check_metadata(ctx: Context, meta: ses.Metadata) -> None:
+    """The session's metadata becomes its recordings' metadata: the same rules apply (case
+    number format, collector in the roster), checked before anything records."""
+    from agent import tagging
+    from agent.interview.segments import session_fields
+
+    fields = session_fields(ctx.cfg.interview.room or ctx.station_id, meta)
+    try:
+        tagging.validator(ctx).validate(fields)
+    except AgentError as exc:
+        raise ses.SessionError(f"session not started: {exc}") from None
+
+
 def _who(params: dict[str, Any]) -> tuple[str, str]:
     source = _text(params, "source") or "api"
     return source, _text(params, "operator") or source
@@ -153,6 +166,7 @@ def start(
     try:
         _require_service(ctx)
         meta = _metadata(params)
+        _check_metadata(ctx, meta)
         source, actor = _who(params)
         room = ctx.cfg.interview.room or ctx.station_id
         with ctx.ledger.tx() as conn:

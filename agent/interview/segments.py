@@ -256,6 +256,60 @@ def link_recordings(ctx: Context, camera: str) -> int:
         return cur.rowcount
 
 
+def session_fields(room: str, meta: ses.Metadata) -> dict[str, str]:
+    """The session's case metadata as recording metadata fields (not yet validated)."""
+    fields = {
+        "case_number": meta.case_number,
+        "capture_place": room,
+        "collector": meta.interviewers[0] if meta.interviewers else None,
+        "proves": meta.proves,
+    }
+    return {k: v for k, v in fields.items() if v}
+
+
+def tag_recordings(ctx: Context, camera: str) -> int:
+    """Give each newly ingested segment of `camera` its session's case metadata (once: a
+    recording tagged before, e.g. corrected by an operator, is left alone)."""
+    from agent import tagging
+    from agent.errors import TagError
+
+    rows = ctx.ledger.query(
+        "SELECT s.recording_id, s.start, s.session_id FROM interview_segments s"
+        " JOIN recordings r ON r.id = s.recording_id"
+        " WHERE s.camera=? AND r.metadata_version = 0",
+        (camera,),
+    )
+    n = 0
+    for r in rows:
+        session = ctx.ledger.one("SELECT * FROM interview_sessions WHERE id=?", (r["session_id"],))
+        if session is None:
+            continue
+        fields = {
+            **session_fields(session["room"], ses.metadata(session)),
+            "capture_time": r["start"],
+        }
+        try:
+            clean = tagging.validator(ctx).validate(fields)
+            with ctx.ledger.tx() as conn:
+                tagging.apply(
+                    conn,
+                    ctx,
+                    r["recording_id"],
+                    clean,
+                    actor=f"interview:{r['session_id']}",
+                    reason=None,
+                    origin="interview",
+                )
+            n += 1
+        except TagError as exc:
+            logger.warning(
+                "segment recording %s keeps no case metadata: %s; tag it with `evidence-agent tag`",
+                r["recording_id"],
+                exc,
+            )
+    return n
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -100,6 +100,12 @@ def test_thirty_second_session_in_ten_second_segments(
     assert status["interview"]["session"]["id"] == sid
     assert status["interview"]["session"]["coverage"] == 1.0
     assert {r["source_path"] for r in status["recordings"]} == {f"{r['path']}" for r in rows}
+    # each segment's recording carries the session's case metadata (采集地点, 采集人 ...)
+    for r in status["recordings"]:
+        m = r["metadata"]
+        assert m["case_number"] == "粤环罚〔2024〕12号" and m["capture_place"] == "询问室1"
+        assert m["collector"] == "100001" and m["proves"] == "现场检查情况"
+        assert m["serial"] == "test-station-cam1" and m["capture_time"]
 
 
 def test_camera_dropout_is_one_gap_and_recording_resumes(
@@ -156,6 +162,8 @@ def test_frozen_picture_and_dead_microphone_are_gaps(
 ) -> None:
     st = make_interview_station(segment_seconds=4)
     d = running_daemon(st)
+    refused = commands.start(d.ctx, {"case_number": "not a case/number", "source": "test"})
+    assert not refused["ok"] and "case_number" in refused["error"]
     sid = str(_start(d)["session"])
     time.sleep(1.5)
     room.cameras[0].set_state("frozen")
