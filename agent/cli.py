@@ -137,6 +137,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_interview(args: argparse.Namespace) -> int:
+    from agent.interview.cli import run
+
+    return run(args, _context)
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
     from agent.quarantine import decide
 
@@ -248,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--user", default="evidence")
     sp.add_argument("--data-dir", default=None)
     sp.add_argument("--mount-root", default=None)
+    sp = add("interview", cmd_interview, "interview-room sessions: start, stop, mark, report")
+    from agent.interview.cli import add_arguments as add_interview
+
+    add_interview(sp)
     from agent.cli_compliance import add_parsers as add_compliance
 
     add_compliance(add)

@@ -40,6 +40,10 @@ def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
     problems += _check_assignment_rules(cfg)
     if cfg.credentials.file is not None and not cfg.credentials.file.is_file():
         problems.append(("credentials.file", f"{cfg.credentials.file} does not exist"))
+    if cfg.station.role == "interview":
+        from agent.interview.checks import interview_problems
+
+        problems += interview_problems(cfg)
     problems += _mqtt_problems(cfg)
     problems += _archive_problems(cfg)
     return problems

@@ -54,6 +54,11 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.work = threading.Event()  # wakes the workers when a volume was registered
         self.volumes_registered = 0
+        self.interview = None
+        if ctx.cfg.station.role == "interview":
+            from agent.interview.service import InterviewService
+
+            self.interview = InterviewService(ctx, self.ingestor, self.work)
         self.linker = Linker()
         self.ingestor.linker = self.linker
         self.runners: list[DriverRunner] = []
@@ -208,6 +213,8 @@ class Daemon:
             self.threads += [self._supervised(name, step) for name, step in self.mqtt.steps()]
         for t in self.threads:
             t.start()
+        if self.interview is not None:
+            self.threads += self.interview.start(self._supervised)
         self.threads += self.watcher.start()
         self.notifier.ready()
         logger.info(
@@ -221,6 +228,8 @@ class Daemon:
         self.stop.set()
         self.work.set()
         self.watcher.stop_watchdog()
+        if self.interview is not None:
+            self.interview.shutdown()
         if self.mqtt is not None:
             self.mqtt.wake_all()
         for t in self.threads:

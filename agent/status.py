@@ -166,11 +166,16 @@ def document(ctx: Context, **filters: Any) -> dict[str, Any]:
     st = station(ctx)
     # One snapshot: per-recorder counts and the recordings list must tell the same story.
     with ctx.ledger.snapshot():
-        return {
+        doc = {
             "station": st,
             "recorders": recorders(ctx),
             "recordings": recordings(ctx, **filters),
         }
+    if ctx.cfg.station.role == "interview":
+        from agent.interview.report import status_section
+
+        doc["interview"] = status_section(ctx)
+    return doc
 
 
 def to_json(doc: dict[str, Any]) -> str:

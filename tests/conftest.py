@@ -18,4 +18,5 @@ pytest_plugins = [
     "fixtures.recorders",
     "fixtures.seaweed",
     "fixtures.archive",
+    "fixtures.interview",
 ]
