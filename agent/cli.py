@@ -92,6 +92,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from agent.export import Exporter
+
+    result = Exporter(_context(args)).run(
+        args.ids, Path(args.to), reason=args.reason, operator=args.operator
+    )
+    if args.json:
+        doc = {
+            "manifest": str(result.manifest) if result.manifest else None,
+            "exported": [vars(e) for e in result.exported],
+            "failed": [{"id": rid, "reason": why} for rid, why in result.failed],
+        }
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        for e in result.exported:
+            print(f"exported {e.recording_id} -> {Path(args.to) / e.file} (from {e.source})")
+        for rid, why in result.failed:
+            print(f"FAILED {rid}: {why}", file=sys.stderr)
+        if result.manifest:
+            print(f"manifest {result.manifest}")
+    return 1 if result.failed else 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.file or args.config
     try:
@@ -112,6 +135,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"data_dir {cfg.station.data_dir}"
     )
     return 0
+
+
+def cmd_interview(args: argparse.Namespace) -> int:
+    from agent.interview.cli import run
+
+    return run(args, _context)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -201,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true")
     sp = add("verify", cmd_verify, "re-hash copies, check custody chain and signatures")
     sp.add_argument("--json", action="store_true")
+    sp = add("export", cmd_export, "retrieve recordings with a manifest and a custody event")
+    sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
+    sp.add_argument("--to", required=True, help="directory to write the copies into")
+    sp.add_argument("--reason", required=True, help="why they are retrieved (logged)")
+    sp.add_argument("--operator", required=True, help="who retrieves them (logged)")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
     sp.add_argument("file", nargs="?")
     sp = add("demo", cmd_demo, "simulated dock with several recorders, live view, summary")
@@ -219,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--user", default="evidence")
     sp.add_argument("--data-dir", default=None)
     sp.add_argument("--mount-root", default=None)
+    sp = add("interview", cmd_interview, "interview-room sessions: start, stop, mark, report")
+    from agent.interview.cli import add_arguments as add_interview
+
+    add_interview(sp)
     from agent.cli_compliance import add_parsers as add_compliance
 
     add_compliance(add)

@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 
+from agent.config_archive import ArchiveConfig
 from agent.config_base import Section
 from agent.config_compliance import ComplianceConfig, TaggingConfig
 from agent.errors import ConfigError
+from drivers.panel_serial import PanelSettings
 from drivers.registry import DriverConfig
 
 ENV_FILE = "EVIDENCE_AGENT_CONFIG"
@@ -120,6 +122,11 @@ DEFAULT_PATTERNS = [
         r"(?:_[^.]*)?\.[A-Za-z0-9]+$",
         time_format="%Y%m%dT%H%M%S",
         utc=True,
+    ),
+    # Interview-room segments written by agent.interview: <station>-<camera>_<start>_<seq>.ts
+    NamingPattern(
+        name="interview",
+        regex=r"^(?P<serial>[A-Za-z0-9.-]+)_(?P<start>\d{14})_(?P<seq>\d+)\.ts$",
     ),
 ]
 
@@ -245,23 +252,6 @@ class FleetConfig(Section):
     )
 
 
-class ArchiveConfig(Section):
-    url: str | None = Field(
-        None, description="file:///path or s3://bucket/prefix (default <data_dir>/archive)."
-    )
-    endpoint_url: str | None = Field(None, description="S3 endpoint for non-AWS stores.")
-    off_station: bool = Field(
-        False, description="A file:// archive counts as off-station (e.g. a NAS mount)."
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _scheme(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^(file:///|s3://[^/]+)", v):
-            raise ValueError("must be file:///absolute/path or s3://bucket[/prefix]")
-        return v
-
-
 class RecordersConfig(Section):
     clock_threshold_seconds: float = Field(
         60.0,
@@ -295,6 +285,146 @@ class CredentialsConfig(Section):
     )
 
 
+class CameraConfig(Section):
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Camera id used in file names, events and reports (letters, digits, _ . -).",
+    )
+    name: str | None = Field(
+        None, description="Name burned into the picture (default: the id); Chinese is fine."
+    )
+    video: str = Field(
+        description="Video source: /dev/videoN (V4L2/UVC), rtsp://..., or http(s)://... "
+        "(MJPEG, e.g. `simulate interview-room`)."
+    )
+    audio: str | None = Field(
+        None,
+        description="Sound for this camera's files (default: interview.microphone): "
+        "alsa:<device>, pulse:<source>, http(s)://... (WAV), rtsp://..., or `camera` for the "
+        "sound track of the camera's own stream.",
+    )
+    fps: float = Field(
+        25.0,
+        gt=0,
+        le=120,
+        description="Expected frame rate: sets the keyframe interval (and the rate the "
+        "OpenCV fallback writes at).",
+    )
+    video_size: str | None = Field(
+        None,
+        pattern=r"^\d+x\d+$",
+        description="WxH to request from a V4L2 camera (network cameras send their own size).",
+    )
+    input_format: str | None = Field(
+        None, description="V4L2 input format to request, e.g. mjpeg or yuyv422."
+    )
+
+    @field_validator("video")
+    @classmethod
+    def _video(cls, v: str) -> str:
+        from agent.interview.sources import parse
+
+        if parse(v).kind not in ("v4l2", "http", "https", "rtsp", "rtsps"):
+            raise ValueError("a camera is /dev/videoN, v4l2:/dev/videoN, http(s):// or rtsp://")
+        return v
+
+    @field_validator("audio")
+    @classmethod
+    def _audio(cls, v: str | None) -> str | None:
+        if v is not None and v.strip().lower() != "camera":
+            from agent.interview.sources import parse
+
+            parse(v)
+        return v
+
+
+class InterviewConfig(Section):
+    room: str | None = Field(
+        None,
+        description="Room name burned into the picture and recorded as the place (采集地点), "
+        "e.g. 询问室1 (default: station.id).",
+    )
+    cameras: list[CameraConfig] = Field(
+        default_factory=list, description="The room's cameras; one ffmpeg process each."
+    )
+    microphone: str | None = Field(
+        None,
+        description="The room's microphone, recorded into every camera's files: alsa:<device>, "
+        "pulse:<source>, http(s)://... (WAV) or rtsp://...",
+    )
+    segment_seconds: float = Field(
+        300.0, ge=2, le=3600, description="Length of a segment file (cut at the next keyframe)."
+    )
+    gap_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Frames or sound stopped (or frozen, black, silent) this long is a gap; "
+        "shorter hiccups are not.",
+    )
+    read_timeout_seconds: float = Field(
+        5.0, gt=0, le=120, description="Open/read timeout of network sources (-rw_timeout)."
+    )
+    reconnect_seconds: float = Field(
+        1.0, gt=0, le=60, description="Wait between attempts to reach a camera that went away."
+    )
+    start_timeout_seconds: float = Field(
+        15.0, gt=0, le=300, description="A session whose cameras deliver nothing this long fails."
+    )
+    ffmpeg: str = Field(
+        "ffmpeg", description="ffmpeg executable; if missing, OpenCV records video only."
+    )
+    ffprobe: str = Field("ffprobe", description="ffprobe executable (checks each segment).")
+    font: Path | None = Field(
+        None, description="Font file with CJK glyphs for the overlay (default: fc-match zh-cn)."
+    )
+    video_preset: str = Field(
+        "veryfast", description="libx264 preset (ultrafast..veryslow): CPU against file size."
+    )
+    video_crf: int = Field(23, ge=0, le=51, description="libx264 quality (lower is better).")
+    audio_bitrate_kbps: int = Field(96, ge=16, le=512, description="AAC bit rate.")
+    monitor_fps: float = Field(
+        5.0, gt=0, le=10, description="Pictures per second OpenCV checks (frozen, black)."
+    )
+    black_level: float = Field(
+        12.0, ge=0, le=255, description="Mean brightness (0-255) below which a picture is black."
+    )
+    freeze_diff: float = Field(
+        0.2,
+        ge=0,
+        le=50,
+        description="Mean pixel change (0-255) below which two pictures are the same (frozen).",
+    )
+    silence_dbfs: float = Field(
+        -90.0, ge=-120, le=0, description="Sound below this level is a dead microphone."
+    )
+    thumbnail_seconds: float = Field(
+        10.0, gt=0, description="How often each camera's thumbnail is refreshed."
+    )
+    capture_dir: Path | None = Field(
+        None, description="Where segments are written (default: <data_dir>/interview)."
+    )
+    panel: PanelSettings | None = Field(None, description="The serial control panel, if any.")
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique(cls, v: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.id for c in v]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+    @field_validator("video_preset")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                   "slower", "veryslow")  # fmt: skip
+        if v not in presets:
+            raise ValueError(f"must be one of {', '.join(presets)}")
+        return v
+
+
 class AgentConfig(Section):
     station: StationConfig = Field(default_factory=StationConfig)  # type: ignore[arg-type]
     detect: DetectConfig = Field(default_factory=DetectConfig)  # type: ignore[arg-type]
@@ -311,6 +441,7 @@ class AgentConfig(Section):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)  # type: ignore[arg-type]
     credentials: CredentialsConfig = Field(default_factory=CredentialsConfig)  # type: ignore[arg-type]
     recorders: RecordersConfig = Field(default_factory=RecordersConfig)  # type: ignore[arg-type]
+    interview: InterviewConfig = Field(default_factory=InterviewConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
     @property
@@ -329,6 +460,10 @@ class AgentConfig(Section):
     @property
     def keys_dir(self) -> Path:
         return self.station.data_dir / "keys"
+
+    @property
+    def interview_dir(self) -> Path:
+        return self.interview.capture_dir or self.station.data_dir / "interview"
 
     @property
     def archive_url(self) -> str:
@@ -428,6 +563,9 @@ def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
     cfg.mqtt.tls_ca_file = fix(cfg.mqtt.tls_ca_file)
     cfg.mqtt.tls_cert_file = fix(cfg.mqtt.tls_cert_file)
     cfg.mqtt.tls_key_file = fix(cfg.mqtt.tls_key_file)
+    cfg.archive.ca_bundle = fix(cfg.archive.ca_bundle)
     for driver in cfg.drivers:
         driver.resolve_paths(base)
+    cfg.interview.font = fix(cfg.interview.font)
+    cfg.interview.capture_dir = fix(cfg.interview.capture_dir)
     return cfg

@@ -40,7 +40,12 @@ def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
     problems += _check_assignment_rules(cfg)
     if cfg.credentials.file is not None and not cfg.credentials.file.is_file():
         problems.append(("credentials.file", f"{cfg.credentials.file} does not exist"))
+    if cfg.station.role == "interview":
+        from agent.interview.checks import interview_problems
+
+        problems += interview_problems(cfg)
     problems += _mqtt_problems(cfg)
+    problems += _archive_problems(cfg)
     return problems
 
 
@@ -82,4 +87,23 @@ def _check_assignment_rules(cfg: AgentConfig) -> list[tuple[str, str]]:
             problems.append((f"tagging.assign.{i}.fields", str(exc)))
         if rule.time_from and rule.time_to and rule.time_from >= rule.time_to:
             problems.append((f"tagging.assign.{i}", "time_from must be before time_to"))
+    return problems
+
+
+def _archive_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
+    """S3 settings that can be judged without contacting the store."""
+    problems: list[tuple[str, str]] = []
+    a = cfg.archive
+    if a.ca_bundle is not None and not a.ca_bundle.is_file():
+        problems.append(("archive.ca_bundle", f"{a.ca_bundle} does not exist"))
+    if a.is_s3:
+        from agent.errors import CredentialsError
+        from agent.s3client import s3_secrets
+
+        try:
+            s3_secrets(cfg)
+        except CredentialsError as exc:
+            problems.append(("credentials.file", str(exc)))
+    elif a.endpoint_url is not None:
+        problems.append(("archive.endpoint_url", "set, but archive.url is not s3://..."))
     return problems

@@ -100,6 +100,10 @@ class Context:
         """
         if self.cfg.inventory.file is None:
             return False, None, False
+        if vendor == "interview":
+            # An interview room's cameras are declared in this station's own config, not
+            # plugged in by someone: never quarantined, and no body-worn recorders to count.
+            return False, None, False
         for item in self.rosters.inventory() or ():
             if item.serial == serial and item.vendor.lower() in (vendor.lower(), "*", ""):
                 return True, str(item.status), False

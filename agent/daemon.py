@@ -1,12 +1,13 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
 Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-checkpoint (signed custody checkpoints), recover (leftovers of other, killed agent processes),
-compliance (deadline and not-docked alerts), driver-<name> (one per configured USB/serial
-driver), inventory (re-imports the inventory file when it changes), watchdog (systemd pings),
-and with `mqtt.url` set mqtt-outbox / mqtt-state / mqtt-commands (agent.mqtt). Each loop
-catches and logs its own failures and backs off, so one bad volume, recorder, a failing store
-or a broker that is down never stops the rest.
+housekeep (removes spool copies the archive verifiably holds), checkpoint (signed custody
+checkpoints), recover (leftovers of other, killed agent processes), compliance (deadline and
+not-docked alerts), driver-<name> (one per configured USB/serial driver), inventory (re-imports
+the inventory file when it changes), watchdog (systemd pings), and with `mqtt.url` set
+mqtt-outbox / mqtt-state / mqtt-commands (agent.mqtt). Each loop catches and logs its own
+failures and backs off, so one bad volume, recorder, a failing store or a broker that is down
+never stops the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from agent.context import Context
 from agent.credentials import Credentials
 from agent.detect import VolumeWatcher
 from agent.errors import AgentError, SpoolFullError
+from agent.housekeeping import housekeep
 from agent.ingest import Ingestor, ProgressFn
 from agent.linker import Linker
 from agent.recorders import DriverRunner
@@ -53,6 +55,11 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.work = threading.Event()  # wakes the workers when a volume was registered
         self.volumes_registered = 0
+        self.interview = None
+        if ctx.cfg.station.role == "interview":
+            from agent.interview.service import InterviewService
+
+            self.interview = InterviewService(ctx, self.ingestor, self.work)
         self.linker = Linker()
         self.ingestor.linker = self.linker
         self.runners: list[DriverRunner] = []
@@ -118,13 +125,11 @@ class Daemon:
         return 0.0
 
     def _archive_step(self) -> float:
-        row = self.archiver.next_pending()
-        if row is not None:
-            self.archiver.archive_one(row)
-            self.archiver.release_ready()
-            return 0.0
-        self.archiver.release_ready()
-        return 1.0
+        return self.archiver.step()
+
+    def _housekeep_step(self) -> float:
+        housekeep(self.ctx, self.archiver.store)
+        return self.ctx.cfg.archive.housekeep_seconds
 
     def _recover_step(self) -> float:
         # A copy left half-done by another agent process that was killed (say `ingest DIR`)
@@ -199,7 +204,10 @@ class Daemon:
             self._supervised(f"ingest-{i}", self._ingest_step)
             for i in range(self.ctx.cfg.ingest.max_parallel)
         ]
-        self.threads.append(self._supervised("archive", self._archive_step))
+        for i in range(self.ctx.cfg.archive.parallel_uploads):
+            name = "archive" if i == 0 else f"archive-{i}"
+            self.threads.append(self._supervised(name, self._archive_step))
+        self.threads.append(self._supervised("housekeep", self._housekeep_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
         self.threads.append(self._supervised("recover", self._recover_step))
         self.threads.append(self._supervised("compliance", self.compliance.step))
@@ -213,6 +221,8 @@ class Daemon:
             self.threads += [self._supervised(name, step) for name, step in self.mqtt.steps()]
         for t in self.threads:
             t.start()
+        if self.interview is not None:
+            self.threads += self.interview.start(self._supervised)
         self.threads += self.watcher.start()
         self.notifier.ready()
         logger.info(
@@ -226,6 +236,8 @@ class Daemon:
         self.stop.set()
         self.work.set()
         self.watcher.stop_watchdog()
+        if self.interview is not None:
+            self.interview.shutdown()
         if self.mqtt is not None:
             self.mqtt.wake_all()
         for t in self.threads:

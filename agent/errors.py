@@ -67,3 +67,53 @@ class MqttConfigError(AgentError):
 
 class CommandError(AgentError):
     """An MQTT command is refused or invalid; the message goes back in the reply."""
+
+
+class ArchiveError(AgentError):
+    """The archive store could not take or confirm a recording.
+
+    `retryable` says whether waiting can help (store down, throttled); `store_wide` says the
+    problem is the store's (credentials, bucket, clock) rather than one recording's, so the
+    archiver pauses the whole queue instead of skipping to the next recording.
+    """
+
+    retryable = True
+    store_wide = True
+
+
+class ArchiveUnavailableError(ArchiveError):
+    """The store cannot be reached or is overloaded (connection refused, 503, SlowDown)."""
+
+
+class ArchiveAuthError(ArchiveError):
+    """The store refused the credentials, or none were found."""
+
+
+class ArchiveBucketError(ArchiveError):
+    """The bucket is missing, or lacks Object Lock/versioning when retention is required."""
+
+
+class ArchiveClockError(ArchiveError):
+    """The station clock and the store's differ too much to sign requests or set retention."""
+
+
+class ChecksumRejectedError(ArchiveError):
+    """The store rejected a part or object because its checksum did not match the bytes."""
+
+    store_wide = False
+
+
+class ArchiveVerifyError(ArchiveError):
+    """The stored object does not match (size, checksum, SHA-256 metadata, retention)."""
+
+    store_wide = False
+
+
+class SpoolIntegrityError(IntegrityError):
+    """A spool copy no longer matches the SHA-256 recorded at ingest (bit rot, tampering)."""
+
+
+class SpoolReadError(ArchiveError):
+    """The spool copy could not be read (disk error); the recording waits and retries."""
+
+    store_wide = False

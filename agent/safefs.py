@@ -28,17 +28,27 @@ def _components(rel: bytes) -> list[bytes]:
     return parts
 
 
-def open_beneath(
-    root: bytes | str | os.PathLike[str], rel: bytes, flags: int = os.O_RDONLY, mode: int = 0o600
-) -> int:
-    """Open `rel` below `root` without following any symlink; returns an fd."""
-    parts = _components(rel)
+def _parent_fd(root: bytes | str | os.PathLike[str], parts: list[bytes]) -> int:
+    """An fd of the directory holding the last component, reached without following links."""
     dfd = os.open(os.fsencode(root), _DIR_FLAGS)
     try:
         for part in parts[:-1]:
             nfd = os.open(part, _DIR_FLAGS, dir_fd=dfd)
             os.close(dfd)
             dfd = nfd
+    except BaseException:
+        os.close(dfd)
+        raise
+    return dfd
+
+
+def open_beneath(
+    root: bytes | str | os.PathLike[str], rel: bytes, flags: int = os.O_RDONLY, mode: int = 0o600
+) -> int:
+    """Open `rel` below `root` without following any symlink; returns an fd."""
+    parts = _components(rel)
+    dfd = _parent_fd(root, parts)
+    try:
         return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
     finally:
         os.close(dfd)
@@ -46,12 +56,8 @@ def open_beneath(
 
 def unlink_beneath(root: bytes | str | os.PathLike[str], rel: bytes) -> None:
     parts = _components(rel)
-    dfd = os.open(os.fsencode(root), _DIR_FLAGS)
+    dfd = _parent_fd(root, parts)
     try:
-        for part in parts[:-1]:
-            nfd = os.open(part, _DIR_FLAGS, dir_fd=dfd)
-            os.close(dfd)
-            dfd = nfd
         st = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
         if not stat.S_ISREG(st.st_mode):
             raise PermissionError(f"{display(rel)} is not a regular file; not erasing it")

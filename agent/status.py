@@ -8,6 +8,7 @@ from typing import Any
 
 from agent import __version__, clock
 from agent import metadata as md
+from agent.backlog import archive_backlog
 from agent.compliance import classify, warn_window
 from agent.context import Context
 from agent.recclock import station_clock_trusted
@@ -25,6 +26,7 @@ def station(ctx: Context) -> dict[str, Any]:
         "clock_trusted": station_clock_trusted(ctx)[0],
         "spool_free_bytes": ctx.spool_free_bytes(),
         "timezone": ctx.cfg.station.timezone,
+        "upload_backlog": archive_backlog(ctx),
     }
 
 
@@ -140,6 +142,10 @@ def recordings(
                 "deadline": r["deadline"],
                 "deadline_met_at": r["deadline_met_at"],
                 "deadline_status": classify(r, now, warn),
+                "archive_ref": r["archive_ref"],
+                "archived_at": r["archived_at"],
+                "archive_error": r["archive_error"],
+                "spool_removed_at": r["spool_removed_at"],
                 "metadata": {**md.empty(), **json.loads(doc)} if doc else None,
                 "metadata_version": r["metadata_version"],
             }
@@ -160,11 +166,16 @@ def document(ctx: Context, **filters: Any) -> dict[str, Any]:
     st = station(ctx)
     # One snapshot: per-recorder counts and the recordings list must tell the same story.
     with ctx.ledger.snapshot():
-        return {
+        doc = {
             "station": st,
             "recorders": recorders(ctx),
             "recordings": recordings(ctx, **filters),
         }
+    if ctx.cfg.station.role == "interview":
+        from agent.interview.report import status_section
+
+        doc["interview"] = status_section(ctx)
+    return doc
 
 
 def to_json(doc: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from agent.context import Context
 from agent.errors import TagError, UnknownRecordingError
 from agent.workcal import deadline as compute_deadline
 
-ORIGINS = ("cli", "mqtt", "sidecar", "rule")
+ORIGINS = ("cli", "mqtt", "sidecar", "rule", "interview")
 
 
 @dataclass

@@ -63,7 +63,31 @@ def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
             r["last_docked"] or "-",
         )
     console.print(t)
+    if "interview" in doc:
+        print_interview(doc["interview"], console)
     recordings_table(doc["recordings"], console)
+
+
+def print_interview(iv: dict[str, Any], console: Console) -> None:
+    running = "running" if iv["service_running"] else "[red]NOT running[/]"
+    lamp = {True: "on", False: "off", None: "-"}[iv["lamp"]]
+    video_only = " [red]VIDEO ONLY (ffmpeg missing)[/]" if iv["video_only"] else ""
+    console.print(
+        f"[bold]interview room[/] {iv['room']}: service {running}, lamp {lamp}{video_only}"
+    )
+    s = iv["session"]
+    if s is not None:
+        cov = "-" if s["coverage"] is None else f"{100 * s['coverage']:.1f} %"
+        console.print(
+            f"  session {s['id']} {s['state']}, case {s['case_number'] or '-'}, since "
+            f"{_short(s['started_at'] or s['requested_at'])}, open gaps {s['open_gaps']}, "
+            f"coverage {cov}"
+        )
+    for cam, st in (iv["cameras"] or {}).items():
+        console.print(
+            f"  {cam}: {st.get('state', '-')}, {st.get('fps', 0):.1f} fps, "
+            f"sound {st.get('sound_dbfs', '-')} dBFS, gaps open {st.get('gaps_open') or '-'}"
+        )
 
 
 def recordings_table(

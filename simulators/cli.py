@@ -40,6 +40,18 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="with --fault growing: keep writing the last clip this long",
     )
 
+    ir = kinds.add_parser(
+        "interview-room",
+        help="cameras (MJPEG over HTTP), a microphone (WAV over HTTP) and a control panel (pty)",
+    )
+    ir.add_argument("--cameras", type=int, default=1)
+    ir.add_argument("--size", default="320x240", help="frame size WxH (default 320x240)")
+    ir.add_argument("--fps", type=float, default=10.0)
+    ir.add_argument("--rate", type=int, default=16000, help="microphone sample rate")
+    ir.add_argument("--no-panel", action="store_true", help="no control panel")
+    ir.add_argument("--control-port", type=int, default=0, help="HTTP control port (0: any)")
+    ir.add_argument("--config-out", help="also write the agent config snippet to this file")
+    ir.add_argument("--seconds", type=float, default=None, help="stop after this long")
     _dock_arguments(kinds)
     from simulators.faultfs_cli import add_faultfs_arguments
 
@@ -84,6 +96,8 @@ def _dock_arguments(kinds: argparse._SubParsersAction) -> None:  # type: ignore[
 def run_simulator(args: argparse.Namespace) -> int:
     if args.kind == "bodycam":
         return _bodycam(args)
+    if args.kind == "interview-room":
+        return _interview_room(args)
     if args.kind == "dock":
         from simulators.dock_cli import run_dock_cli
 
@@ -127,4 +141,53 @@ def _bodycam(args: argparse.Namespace) -> int:
         print(f"growing {clips[-1].name} for {args.grow_seconds} s ...", flush=True)
         grow_clip(clips[-1], args.grow_seconds)
         print("done")
+    return 0
+
+
+def _interview_room(args: argparse.Namespace) -> int:
+    import threading
+
+    from simulators.room import RoomSim
+
+    try:
+        w, h = (int(x) for x in args.size.lower().split("x"))
+        if args.cameras < 1:
+            raise ValueError("--cameras must be at least 1")
+        room = RoomSim(args.cameras, w, h, args.fps, args.rate, panel=not args.no_panel)
+    except ValueError as exc:
+        print(f"simulate interview-room: {exc}", file=sys.stderr)
+        return 64
+    room.start(args.control_port)
+    snippet = room.config_snippet()
+    if args.config_out:
+        Path(args.config_out).write_text(snippet, encoding="utf-8")
+    print("simulated interview room running; add this to the agent config:\n")
+    print(snippet)
+    print(f"control: POST {room.control_url}/<device>/<command>, GET {room.control_url}/status")
+    print(
+        "or type: cam1 frozen|stalled|dropped|black|return, mic frozen|dropped|return, "
+        "panel start|stop|mark|hello; Ctrl-D or Ctrl-C ends",
+        flush=True,
+    )
+    done = threading.Event()
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            words = line.split()
+            if len(words) != 2:
+                continue
+            try:
+                print(room.command(words[0], words[1]), flush=True)
+            except (KeyError, ValueError) as exc:
+                print(f"error: {exc}", flush=True)
+        if args.seconds is None:
+            done.set()
+
+    threading.Thread(target=read_stdin, name="sim-stdin", daemon=True).start()
+    try:
+        done.wait(args.seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        room.close()
     return 0

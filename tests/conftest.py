@@ -17,4 +17,7 @@ pytest_plugins = [
     "fixtures.mosquitto",
     "fixtures.recorders",
     "fixtures.faultfs",
+    "fixtures.seaweed",
+    "fixtures.archive",
+    "fixtures.interview",
 ]

@@ -190,11 +190,14 @@ def _interview(name: str) -> Callable[[InterviewCommand, Env], dict[str, Any]]:
             raise CommandError(
                 "interview sessions not available on this station (agent.interview is missing)"
             )
-        params = cmd.model_dump(exclude={"id"})
+        params = {**cmd.model_dump(exclude={"id"}), "source": "mqtt"}
         try:
-            return dict(_jsonable(fn(env.ctx, params)))
+            result = dict(_jsonable(fn(env.ctx, params)))
         except AgentError as exc:
             raise CommandError(str(exc)) from None
+        if result.get("ok") is False:  # refused (e.g. a session already records): say so
+            raise CommandError(str(result.get("error") or f"interview {name} refused"))
+        return result
 
     return run
 

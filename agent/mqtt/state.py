@@ -15,7 +15,6 @@ from typing import Any
 
 from agent import clock, custody, status
 from agent.context import Context
-from agent.mqtt.lazy import optional
 from agent.stationkey import fingerprint, public_raw
 
 logger = logging.getLogger(__name__)
@@ -75,14 +74,13 @@ def _backlog(ctx: Context, spooled: Any) -> dict[str, Any]:
         "bytes": int(spooled["b"]) if spooled else 0,
         "estimated_drain_s": None,
     }
-    extra = optional("agent.archive_s3", "archive_backlog") or optional(
-        "agent.archiver", "archive_backlog"
-    )
-    if extra is not None:
-        try:
-            backlog.update(extra(ctx))
-        except Exception:  # noqa: BLE001 - a status field must not stop the status
-            logger.exception("archive backlog unavailable for the station state")
+    try:
+        from agent.backlog import archive_backlog
+
+        backlog.update(archive_backlog(ctx))
+        backlog["estimated_drain_s"] = backlog.get("estimated_drain_seconds")
+    except Exception:  # noqa: BLE001 - a status field must not stop the status
+        logger.exception("archive backlog unavailable for the station state")
     return backlog
 
 

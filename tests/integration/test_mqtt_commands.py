@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
 from pathlib import Path
@@ -120,13 +119,10 @@ def test_tag_over_mqtt(docked) -> None:  # type: ignore[no-untyped-def]
     assert event["recording"] == rid and event["origin"] == "mqtt"
 
 
-def test_interview_commands_without_the_interview_role(docked) -> None:  # type: ignore[no-untyped-def]
+def test_interview_commands_on_a_dock_station_are_refused(docked) -> None:  # type: ignore[no-untyped-def]
     _, console, _ = docked
-    if importlib.util.find_spec("agent.interview") is not None:
-        pytest.skip("the interview role is installed; its own tests drive sessions over MQTT")
-    for verb in ("interview_start", "interview_stop"):
-        reply = console.send(verb, {"operator": "op7", "case_number": "NJ-1"})
-        assert not reply["ok"] and "interview sessions not available" in reply["error"]
+    reply = console.send("interview_start", {"operator": "op7", "case_number": "NJ-1"})
+    assert not reply["ok"] and 'station.role is "dock"' in reply["error"]
 
 
 BAD = [
