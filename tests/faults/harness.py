@@ -121,6 +121,26 @@ class Recorder:
 
 # --- running the agent and killing it -------------------------------------------------------
 
+# The agent is started from a small launcher, which reports the agent's peak RSS (os.wait4).
+# Measured straight from the test process it would be wrong: the child of a vfork/fork
+# inherits the parent's RSS high-water mark at exec, and pytest's is large.
+_LAUNCHER = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as fh:
+    json.dump({"rc": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}, fh)
+"""
+
+
+def peak_rss(cmd: list[str], report: Path, **popen: object) -> tuple[int, float]:
+    """Run `cmd` to completion; returns (exit code, peak RSS in MiB)."""
+    launcher = [sys.executable, "-c", _LAUNCHER, str(report), *cmd]
+    subprocess.run(launcher, check=False, **popen)  # type: ignore[call-overload]
+    got = json.loads(report.read_text(encoding="utf-8"))
+    report.unlink()
+    return int(got["rc"]), got["maxrss_kib"] / 1024
+
 
 def agent_cmd(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "agent", "--config", str(config), *args]

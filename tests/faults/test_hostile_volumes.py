@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from faults.harness import ROOT, Recorder, check_invariants, sha256_of
+from faults.harness import ROOT, Recorder, check_invariants, peak_rss, sha256_of
 from fixtures.station import ledger_rows, wait_for
 
 RSS_BOUND_MIB = 160  # the agent's own budget is < 150 MB for ingest (bench/ingest.py)
@@ -141,21 +141,14 @@ def _ingest_measured(config: Path, vol: Path, home: Path) -> tuple[int, dict, fl
     env = {**os.environ, "HOME": str(home), "XDG_STATE_HOME": str(home / "state")}
     env["PYTHONPATH"] = str(ROOT)
     out, err = home / "stdout", home / "stderr"
+    cmd = [sys.executable, "-m", "agent", "--config", str(config), "ingest", str(vol), "--json"]
     with open(out, "wb") as fo, open(err, "wb") as fe:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "--config", str(config), "ingest", str(vol), "--json"],
-            stdout=fo,
-            stderr=fe,
-            cwd=home,
-            env=env,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+        rc, rss = peak_rss(cmd, home.parent / "rss.json", stdout=fo, stderr=fe, cwd=home, env=env)
     text = out.read_text(encoding="utf-8")
     result = json.loads(text) if text.strip() else {}
     for f in (out, err):
         f.rename(home.parent / f.name)  # keep HOME empty for the "wrote nothing" check
-    return proc.returncode, result, usage.ru_maxrss / 1024, err.name
+    return rc, result, rss, err.name
 
 
 def test_hostile_volume_ingests_the_legit_refuses_the_rest(make_station, bodycam, tmp_path):

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from bench.soak import SoakOptions, run
 from faults.harness import seed_from_env
-from fixtures.faultfs import PREFIX, require_fuse
+from fixtures.faultfs import owned_source, require_fuse
 
 
 def test_soak_60s(tmp_path):
     require_fuse()
     seed = seed_from_env()
     res = run(
-        SoakOptions(seconds=60, seed=seed, dir=str(tmp_path), warmup=20, fsname=f"{PREFIX}soak")
+        SoakOptions(
+            seconds=60, seed=seed, dir=str(tmp_path), warmup=20, fsname=owned_source("soak")
+        )
     )
     print(res.report())
     assert not res.violations, res.report()
