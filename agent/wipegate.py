@@ -54,8 +54,8 @@ def check(cfg: AgentConfig, row: sqlite3.Row, committed: sqlite3.Row | None) -> 
     # 1. durable, verified spool copy
     if not (row["sha256"] and row["spool_path"] and row["spooled_at"] and row["verified_at"]):
         return Decision(False, "no durable, verified spool copy recorded")
-    if policy == "spooled" and not _spool_copy_present(row):
-        # With the spool as the release point, the copy the ledger vouches for must be there.
+    if row["state"] == "spooled" and not _spool_copy_present(row):
+        # Not archived yet: the spool copy the ledger vouches for is the only other copy.
         return Decision(False, f"spool copy {row['spool_path']} is missing or has the wrong size")
     # 2. source unchanged since hashing
     try:
