@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 
@@ -38,11 +37,3 @@ def from_local_naive(naive: datetime, tz: str) -> datetime:
 
 def from_mtime_ns(mtime_ns: int) -> datetime:
     return datetime.fromtimestamp(mtime_ns / 1e9, UTC)
-
-
-def monotonic() -> float:
-    return time.monotonic()
-
-
-def days(n: float) -> timedelta:
-    return timedelta(days=n)

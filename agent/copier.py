@@ -85,7 +85,6 @@ class _Pipeline:
         self.error: BaseException | None = None
         self.abort = threading.Event()
         self.hasher = hashlib.sha256()
-        self.read_bytes = 0
 
     def _take(self) -> _Chunk | None:
         while not self.abort.is_set():
@@ -111,7 +110,6 @@ class _Pipeline:
                 # Drop the recorder's pages behind us: they will never be read again.
                 os.posix_fadvise(self.src_fd, offset, chunk.n, os.POSIX_FADV_DONTNEED)
                 offset += chunk.n
-                self.read_bytes = offset
                 chunk.hand_out(2)
                 self.hash_q.put(chunk)
                 self.write_q.put(chunk)

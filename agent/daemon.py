@@ -94,8 +94,13 @@ class Daemon:
 
     # --- loops -----------------------------------------------------------------------------
 
-    def _supervised(self, name: str, body: Callable[[], float]) -> threading.Thread:
-        """Run body() repeatedly; it returns seconds to wait. Exceptions back off."""
+    def _supervised(
+        self, name: str, body: Callable[[], float], wake: threading.Event | None = None
+    ) -> threading.Thread:
+        """Run body() repeatedly; it returns seconds to wait. Exceptions back off.
+
+        With `wake`, the wait ends early when that event is set (new work arrived).
+        """
 
         def loop() -> None:
             backoff = 1.0
@@ -109,10 +114,11 @@ class Daemon:
                 except Exception:  # noqa: BLE001
                     logger.exception("%s failed; retrying in %.0f s", name, backoff)
                     wait, backoff = backoff, min(backoff * 2, 60.0)
-                if wait > 0:
-                    self.work.wait(wait) if name.startswith("ingest") else self.stop.wait(wait)
-                    if name.startswith("ingest"):
-                        self.work.clear()
+                if wait > 0 and wake is not None:
+                    wake.wait(wait)
+                    wake.clear()
+                elif wait > 0:
+                    self.stop.wait(wait)
 
         t = threading.Thread(target=loop, name=name, daemon=True)
         return t
@@ -201,7 +207,7 @@ class Daemon:
         if self.ctx.cfg.inventory.file is not None:
             devices.import_inventory(self.ctx)
         self.threads = [
-            self._supervised(f"ingest-{i}", self._ingest_step)
+            self._supervised(f"ingest-{i}", self._ingest_step, wake=self.work)
             for i in range(self.ctx.cfg.ingest.max_parallel)
         ]
         for i in range(self.ctx.cfg.archive.parallel_uploads):

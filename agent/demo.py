@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import tempfile
 import threading
 import time
@@ -258,7 +257,3 @@ def _summary(
         console.print(f"[red]only {ingested} of {expected} recordings ingested[/]")
         return 1
     return 0 if report.ok else 1
-
-
-def remove(work: Path) -> None:
-    shutil.rmtree(work, ignore_errors=True)

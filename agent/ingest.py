@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -468,7 +467,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc} (errno {exc.errno})"
     return str(exc)
-
-
-def disk_usage(path: Path) -> int:
-    return shutil.disk_usage(path).free

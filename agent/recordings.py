@@ -7,8 +7,6 @@ event and its outbox event commit together or not at all.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from agent import clock, custody, events
@@ -103,13 +101,6 @@ def undock(conn: sqlite3.Connection, volume: str) -> list[str]:
         )
         events.emit(conn, "recorder.undocked", serial=r["serial"])
     return [r["serial"] for r in rows]
-
-
-@dataclass
-class Discovered:
-    new: int = 0
-    updated: int = 0
-    known: int = 0
 
 
 def discover_file(
@@ -229,7 +220,3 @@ def resolve(conn: sqlite3.Connection, ref: str) -> str:
     raise UnknownRecordingError(
         f"{ref!r} is neither a recording id nor a SHA-256 prefix of 12+ hex digits"
     )
-
-
-def iso_or_none(dt: datetime | None) -> str | None:
-    return clock.iso(dt)
