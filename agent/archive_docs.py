@@ -19,9 +19,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from agent import archive_keys, clock, custody, stationkey
+from agent import archive_keys, custody, stationkey
 from agent.archive_store import LockSpec, Store, current_metadata, lock_for
 from agent.context import Context
+from agent.core import clock
 
 logger = logging.getLogger(__name__)
 

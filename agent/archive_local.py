@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
-from agent import crashpoint
 from agent.archive_store import LockSpec, ObjectSpec, Stored
-from agent.copier import hash_file
-from agent.errors import IntegrityError, SpoolIntegrityError
-from agent.safefs import fsync_dir
+from agent.core import crashpoint
+from agent.core.copier import hash_file
+from agent.core.errors import IntegrityError, SpoolIntegrityError
+from agent.core.safefs import fsync_dir
 
 
 class LocalArchive:

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-from agent import archive_keys, clock
+from agent import archive_keys
 from agent.archive_store import LockSpec, ObjectSpec, Stored
 from agent.archive_verify import verify_object
 from agent.context import Context
-from agent.errors import (
+from agent.core import clock
+from agent.core.errors import (
     AgentError,
     ArchiveAuthError,
     ArchiveBucketError,

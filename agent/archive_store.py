@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from agent import clock
+from agent.core import clock
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig

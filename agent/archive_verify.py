@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.archive_store import LockSpec
-from agent.errors import ArchiveVerifyError
+from agent.core.errors import ArchiveVerifyError
 from agent.s3client import error_code
 
 Translate = Callable[[BaseException, str], Exception]

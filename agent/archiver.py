@@ -20,11 +20,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from agent import archive_docs, clock, crashpoint, custody, events, wipegate
+from agent import archive_docs, custody, events, wipegate
 from agent import recordings as rec
 from agent.archive_store import ObjectSpec, Store, Stored, open_store, spec_for
 from agent.context import Context
-from agent.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
+from agent.core import clock, crashpoint
+from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
 from agent.throttle import current_limit, seconds_until_change
 
 logger = logging.getLogger(__name__)

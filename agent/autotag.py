@@ -23,12 +23,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent import clock, custody, tagging
+from agent import custody, tagging
 from agent import metadata as md
 from agent.config_compliance import AssignmentRule
 from agent.context import Context
-from agent.errors import TagError
-from agent.safefs import display, open_beneath
+from agent.core import clock
+from agent.core.errors import TagError
+from agent.core.safefs import display, open_beneath
 from agent.volume import Issue, ScanResult, SourceFile
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from agent import __version__
 from agent import config as config_mod
-from agent.errors import AgentError, ConfigError
+from agent.core.errors import AgentError, ConfigError
 
 logger = logging.getLogger("agent")
 

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.config_compliance import METADATA_KEYS
-from agent.errors import AgentError, TagError
+from agent.core.errors import AgentError, TagError
 
 Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent import clock, events
+from agent import events
 from agent.context import Context
+from agent.core import clock
 from agent.ratio import Recorder, UnitRatio, recorders_from_inventory, unit_ratios
 from agent.workcal import DeadlineStatus, WorkingDaysRule, deadline, deadline_status
 

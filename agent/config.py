@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 from agent.config_archive import ArchiveConfig
 from agent.config_base import Section
 from agent.config_compliance import ComplianceConfig, TaggingConfig
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
 from drivers.panel_serial import PanelSettings
 from drivers.registry import DriverConfig
 

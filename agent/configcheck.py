@@ -68,7 +68,7 @@ def _check_assignment_rules(cfg: AgentConfig) -> list[tuple[str, str]]:
     """Each [[tagging.assign]] rule's fields pass the same validation as a tag would."""
     if not cfg.tagging.assign:
         return []
-    from agent.errors import TagError
+    from agent.core.errors import TagError
     from agent.metadata import Validator
     from agent.roster import RosterError, load_roster
 
@@ -97,7 +97,7 @@ def _archive_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
     if a.ca_bundle is not None and not a.ca_bundle.is_file():
         problems.append(("archive.ca_bundle", f"{a.ca_bundle} does not exist"))
     if a.is_s3:
-        from agent.errors import CredentialsError
+        from agent.core.errors import CredentialsError
         from agent.s3client import s3_secrets
 
         try:

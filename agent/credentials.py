@@ -21,7 +21,7 @@ import re
 import stat
 from pathlib import Path
 
-from agent.errors import CredentialsError
+from agent.core.errors import CredentialsError
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agent import clock
+from agent.core import clock
 from agent.stationkey import fingerprint
 
 GENESIS = "0" * 64

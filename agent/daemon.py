@@ -23,9 +23,9 @@ from agent import custody, devices, events
 from agent.archiver import Archiver
 from agent.compliance import ComplianceMonitor
 from agent.context import Context
+from agent.core.errors import AgentError, SpoolFullError
 from agent.credentials import Credentials
 from agent.detect import VolumeWatcher
-from agent.errors import AgentError, SpoolFullError
 from agent.housekeeping import housekeep
 from agent.ingest import Ingestor, ProgressFn
 from agent.linker import Linker

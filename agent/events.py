@@ -12,8 +12,8 @@ import logging
 import sqlite3
 from typing import Any
 
-from agent import clock
-from agent.ids import uuid7
+from agent.core import clock
+from agent.core.ids import uuid7
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from agent import clock, custody
+from agent import custody
 from agent.archive_store import Store
 from agent.context import Context
-from agent.errors import ArchiveError, IntegrityError
-from agent.safefs import fsync_dir
+from agent.core import clock
+from agent.core.errors import ArchiveError, IntegrityError
+from agent.core.safefs import fsync_dir
 
 logger = logging.getLogger(__name__)
 

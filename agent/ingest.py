@@ -18,17 +18,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import autotag, clock, crashpoint, custody, events, recclock
+from agent import autotag, custody, events, recclock
 from agent import recordings as rec
 from agent.context import Context
-from agent.copier import copy_file
+from agent.core import clock, crashpoint
+from agent.core.copier import copy_file
+from agent.core.errors import IntegrityError, SourceChangedError, SpoolFullError
+from agent.core.ids import safe_topic_id
+from agent.core.safefs import open_beneath
 from agent.devices import canonical_vendor
-from agent.errors import IntegrityError, SourceChangedError, SpoolFullError
-from agent.ids import safe_topic_id
 from agent.linker import Linker
 from agent.mediainfo import probe
 from agent.naming import parse_name
-from agent.safefs import open_beneath
 from agent.volume import Issue, ScanResult, SourceFile, identify_volume, scan
 from agent.workcal import deadline as compute_deadline
 from drivers.base import DeviceIdentity

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from agent.errors import LedgerError
+from agent.core.errors import LedgerError
 
 logger = logging.getLogger(__name__)
 

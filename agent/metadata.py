@@ -18,10 +18,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent import clock, custody
+from agent import custody
 from agent.config import AgentConfig
 from agent.config_compliance import METADATA_KEYS
-from agent.errors import TagError
+from agent.core import clock
+from agent.core.errors import TagError
 
 # Field -> (Chinese label, English label), for reports, `tag --show` and Chinese keys.
 LABELS: dict[str, tuple[str, str]] = {

@@ -21,9 +21,9 @@ from pathlib import Path
 from threading import Event
 from typing import Any
 
-from agent import clock, crashpoint
 from agent.archive_store import LockSpec, ObjectSpec
-from agent.errors import ChecksumRejectedError, SpoolIntegrityError, SpoolReadError
+from agent.core import clock, crashpoint
+from agent.core.errors import ChecksumRejectedError, SpoolIntegrityError, SpoolReadError
 from agent.ledger import Ledger
 from agent.partplan import Part, composite, lock_kwargs, pread_part
 from agent.s3client import error_code

@@ -19,7 +19,7 @@ from rich.progress import (
 
 from agent import custody
 from agent.context import Context
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 from agent.ingest import Ingestor, Outcome
 from agent.views import recordings_table
 

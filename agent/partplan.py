@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.archive_store import LockSpec
-from agent.errors import SpoolIntegrityError, SpoolReadError
+from agent.core.errors import SpoolIntegrityError, SpoolReadError
 
 MIB = 1 << 20
 MAX_PARTS = 10_000

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from agent import clock, custody, events
+from agent import custody, events
 from agent import recordings as rec
 from agent.context import Context
-from agent.errors import AgentError, QuarantineError
+from agent.core import clock
+from agent.core.errors import AgentError, QuarantineError
 
 Decision = Literal["accept", "reject"]
 

@@ -14,7 +14,8 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from agent import clock, custody, events
+from agent import custody, events
+from agent.core import clock
 from agent.timesync import clock_synced
 from agent.workcal import deadline as compute_deadline
 

@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent import clock, devices, events, recclock
+from agent import devices, events, recclock
 from agent.context import Context
+from agent.core import clock
 from agent.linker import Linker
 from drivers.base import DeviceAuthError, DeviceError, DeviceIdentity, DeviceStatus, Driver
 

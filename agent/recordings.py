@@ -9,9 +9,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from agent import clock, custody, events
-from agent.errors import UnknownRecordingError
-from agent.ids import is_recording_id, is_sha_prefix, uuid7
+from agent import custody, events
+from agent.core import clock
+from agent.core.errors import UnknownRecordingError
+from agent.core.ids import is_recording_id, is_sha_prefix, uuid7
 from agent.volume import SourceFile
 from drivers.base import DeviceIdentity
 

@@ -16,7 +16,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agent import clock
 from agent.compliance import (
     RECORDING_SQL,
     classify,
@@ -26,6 +25,7 @@ from agent.compliance import (
     warn_window,
 )
 from agent.context import Context
+from agent.core import clock
 from agent.report_text import reason, t
 
 SCHEMA = "evidence-agent/report/1"

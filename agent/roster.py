@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 
 __all__ = [
     "InventoryItem",

@@ -14,7 +14,7 @@ import os
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from agent import clock
+from agent.core import clock
 from agent.s3client import error_code
 
 if TYPE_CHECKING:

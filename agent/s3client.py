@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.credentials import Credentials
-from agent.errors import (
+from agent.core.errors import (
     ArchiveAuthError,
     ArchiveBucketError,
     ArchiveClockError,
@@ -26,6 +25,7 @@ from agent.errors import (
     ChecksumRejectedError,
     CredentialsError,
 )
+from agent.credentials import Credentials
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent import clock, custody, events
+from agent import custody, events
 from agent import metadata as md
 from agent import recordings as rec
 from agent.config_compliance import METADATA_KEYS
 from agent.context import Context
-from agent.errors import TagError, UnknownRecordingError
+from agent.core import clock
+from agent.core.errors import TagError, UnknownRecordingError
 from agent.workcal import deadline as compute_deadline
 
 ORIGINS = ("cli", "mqtt", "sidecar", "rule", "interview")

@@ -15,8 +15,8 @@ from typing import Any
 
 from agent import archive_keys, custody, metadata, stationkey
 from agent.context import Context
-from agent.copier import hash_file
-from agent.errors import AgentError
+from agent.core.copier import hash_file
+from agent.core.errors import AgentError
 
 
 @dataclass

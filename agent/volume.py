@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config import AgentConfig
+from agent.core.safefs import display
 from agent.naming import parse_name
-from agent.safefs import display
 from drivers.base import DeviceIdentity
 
 logger = logging.getLogger(__name__)

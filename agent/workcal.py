@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from holidays.countries import China
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 
 __all__ = [
     "CalendarError",

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from agent.context import Context
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 from agent.interview import sessions as ses
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.context import Context
-from agent.copier import hash_file
+from agent.core.copier import hash_file
 from agent.interview import sessions as ses
 from agent.interview.coverage import per_camera
 

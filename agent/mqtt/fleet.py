@@ -17,9 +17,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from agent import clock
 from agent.compliance import unit_payload
 from agent.config_compliance import ComplianceConfig
+from agent.core import clock
 from agent.ratio import Recorder, unit_ratios
 from agent.roster import Officer
 

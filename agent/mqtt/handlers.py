@@ -18,8 +18,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 from agent import custody, wipegate
 from agent import recordings as rec
 from agent.context import Context
-from agent.errors import AgentError, CommandError, UnknownRecordingError
-from agent.ids import is_recording_id, is_sha_prefix
+from agent.core.errors import AgentError, CommandError, UnknownRecordingError
+from agent.core.ids import is_recording_id, is_sha_prefix
 from agent.mqtt.lazy import optional
 
 

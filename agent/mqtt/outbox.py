@@ -18,8 +18,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from agent import crashpoint
 from agent.context import Context
+from agent.core import crashpoint
 from agent.mqtt.connection import Connection
 
 logger = logging.getLogger(__name__)

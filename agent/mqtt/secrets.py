@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.core.errors import CredentialsError
 from agent.credentials import Credentials
-from agent.errors import CredentialsError
 
 
 @dataclass(frozen=True)

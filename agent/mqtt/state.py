@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent import clock, custody, status
+from agent import custody, status
 from agent.context import Context
+from agent.core import clock
 from agent.stationkey import fingerprint, public_raw
 
 logger = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import clock
 from agent.archive_s3 import parse_ref
 from agent.archiver import Archiver
+from agent.core import clock
 from agent.multipart import MultipartUploader
 from agent.partplan import plan
 from fixtures.archive import MIB, drain, ingest_volume, write_big_clip

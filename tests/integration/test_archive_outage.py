@@ -7,9 +7,9 @@ import json
 import time
 from collections.abc import Callable
 
-from agent import clock
 from agent.archive_s3 import parse_ref
 from agent.backlog import archive_backlog
+from agent.core import clock
 from agent.daemon import Daemon
 
 

@@ -7,9 +7,9 @@ import json
 import stat
 from pathlib import Path
 
-from agent import clock
 from agent.archiver import Archiver
 from agent.backlog import archive_backlog
+from agent.core import clock
 from agent.export import Exporter
 from agent.housekeeping import housekeep
 from fixtures.archive import drain, ingest_volume

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from agent import config as config_mod
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

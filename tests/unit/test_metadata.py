@@ -11,7 +11,7 @@ import pytest
 from agent.autotag import rule_matches
 from agent.config import AgentConfig
 from agent.config_compliance import AssignmentRule
-from agent.errors import TagError
+from agent.core.errors import TagError
 from agent.metadata import Validator, normalize_keys
 from agent.report_text import default_lang, reason
 

@@ -9,7 +9,7 @@ import pytest
 
 from agent import config as config_mod
 from agent.configcheck import deep_check
-from agent.errors import ConfigError, MqttConfigError
+from agent.core.errors import ConfigError, MqttConfigError
 from agent.mqtt.connection import parse_url
 from agent.mqtt.handlers import command_schemas
 from agent.mqtt.topics import VERBS, Topics

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import SpoolIntegrityError, SpoolReadError
+from agent.core.errors import SpoolIntegrityError, SpoolReadError
 from agent.partplan import MIB, choose_part_size, composite, plan
 
 

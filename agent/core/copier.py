@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import crashpoint
-from agent.errors import IntegrityError, SourceChangedError
-from agent.safefs import display, fsync_dir, open_beneath
+from agent.core import crashpoint
+from agent.core.errors import IntegrityError, SourceChangedError
+from agent.core.safefs import display, fsync_dir, open_beneath
 
 _DEPTH = 4  # chunks in flight per stage: enough to overlap, small enough to keep RSS flat
 

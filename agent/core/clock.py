@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 
 def now() -> datetime:
-    """The current time, aware, in UTC. Tests replace `agent.clock.now` to compress time."""
+    """The current time, aware, in UTC. Tests replace `agent.core.clock.now` to compress time."""
     return datetime.now(UTC)
 
 
