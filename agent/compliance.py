@@ -1,9 +1,9 @@
 """The compliance engine: per recording, per recorder and per unit, what the rules say now.
 
-- recording: deadline status met / met_late / open / at_risk / missed (agent.workcal);
+- recording: deadline status met / met_late / open / at_risk / missed (agent.rules.workcal);
 - recorder: in service but not docked for `compliance.not_docked_working_days` working days
   (its footage may be sitting on it, unseen by the deadline clock);
-- unit: recorders in service vs. active officers (agent.ratio), from the roster, the
+- unit: recorders in service vs. active officers (agent.rules.ratio), from the roster, the
   inventory and when this station last saw each recorder;
 - untagged: recordings without a case number older than `compliance.untagged_after_hours`.
 
@@ -23,8 +23,8 @@ from typing import Any
 from agent import events
 from agent.context import Context
 from agent.core import clock
-from agent.ratio import Recorder, UnitRatio, recorders_from_inventory, unit_ratios
-from agent.workcal import DeadlineStatus, WorkingDaysRule, deadline, deadline_status
+from agent.rules.ratio import Recorder, UnitRatio, recorders_from_inventory, unit_ratios
+from agent.rules.workcal import DeadlineStatus, WorkingDaysRule, deadline, deadline_status
 
 logger = logging.getLogger(__name__)
 

@@ -322,7 +322,7 @@ class CameraConfig(Section):
     @field_validator("video")
     @classmethod
     def _video(cls, v: str) -> str:
-        from agent.interview.sources import parse
+        from agent.rules.sources import parse
 
         if parse(v).kind not in ("v4l2", "http", "https", "rtsp", "rtsps"):
             raise ValueError("a camera is /dev/videoN, v4l2:/dev/videoN, http(s):// or rtsp://")
@@ -332,7 +332,7 @@ class CameraConfig(Section):
     @classmethod
     def _audio(cls, v: str | None) -> str | None:
         if v is not None and v.strip().lower() != "camera":
-            from agent.interview.sources import parse
+            from agent.rules.sources import parse
 
             parse(v)
         return v

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from agent.config_base import Section
-from agent.workcal import DeadlineRule
+from agent.rules.workcal import DeadlineRule
 
 
 class ComplianceConfig(Section):

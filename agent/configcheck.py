@@ -8,21 +8,21 @@ from agent.config import AgentConfig
 def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if cfg.compliance.calendar_overrides is not None:
-        from agent.workcal import CalendarError, load_overrides
+        from agent.rules.workcal import CalendarError, load_overrides
 
         try:
             load_overrides(cfg.compliance.calendar_overrides)
         except CalendarError as exc:
             problems.append(("compliance.calendar_overrides", str(exc)))
     if cfg.inventory.file is not None:
-        from agent.roster import RosterError, load_inventory
+        from agent.rules.roster import RosterError, load_inventory
 
         try:
             load_inventory(cfg.inventory.file)
         except (RosterError, OSError) as exc:
             problems.append(("inventory.file", str(exc)))
     if cfg.roster.file is not None:
-        from agent.roster import RosterError, load_roster
+        from agent.rules.roster import RosterError, load_roster
 
         try:
             load_roster(cfg.roster.file)
@@ -70,7 +70,7 @@ def _check_assignment_rules(cfg: AgentConfig) -> list[tuple[str, str]]:
         return []
     from agent.core.errors import TagError
     from agent.metadata import Validator
-    from agent.roster import RosterError, load_roster
+    from agent.rules.roster import RosterError, load_roster
 
     officer_ids = None
     if cfg.roster.file is not None:

@@ -19,7 +19,7 @@ from agent import stationkey
 from agent.config import AgentConfig
 from agent.copylocks import DeviceLocks, SpoolLock
 from agent.ledger import Ledger
-from agent.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
+from agent.rules.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
 
 if TYPE_CHECKING:
     from agent.rosterstate import RosterState

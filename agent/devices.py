@@ -24,7 +24,7 @@ from drivers.base import DeviceIdentity, DeviceStatus
 
 if TYPE_CHECKING:
     from agent.context import Context
-    from agent.roster import InventoryItem
+    from agent.rules.roster import InventoryItem
 
 logger = logging.getLogger(__name__)
 

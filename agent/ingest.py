@@ -28,10 +28,10 @@ from agent.core.ids import safe_topic_id
 from agent.core.safefs import open_beneath
 from agent.devices import canonical_vendor
 from agent.linker import Linker
-from agent.mediainfo import probe
-from agent.naming import parse_name
+from agent.rules.mediainfo import probe
+from agent.rules.naming import parse_name
+from agent.rules.workcal import deadline as compute_deadline
 from agent.volume import Issue, ScanResult, SourceFile, identify_volume, scan
-from agent.workcal import deadline as compute_deadline
 from drivers.base import DeviceIdentity
 
 logger = logging.getLogger(__name__)

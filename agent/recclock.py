@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from agent import custody, events
 from agent.core import clock
+from agent.rules.workcal import deadline as compute_deadline
 from agent.timesync import clock_synced
-from agent.workcal import deadline as compute_deadline
 
 if TYPE_CHECKING:
     from agent.context import Context

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.config import AgentConfig
 from agent.ledger import Ledger
-from agent.roster import InventoryItem, InventoryStatus, Officer, RosterCache
+from agent.rules.roster import InventoryItem, InventoryStatus, Officer, RosterCache
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from agent.config_compliance import METADATA_KEYS
 from agent.context import Context
 from agent.core import clock
 from agent.core.errors import TagError, UnknownRecordingError
-from agent.workcal import deadline as compute_deadline
+from agent.rules.workcal import deadline as compute_deadline
 
 ORIGINS = ("cli", "mqtt", "sidecar", "rule", "interview")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.core.safefs import display
-from agent.naming import parse_name
+from agent.rules.naming import parse_name
 from drivers.base import DeviceIdentity
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import time
 from agent.context import Context
 from agent.ingest import Ingestor
 from agent.interview import segments as segs
-from agent.interview import sources
+from agent.rules import sources
 
 logger = logging.getLogger(__name__)
 

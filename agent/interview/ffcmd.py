@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from agent.config import CameraConfig, InterviewConfig
-from agent.interview.sources import Source
+from agent.rules.sources import Source
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import paho.mqtt.client as mqtt
 from agent.compliance import unit_payload
 from agent.config_compliance import ComplianceConfig
 from agent.core import clock
-from agent.ratio import Recorder, unit_ratios
-from agent.roster import Officer
+from agent.rules.ratio import Recorder, unit_ratios
+from agent.rules.roster import Officer
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.roster import InventoryItem, Officer
+from agent.rules.roster import InventoryItem, Officer
 
 __all__ = ["Recorder", "RecorderLike", "UnitRatio", "recorders_from_inventory", "unit_ratios"]
 
