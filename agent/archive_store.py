@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from agent.core import clock
 
 if TYPE_CHECKING:
-    from agent.config import AgentConfig
+    from agent.config.loader import AgentConfig
     from agent.context import Context
 
 

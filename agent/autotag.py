@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent import custody, tagging
 from agent import metadata as md
-from agent.config_compliance import AssignmentRule
+from agent.config.compliance import AssignmentRule
 from agent.context import Context
 from agent.core import clock
 from agent.core.errors import TagError

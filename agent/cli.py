@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
-from agent import config as config_mod
+from agent.config import loader as config_mod
 from agent.core.errors import AgentError, ConfigError
 
 logger = logging.getLogger("agent")

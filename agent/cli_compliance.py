@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.config_compliance import METADATA_KEYS
+from agent.config.compliance import METADATA_KEYS
 from agent.core.errors import AgentError, TagError
 
 Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
@@ -55,7 +55,7 @@ def parse_day(text: str | None) -> date | None:
 
 
 def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from agent import config as config_mod
+    from agent.config import loader as config_mod
     from agent.context import Context
 
     return Context(config_mod.load(args.config))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.config import AgentConfig
+from agent.config.loader import AgentConfig
 
 
 def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import stationkey
-from agent.config import AgentConfig
+from agent.config.loader import AgentConfig
 from agent.copylocks import DeviceLocks, SpoolLock
 from agent.ledger import Ledger
 from agent.rules.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides

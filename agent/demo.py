@@ -21,8 +21,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from agent import config as config_mod
 from agent import verify
+from agent.config import loader as config_mod
 from agent.context import Context
 from agent.daemon import Daemon
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import AgentConfig
+from agent.config.loader import AgentConfig
 from agent.volume import MAX_DEPTH, looks_like_volume
 
 logger = logging.getLogger(__name__)

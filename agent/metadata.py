@@ -19,8 +19,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent import custody
-from agent.config import AgentConfig
-from agent.config_compliance import METADATA_KEYS
+from agent.config.compliance import METADATA_KEYS
+from agent.config.loader import AgentConfig
 from agent.core import clock
 from agent.core.errors import TagError
 

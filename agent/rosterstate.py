@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agent.config import AgentConfig
+from agent.config.loader import AgentConfig
 from agent.ledger import Ledger
 from agent.rules.roster import InventoryItem, InventoryStatus, Officer, RosterCache
 

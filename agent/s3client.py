@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from agent.config import AgentConfig
+from agent.config.loader import AgentConfig
 from agent.core.errors import (
     ArchiveAuthError,
     ArchiveBucketError,

@@ -144,7 +144,7 @@ def _config_hints(config: Path) -> dict[str, Any]:
         raise ValueError(f"cannot read {config}: {exc} (run check-config)") from None
 
     def path(value: Any) -> Path | None:
-        # Relative paths in the config are relative to the file, as agent.config treats them.
+        # Relative paths in the config are relative to the file, as agent.config.loader treats them.
         return None if not isinstance(value, str) else config.parent / value
 
     def section(name: str) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def _config_hints(config: Path) -> dict[str, Any]:
 
 def _warnings(values: dict[str, str], hints: dict[str, Any], rw: bool) -> list[str]:
     out = []
-    release = hints.get("release_after") or "archived"  # agent.config's default
+    release = hints.get("release_after") or "archived"  # agent.config.loader's default
     if release != "never" and not rw:
         out.append(
             f"ingest.release_after is {release!r}: recorder volumes will be mounted read-only, "

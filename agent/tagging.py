@@ -17,7 +17,7 @@ from typing import Any
 from agent import custody, events
 from agent import metadata as md
 from agent import recordings as rec
-from agent.config_compliance import METADATA_KEYS
+from agent.config.compliance import METADATA_KEYS
 from agent.context import Context
 from agent.core import clock
 from agent.core.errors import TagError, UnknownRecordingError

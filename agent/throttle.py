@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from agent.config_archive import ArchiveConfig, BandwidthWindow
+from agent.config.archive import ArchiveConfig, BandwidthWindow
 
 
 def _minutes(hhmm: str) -> int:

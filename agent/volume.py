@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.config import AgentConfig
+from agent.config.loader import AgentConfig
 from agent.core.safefs import display
 from agent.rules.naming import parse_name
 from drivers.base import DeviceIdentity

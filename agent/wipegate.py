@@ -17,7 +17,7 @@ from pathlib import Path
 
 from agent import custody, events
 from agent import recordings as rec
-from agent.config import AgentConfig
+from agent.config.loader import AgentConfig
 from agent.core import crashpoint
 from agent.core.safefs import display, stat_beneath, unlink_beneath
 from agent.ledger import Ledger

@@ -101,7 +101,7 @@ def inner(config: str, volume: str) -> None:
     """Time register + copy in-process (what the daemon does when a volume appears)."""
     import time
 
-    from agent import config as config_mod
+    from agent.config import loader as config_mod
     from agent.context import Context
     from agent.ingest import Ingestor
 

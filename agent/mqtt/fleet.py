@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from agent.compliance import unit_payload
-from agent.config_compliance import ComplianceConfig
+from agent.config.compliance import ComplianceConfig
 from agent.core import clock
 from agent.rules.ratio import Recorder, unit_ratios
 from agent.rules.roster import Officer

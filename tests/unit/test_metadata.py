@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.autotag import rule_matches
-from agent.config import AgentConfig
-from agent.config_compliance import AssignmentRule
+from agent.config.compliance import AssignmentRule
+from agent.config.loader import AgentConfig
 from agent.core.errors import TagError
 from agent.metadata import Validator, normalize_keys
 from agent.report_text import default_lang, reason

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import config as config_mod
+from agent.config import loader as config_mod
 from agent.configcheck import deep_check
 from agent.core.errors import ConfigError, MqttConfigError
 from agent.mqtt.connection import parse_url

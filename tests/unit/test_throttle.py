@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.config_archive import ArchiveConfig, BandwidthWindow
+from agent.config.archive import ArchiveConfig, BandwidthWindow
 from agent.throttle import ThrottledBody, TokenBucket, current_limit, seconds_until_change
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -1,6 +1,6 @@
 """Config sections of the compliance clock and of case metadata: `[compliance]`, `[tagging]`.
 
-Kept apart from agent.config so each module stays small; agent.config assembles them.
+Kept apart from agent.config.loader so each module stays small; agent.config.loader assembles them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from agent.config_base import Section
+from agent.config.base import Section
 from agent.rules.workcal import DeadlineRule
 
 

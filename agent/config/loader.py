@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 
-from agent.config_archive import ArchiveConfig
-from agent.config_base import Section
-from agent.config_compliance import ComplianceConfig, TaggingConfig
+from agent.config.archive import ArchiveConfig
+from agent.config.base import Section
+from agent.config.compliance import ComplianceConfig, TaggingConfig
 from agent.core.errors import ConfigError
 from drivers.panel_serial import PanelSettings
 from drivers.registry import DriverConfig
