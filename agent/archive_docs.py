@@ -19,10 +19,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from agent import archive_keys, custody, stationkey
+from agent import archive_keys
 from agent.archive_store import LockSpec, Store, current_metadata, lock_for
 from agent.context import Context
 from agent.core import clock
+from agent.ledger import custody, stationkey
 
 logger = logging.getLogger(__name__)
 

@@ -23,13 +23,14 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent import custody, tagging
 from agent import metadata as md
+from agent import tagging
 from agent.config.compliance import AssignmentRule
 from agent.context import Context
 from agent.core import clock
 from agent.core.errors import TagError
 from agent.core.safefs import display, open_beneath
+from agent.ledger import custody
 from agent.volume import Issue, ScanResult, SourceFile
 
 logger = logging.getLogger(__name__)

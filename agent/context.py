@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import stationkey
 from agent.config.loader import AgentConfig
-from agent.copylocks import DeviceLocks, SpoolLock
-from agent.ledger import Ledger
+from agent.ledger import stationkey
+from agent.ledger.copylocks import DeviceLocks, SpoolLock
+from agent.ledger.db import Ledger
 from agent.rules.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
 
 if TYPE_CHECKING:

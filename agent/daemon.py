@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent import custody, devices, events
+from agent import devices
 from agent.archiver import Archiver
 from agent.compliance import ComplianceMonitor
 from agent.context import Context
@@ -28,6 +28,7 @@ from agent.credentials import Credentials
 from agent.detect import VolumeWatcher
 from agent.housekeeping import housekeep
 from agent.ingest import Ingestor, ProgressFn
+from agent.ledger import custody, events
 from agent.linker import Linker
 from agent.recorders import DriverRunner
 from agent.sdnotify import SystemdNotifier

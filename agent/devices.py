@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from agent import custody, events
 from agent.core import clock
+from agent.ledger import custody, events
 from drivers.base import DeviceIdentity, DeviceStatus
 
 if TYPE_CHECKING:

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from agent import archive_keys, custody, events, stationkey
-from agent import recordings as rec
+from agent import archive_keys
 from agent.archive_store import Store, current_metadata, open_store
 from agent.context import Context
 from agent.core import clock
 from agent.core.errors import AgentError, ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir
+from agent.ledger import custody, events, stationkey
+from agent.ledger import recordings as rec
 
 logger = logging.getLogger(__name__)
 

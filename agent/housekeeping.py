@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from agent import custody
 from agent.archive_store import Store
 from agent.context import Context
 from agent.core import clock
 from agent.core.errors import ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir
+from agent.ledger import custody
 
 logger = logging.getLogger(__name__)
 

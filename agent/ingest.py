@@ -18,8 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import autotag, custody, events, recclock
-from agent import recordings as rec
+from agent import autotag, recclock
 from agent.context import Context
 from agent.core import clock, crashpoint
 from agent.core.copier import copy_file
@@ -27,6 +26,8 @@ from agent.core.errors import IntegrityError, SourceChangedError, SpoolFullError
 from agent.core.ids import safe_topic_id
 from agent.core.safefs import open_beneath
 from agent.devices import canonical_vendor
+from agent.ledger import custody, events
+from agent.ledger import recordings as rec
 from agent.linker import Linker
 from agent.rules.mediainfo import probe
 from agent.rules.naming import parse_name
@@ -78,7 +79,7 @@ class Ingestor:
         self, root: Path, ident: DeviceIdentity | None = None, pin: bool = False
     ) -> VolumeReport:
         """Register a volume's files. With `pin`, this process takes the recorder for itself
-        (see agent.copylocks) before other processes can see its new recordings."""
+        (see agent.ledger.copylocks) before other processes can see its new recordings."""
         result = scan(root, self.cfg)
         ident = identify_volume(root, self.cfg, result, ident)
         ident = self.linker.link(self.ctx.ledger.connect(), root, ident)
@@ -413,7 +414,7 @@ class Ingestor:
         """After a crash: `copying` rows go back to `discovered`, stale temp files go.
 
         Only when no other agent process is copying into this spool: another process's
-        `copying` rows and files are work in progress, not leftovers (see agent.copylocks).
+        `copying` rows and files are work in progress, not leftovers (see agent.ledger.copylocks).
         Safe to call periodically: it does nothing while a copy of this process is running.
         """
         with self._lock:

@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent import custody
 from agent.config.compliance import METADATA_KEYS
 from agent.config.loader import AgentConfig
 from agent.core import clock
 from agent.core.errors import TagError
+from agent.ledger import custody
 
 # Field -> (Chinese label, English label), for reports, `tag --show` and Chinese keys.
 LABELS: dict[str, tuple[str, str]] = {

@@ -24,7 +24,7 @@ from typing import Any
 from agent.archive_store import LockSpec, ObjectSpec
 from agent.core import clock, crashpoint
 from agent.core.errors import ChecksumRejectedError, SpoolIntegrityError, SpoolReadError
-from agent.ledger import Ledger
+from agent.ledger.db import Ledger
 from agent.partplan import Part, composite, lock_kwargs, pread_part
 from agent.s3client import error_code
 

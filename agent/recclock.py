@@ -14,8 +14,8 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from agent import custody, events
 from agent.core import clock
+from agent.ledger import custody, events
 from agent.rules.workcal import deadline as compute_deadline
 from agent.timesync import clock_synced
 

@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent import devices, events, recclock
+from agent import devices, recclock
 from agent.context import Context
 from agent.core import clock
+from agent.ledger import events
 from agent.linker import Linker
 from drivers.base import DeviceAuthError, DeviceError, DeviceIdentity, DeviceStatus, Driver
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.loader import AgentConfig
-from agent.ledger import Ledger
+from agent.ledger.db import Ledger
 from agent.rules.roster import InventoryItem, InventoryStatus, Officer, RosterCache
 
 logger = logging.getLogger(__name__)

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent import custody, events
 from agent import metadata as md
-from agent import recordings as rec
 from agent.config.compliance import METADATA_KEYS
 from agent.context import Context
 from agent.core import clock
 from agent.core.errors import TagError, UnknownRecordingError
+from agent.ledger import custody, events
+from agent.ledger import recordings as rec
 from agent.rules.workcal import deadline as compute_deadline
 
 ORIGINS = ("cli", "mqtt", "sidecar", "rule", "interview")

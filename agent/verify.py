@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import archive_keys, custody, metadata, stationkey
+from agent import archive_keys, metadata
 from agent.context import Context
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
+from agent.ledger import custody, stationkey
 
 
 @dataclass

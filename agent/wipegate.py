@@ -15,12 +15,12 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import custody, events
-from agent import recordings as rec
 from agent.config.loader import AgentConfig
 from agent.core import crashpoint
 from agent.core.safefs import display, stat_beneath, unlink_beneath
-from agent.ledger import Ledger
+from agent.ledger import custody, events
+from agent.ledger import recordings as rec
+from agent.ledger.db import Ledger
 
 logger = logging.getLogger(__name__)
 

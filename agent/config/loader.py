@@ -454,7 +454,7 @@ class AgentConfig(Section):
 
     @property
     def locks_dir(self) -> Path:
-        # Next to the ledger whose `copying` rows they guard (see agent.copylocks).
+        # Next to the ledger whose `copying` rows they guard (see agent.ledger.copylocks).
         return self.station.data_dir / "locks"
 
     @property

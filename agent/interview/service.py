@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import events
 from agent.context import Context
 from agent.ingest import Ingestor
 from agent.interview import commands, ffcmd, recovery
@@ -34,6 +33,7 @@ from agent.interview.coverage import session_coverage
 from agent.interview.fallback import WARNING, OpencvCapture
 from agent.interview.ffproc import FfmpegProcess
 from agent.interview.runs import Capture
+from agent.ledger import events
 from agent.rules import sources
 
 logger = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from agent import custody
 from agent.context import Context
 from agent.core import clock
 from agent.core.errors import CommandError
+from agent.ledger import custody
 from agent.mqtt.connection import Connection
 from agent.mqtt.handlers import HANDLERS, Env, Origin
 from agent.mqtt.state import now_local

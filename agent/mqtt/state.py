@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent import custody, status
+from agent import status
 from agent.context import Context
 from agent.core import clock
-from agent.stationkey import fingerprint, public_raw
+from agent.ledger import custody
+from agent.ledger.stationkey import fingerprint, public_raw
 
 logger = logging.getLogger(__name__)
 

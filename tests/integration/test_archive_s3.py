@@ -103,7 +103,7 @@ def test_sidecar_case_index_legal_hold_and_anchors(s3_station, bodycam) -> None:
     assert len(listing) == 2 and len({o["Key"].rsplit("/", 2)[-2] for o in listing}) == 1
 
     # Custody anchors: the station key and signed checkpoints, write-once.
-    from agent import custody
+    from agent.ledger import custody
 
     with ctx.ledger.tx() as conn:
         custody.checkpoint(conn, ctx.key, ctx.station_id)

@@ -26,7 +26,7 @@ BUSY_TIMEOUT_MS = 60_000
 
 def _migrations() -> list[tuple[int, str, str]]:
     found = []
-    for res in importlib.resources.files("agent.migrations").iterdir():
+    for res in importlib.resources.files("agent.ledger.migrations").iterdir():
         m = re.match(r"^(\d{4})_.*\.sql$", res.name)
         if m:
             found.append((int(m.group(1)), res.name, res.read_text(encoding="utf-8")))

@@ -9,10 +9,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from agent import custody, events
 from agent.core import clock
 from agent.core.errors import UnknownRecordingError
 from agent.core.ids import is_recording_id, is_sha_prefix, uuid7
+from agent.ledger import custody, events
 from agent.volume import SourceFile
 from drivers.base import DeviceIdentity
 

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agent.core import clock
-from agent.stationkey import fingerprint
+from agent.ledger.stationkey import fingerprint
 
 GENESIS = "0" * 64
 ALG = "sha256"
