@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import serialization
 
 from agent import archive_keys
 from agent.archive_store import LockSpec, Store, current_metadata, lock_for
-from agent.context import Context
 from agent.core import clock
 from agent.ledger import custody, stationkey
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

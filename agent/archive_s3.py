@@ -27,7 +27,6 @@ from urllib.parse import parse_qs, urlsplit
 from agent import archive_keys
 from agent.archive_store import LockSpec, ObjectSpec, Stored
 from agent.archive_verify import verify_object
-from agent.context import Context
 from agent.core import clock
 from agent.core.errors import (
     AgentError,
@@ -41,6 +40,7 @@ from agent.core.errors import (
 from agent.multipart import MultipartUploader
 from agent.partplan import Part, b64, choose_part_size, lock_kwargs, plan
 from agent.s3client import error_code, make_client, parse_url, translate
+from agent.station.context import Context
 from agent.throttle import ThrottledBody, TokenBucket
 
 logger = logging.getLogger(__name__)

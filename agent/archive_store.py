@@ -19,7 +19,7 @@ from agent.core import clock
 
 if TYPE_CHECKING:
     from agent.config.loader import AgentConfig
-    from agent.context import Context
+    from agent.station.context import Context
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from agent import archive_docs, wipegate
 from agent.archive_store import ObjectSpec, Store, Stored, open_store, spec_for
-from agent.context import Context
 from agent.core import clock, crashpoint
 from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
 from agent.ledger import custody, events
 from agent.ledger import recordings as rec
+from agent.station.context import Context
 from agent.throttle import current_limit, seconds_until_change
 
 logger = logging.getLogger(__name__)

@@ -26,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent import metadata as md
 from agent import tagging
 from agent.config.compliance import AssignmentRule
-from agent.context import Context
 from agent.core import clock
 from agent.core.errors import TagError
 from agent.core.safefs import display, open_beneath
 from agent.ledger import custody
+from agent.station.context import Context
 from agent.volume import Issue, ScanResult, SourceFile
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.context import Context
 from agent.core import clock
+from agent.station.context import Context
 from agent.throttle import current_limit
 
 

@@ -30,7 +30,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from agent.context import Context
+    from agent.station.context import Context
 
     return Context(config_mod.load(args.config))
 

@@ -56,7 +56,7 @@ def parse_day(text: str | None) -> date | None:
 
 def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from agent.config import loader as config_mod
-    from agent.context import Context
+    from agent.station.context import Context
 
     return Context(config_mod.load(args.config))
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.context import Context
 from agent.core import clock
 from agent.ledger import events
 from agent.rules.ratio import Recorder, UnitRatio, recorders_from_inventory, unit_ratios
 from agent.rules.workcal import DeadlineStatus, WorkingDaysRule, deadline, deadline_status
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

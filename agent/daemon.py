@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING
 from agent import devices
 from agent.archiver import Archiver
 from agent.compliance import ComplianceMonitor
-from agent.context import Context
 from agent.core.errors import AgentError, SpoolFullError
-from agent.credentials import Credentials
 from agent.detect import VolumeWatcher
 from agent.housekeeping import housekeep
 from agent.ingest import Ingestor, ProgressFn
@@ -32,6 +30,8 @@ from agent.ledger import custody, events
 from agent.linker import Linker
 from agent.recorders import DriverRunner
 from agent.sdnotify import SystemdNotifier
+from agent.station.context import Context
+from agent.station.credentials import Credentials
 from drivers import registry
 from drivers.base import DeviceError, DriverEnv, DriverSettings
 

@@ -23,8 +23,8 @@ from rich.table import Table
 
 from agent import verify
 from agent.config import loader as config_mod
-from agent.context import Context
 from agent.daemon import Daemon
+from agent.station.context import Context
 
 OFFICERS = [
     ("100101", "王伟"),

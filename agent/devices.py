@@ -23,8 +23,8 @@ from agent.ledger import custody, events
 from drivers.base import DeviceIdentity, DeviceStatus
 
 if TYPE_CHECKING:
-    from agent.context import Context
     from agent.rules.roster import InventoryItem
+    from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from typing import IO, Any
 
 from agent import archive_keys
 from agent.archive_store import Store, current_metadata, open_store
-from agent.context import Context
 from agent.core import clock
 from agent.core.errors import AgentError, ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir
 from agent.ledger import custody, events, stationkey
 from agent.ledger import recordings as rec
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from agent.archive_store import Store
-from agent.context import Context
 from agent.core import clock
 from agent.core.errors import ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir
 from agent.ledger import custody
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

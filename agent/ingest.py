@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from agent import autotag, recclock
-from agent.context import Context
 from agent.core import clock, crashpoint
 from agent.core.copier import copy_file
 from agent.core.errors import IntegrityError, SourceChangedError, SpoolFullError
@@ -32,6 +31,7 @@ from agent.linker import Linker
 from agent.rules.mediainfo import probe
 from agent.rules.naming import parse_name
 from agent.rules.workcal import deadline as compute_deadline
+from agent.station.context import Context
 from agent.volume import Issue, ScanResult, SourceFile, identify_volume, scan
 from drivers.base import DeviceIdentity
 

@@ -17,10 +17,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from agent.context import Context
 from agent.core.errors import AgentError
 from agent.ingest import Ingestor, Outcome
 from agent.ledger import custody
+from agent.station.context import Context
 from agent.views import recordings_table
 
 

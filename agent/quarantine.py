@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.context import Context
 from agent.core import clock
 from agent.core.errors import AgentError, QuarantineError
 from agent.ledger import custody, events
 from agent.ledger import recordings as rec
+from agent.station.context import Context
 
 Decision = Literal["accept", "reject"]
 

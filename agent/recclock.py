@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from agent.core import clock
 from agent.ledger import custody, events
 from agent.rules.workcal import deadline as compute_deadline
-from agent.timesync import clock_synced
+from agent.station.timesync import clock_synced
 
 if TYPE_CHECKING:
-    from agent.context import Context
+    from agent.station.context import Context
 
 
 def station_clock_trusted(ctx: Context) -> tuple[bool, str]:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent import devices, recclock
-from agent.context import Context
 from agent.core import clock
 from agent.ledger import events
 from agent.linker import Linker
+from agent.station.context import Context
 from drivers.base import DeviceAuthError, DeviceError, DeviceIdentity, DeviceStatus, Driver
 
 logger = logging.getLogger(__name__)

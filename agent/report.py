@@ -24,9 +24,9 @@ from agent.compliance import (
     unit_payload,
     warn_window,
 )
-from agent.context import Context
 from agent.core import clock
 from agent.report_text import reason, t
+from agent.station.context import Context
 
 SCHEMA = "evidence-agent/report/1"
 STATUSES = ("met", "met_late", "open", "at_risk", "missed", "no_deadline")

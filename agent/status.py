@@ -10,10 +10,10 @@ from agent import __version__
 from agent import metadata as md
 from agent.backlog import archive_backlog
 from agent.compliance import classify, warn_window
-from agent.context import Context
 from agent.core import clock
 from agent.recclock import station_clock_trusted
-from agent.timesync import clock_synced
+from agent.station.context import Context
+from agent.station.timesync import clock_synced
 
 STARTED = time.monotonic()
 

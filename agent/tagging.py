@@ -16,12 +16,12 @@ from typing import Any
 
 from agent import metadata as md
 from agent.config.compliance import METADATA_KEYS
-from agent.context import Context
 from agent.core import clock
 from agent.core.errors import TagError, UnknownRecordingError
 from agent.ledger import custody, events
 from agent.ledger import recordings as rec
 from agent.rules.workcal import deadline as compute_deadline
+from agent.station.context import Context
 
 ORIGINS = ("cli", "mqtt", "sidecar", "rule", "interview")
 

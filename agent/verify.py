@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from agent import archive_keys, metadata
-from agent.context import Context
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ledger import custody, stationkey
+from agent.station.context import Context
 
 
 @dataclass

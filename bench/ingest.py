@@ -102,8 +102,8 @@ def inner(config: str, volume: str) -> None:
     import time
 
     from agent.config import loader as config_mod
-    from agent.context import Context
     from agent.ingest import Ingestor
+    from agent.station.context import Context
 
     ctx = Context(config_mod.load(config))
     ing = Ingestor(ctx)

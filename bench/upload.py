@@ -38,7 +38,7 @@ def _agent_seconds(server: Seaweed, work: Path, volume: Path, run: int) -> tuple
     extra = 'release_after = "never"\n' + s3_config(server.endpoint, bucket, base / "creds")
     write_config(base / "agent.toml", base / "data", base / "media", extra)
     from agent.config import loader as config
-    from agent.context import Context
+    from agent.station.context import Context
 
     ctx = Context(config.load(base / "agent.toml", environ={}))
     ingest_volume(ctx, volume)

@@ -2,7 +2,7 @@
 
 Every section is a model with `extra="forbid"` so a misspelt key is an error, not silently
 ignored, and every field has a description (rendered into config/agent.toml's comments).
-Secrets are never here: see agent.credentials.
+Secrets are never here: see agent.station.credentials.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from agent.context import Context
+from agent.station.context import Context
 
 ContextFn = Callable[[argparse.Namespace], Context]
 

@@ -20,9 +20,9 @@ import threading
 import time
 from typing import Any
 
-from agent.context import Context
 from agent.core.errors import AgentError
 from agent.interview import sessions as ses
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from agent.context import Context
 from agent.core.copier import hash_file
 from agent.core.safefs import fsync_dir
 from agent.interview import sessions as ses
 from agent.ledger import custody
+from agent.station.context import Context
 from drivers.base import DeviceIdentity
 
 logger = logging.getLogger(__name__)

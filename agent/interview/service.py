@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.context import Context
 from agent.ingest import Ingestor
 from agent.interview import commands, ffcmd, recovery
 from agent.interview import segments as segs
@@ -35,6 +34,7 @@ from agent.interview.ffproc import FfmpegProcess
 from agent.interview.runs import Capture
 from agent.ledger import events
 from agent.rules import sources
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

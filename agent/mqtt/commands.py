@@ -22,7 +22,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from agent.context import Context
 from agent.core import clock
 from agent.core.errors import CommandError
 from agent.ledger import custody
@@ -30,6 +29,7 @@ from agent.mqtt.connection import Connection
 from agent.mqtt.handlers import HANDLERS, Env, Origin
 from agent.mqtt.state import now_local
 from agent.mqtt.topics import VERBS, Topics
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from agent import wipegate
-from agent.context import Context
 from agent.core.errors import AgentError, CommandError, UnknownRecordingError
 from agent.core.ids import is_recording_id, is_sha_prefix
 from agent.ledger import custody
 from agent.ledger import recordings as rec
 from agent.mqtt.lazy import optional
+from agent.station.context import Context
 
 
 def _ref(value: str) -> str:

@@ -1,6 +1,6 @@
 """MQTT user name and password from the credentials, never from the TOML.
 
-Looked up through agent.credentials (first found wins): `$CREDENTIALS_DIRECTORY/mqtt_username`
+Looked up through agent.station.credentials (first found wins): `$CREDENTIALS_DIRECTORY/mqtt_username`
 and `.../mqtt_password` (systemd `LoadCredential=`), else `MQTT_USERNAME=` / `MQTT_PASSWORD=`
 lines of `$CREDENTIALS_DIRECTORY/evidence-agent`, else of `credentials.file`.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.core.errors import CredentialsError
-from agent.credentials import Credentials
+from agent.station.credentials import Credentials
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import status
-from agent.context import Context
 from agent.core import clock
 from agent.ledger import custody
 from agent.ledger.stationkey import fingerprint, public_raw
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ def check_invariants(
     """Violations (empty list = all invariants hold). See the module docstring."""
     from agent import verify
     from agent.config import loader as config_mod
-    from agent.context import Context
+    from agent.station.context import Context
 
     cfg = config_mod.load(config, environ={})
     db = cfg.ledger_path

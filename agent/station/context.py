@@ -22,7 +22,7 @@ from agent.ledger.db import Ledger
 from agent.rules.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
 
 if TYPE_CHECKING:
-    from agent.rosterstate import RosterState
+    from agent.station.rosterstate import RosterState
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ class Context:
 
     @cached_property
     def rosters(self) -> RosterState:
-        """Roster and inventory with the last good data in force (see agent.rosterstate)."""
-        from agent.rosterstate import RosterState
+        """Roster and inventory with the last good data in force (see agent.station.rosterstate)."""
+        from agent.station.rosterstate import RosterState
 
         return RosterState(self.cfg, self.ledger)
 
