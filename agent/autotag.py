@@ -30,8 +30,8 @@ from agent.core import clock
 from agent.core.errors import TagError
 from agent.core.safefs import display, open_beneath
 from agent.ledger import custody
+from agent.recorders.volume import Issue, ScanResult, SourceFile
 from agent.station.context import Context
-from agent.volume import Issue, ScanResult, SourceFile
 
 logger = logging.getLogger(__name__)
 

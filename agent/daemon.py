@@ -19,16 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent import devices
 from agent.archiver import Archiver
 from agent.compliance import ComplianceMonitor
 from agent.core.errors import AgentError, SpoolFullError
-from agent.detect import VolumeWatcher
 from agent.housekeeping import housekeep
 from agent.ingest import Ingestor, ProgressFn
 from agent.ledger import custody, events
-from agent.linker import Linker
-from agent.recorders import DriverRunner
+from agent.recorders import inventory as devices
+from agent.recorders.detect import VolumeWatcher
+from agent.recorders.driverloop import DriverRunner
+from agent.recorders.linker import Linker
 from agent.sdnotify import SystemdNotifier
 from agent.station.context import Context
 from agent.station.credentials import Credentials

@@ -18,21 +18,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import autotag, recclock
+from agent import autotag
 from agent.core import clock, crashpoint
 from agent.core.copier import copy_file
 from agent.core.errors import IntegrityError, SourceChangedError, SpoolFullError
 from agent.core.ids import safe_topic_id
 from agent.core.safefs import open_beneath
-from agent.devices import canonical_vendor
 from agent.ledger import custody, events
 from agent.ledger import recordings as rec
-from agent.linker import Linker
+from agent.recorders import recclock
+from agent.recorders.inventory import canonical_vendor
+from agent.recorders.linker import Linker
+from agent.recorders.volume import Issue, ScanResult, SourceFile, identify_volume, scan
 from agent.rules.mediainfo import probe
 from agent.rules.naming import parse_name
 from agent.rules.workcal import deadline as compute_deadline
 from agent.station.context import Context
-from agent.volume import Issue, ScanResult, SourceFile, identify_volume, scan
 from drivers.base import DeviceIdentity
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from agent import metadata as md
 from agent.backlog import archive_backlog
 from agent.compliance import classify, warn_window
 from agent.core import clock
-from agent.recclock import station_clock_trusted
+from agent.recorders.recclock import station_clock_trusted
 from agent.station.context import Context
 from agent.station.timesync import clock_synced
 

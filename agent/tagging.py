@@ -100,7 +100,7 @@ def _defaults(row: sqlite3.Row) -> dict[str, Any]:
         officer_id=row["officer_id"],
         collector=row["officer_id"],  # the wearer of a body-worn recorder collects its footage
         unit_id=row["unit_id"],
-        # The recorder clock corrected at dock, when it was off (agent.recclock).
+        # The recorder clock corrected at dock, when it was off (agent.recorders.recclock).
         capture_time=row["start_corrected"] or row["start"],
     )
     return doc

@@ -13,7 +13,7 @@ from agent.core import clock
 from agent.core.errors import UnknownRecordingError
 from agent.core.ids import is_recording_id, is_sha_prefix, uuid7
 from agent.ledger import custody, events
-from agent.volume import SourceFile
+from agent.recorders.volume import SourceFile
 from drivers.base import DeviceIdentity
 
 STATES = ("discovered", "copying", "spooled", "archived", "released", "failed", "quarantined")

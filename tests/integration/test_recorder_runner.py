@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from agent import devices, status
-from agent.linker import Linker
-from agent.recorders import DriverRunner
+from agent import status
+from agent.recorders import inventory as devices
+from agent.recorders.driverloop import DriverRunner
+from agent.recorders.linker import Linker
 from agent.station.context import Context
 from drivers.base import DriverEnv
 from drivers.zfy_usb import ZfyUsbDriver, ZfyUsbSettings

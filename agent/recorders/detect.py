@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config.loader import AgentConfig
-from agent.volume import MAX_DEPTH, looks_like_volume
+from agent.recorders.volume import MAX_DEPTH, looks_like_volume
 
 logger = logging.getLogger(__name__)
 

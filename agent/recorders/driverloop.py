@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent import devices, recclock
 from agent.core import clock
 from agent.ledger import events
-from agent.linker import Linker
+from agent.recorders import inventory as devices
+from agent.recorders import recclock
+from agent.recorders.linker import Linker
 from agent.station.context import Context
 from drivers.base import DeviceAuthError, DeviceError, DeviceIdentity, DeviceStatus, Driver
 
