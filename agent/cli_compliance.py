@@ -81,7 +81,7 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _refs(args: argparse.Namespace, ctx: Any) -> list[str]:
-    from agent.tagging import select_recordings
+    from agent.tagging.apply import select_recordings
 
     refs = list(args.refs)
     if args.refs_file:
@@ -105,7 +105,7 @@ def _refs(args: argparse.Namespace, ctx: Any) -> list[str]:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from agent import tagging
+    from agent.tagging import apply as tagging
 
     ctx = _context(args)
     if args.show:
@@ -138,7 +138,7 @@ def _print_show(doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from agent.metadata import LABELS
+    from agent.tagging.metadata import LABELS
 
     console = Console()
     console.print(

@@ -69,8 +69,8 @@ def _check_assignment_rules(cfg: AgentConfig) -> list[tuple[str, str]]:
     if not cfg.tagging.assign:
         return []
     from agent.core.errors import TagError
-    from agent.metadata import Validator
     from agent.rules.roster import RosterError, load_roster
+    from agent.tagging.metadata import Validator
 
     officer_ids = None
     if cfg.roster.file is not None:

@@ -18,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import autotag
 from agent.core import clock, crashpoint
 from agent.core.copier import copy_file
 from agent.core.errors import IntegrityError, SourceChangedError, SpoolFullError
@@ -34,6 +33,7 @@ from agent.rules.mediainfo import probe
 from agent.rules.naming import parse_name
 from agent.rules.workcal import deadline as compute_deadline
 from agent.station.context import Context
+from agent.tagging import autotag
 from drivers.base import DeviceIdentity
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class Ingestor:
                 report.updated += what == "updated"
                 if offset is not None and what != "known":
                     recclock.correct_recording(conn, self.ctx, rid, offset)
-            tags.apply(conn, placed)  # assignment rules and sidecars (agent.autotag)
+            tags.apply(conn, placed)  # assignment rules and sidecars (agent.tagging.autotag)
             self._record_issues(conn, root, ident.serial, result)
         logger.info(
             "volume %s (recorder %s, serial from %s): %d evidence files, %d new, %d other entries",

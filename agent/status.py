@@ -7,13 +7,13 @@ import time
 from typing import Any
 
 from agent import __version__
-from agent import metadata as md
 from agent.backlog import archive_backlog
 from agent.compliance import classify, warn_window
 from agent.core import clock
 from agent.recorders.recclock import station_clock_trusted
 from agent.station.context import Context
 from agent.station.timesync import clock_synced
+from agent.tagging import metadata as md
 
 STARTED = time.monotonic()
 

@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import archive_keys, metadata
+from agent import archive_keys
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ledger import custody, stationkey
 from agent.station.context import Context
+from agent.tagging import metadata
 
 
 @dataclass

@@ -270,8 +270,8 @@ def session_fields(room: str, meta: ses.Metadata) -> dict[str, str]:
 def tag_recordings(ctx: Context, camera: str) -> int:
     """Give each newly ingested segment of `camera` its session's case metadata (once: a
     recording tagged before, e.g. corrected by an operator, is left alone)."""
-    from agent import tagging
     from agent.core.errors import TagError
+    from agent.tagging import apply as tagging
 
     rows = ctx.ledger.query(
         "SELECT s.recording_id, s.start, s.session_id FROM interview_segments s"

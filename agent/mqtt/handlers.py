@@ -125,9 +125,9 @@ def _resolve(ctx: Context, refs: list[str]) -> list[str]:
 
 
 def run_tag(cmd: TagCommand, env: Env) -> dict[str, Any]:
-    tag = optional("agent.tagging", "tag")
+    tag = optional("agent.tagging.apply", "tag")
     if tag is None:
-        raise CommandError("tagging not available on this station (agent.tagging is missing)")
+        raise CommandError("tagging not available on this station (agent.tagging.apply is missing)")
     try:
         results = tag(
             env.ctx,

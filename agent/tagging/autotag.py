@@ -23,8 +23,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent import metadata as md
-from agent import tagging
 from agent.config.compliance import AssignmentRule
 from agent.core import clock
 from agent.core.errors import TagError
@@ -32,6 +30,8 @@ from agent.core.safefs import display, open_beneath
 from agent.ledger import custody
 from agent.recorders.volume import Issue, ScanResult, SourceFile
 from agent.station.context import Context
+from agent.tagging import apply as tagging
+from agent.tagging import metadata as md
 
 logger = logging.getLogger(__name__)
 

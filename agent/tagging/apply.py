@@ -1,7 +1,7 @@
 """Tagging: the one call every source of case metadata goes through.
 
 `tag()` serves the CLI and the MQTT `cmd/tag` path; discovery (assignment rules, sidecars,
-agent.autotag) calls `apply()` inside its own transaction. Input is validated before anything
+agent.tagging.autotag) calls `apply()` inside its own transaction. Input is validated before anything
 is written; all recordings of one call are tagged in one transaction, or none. A tag that
 changes the category recomputes the deadline with that category's rule (custody event
 `deadline.recomputed`).
@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent import metadata as md
 from agent.config.compliance import METADATA_KEYS
 from agent.core import clock
 from agent.core.errors import TagError, UnknownRecordingError
@@ -22,6 +21,7 @@ from agent.ledger import custody, events
 from agent.ledger import recordings as rec
 from agent.rules.workcal import deadline as compute_deadline
 from agent.station.context import Context
+from agent.tagging import metadata as md
 
 ORIGINS = ("cli", "mqtt", "sidecar", "rule", "interview")
 
