@@ -23,7 +23,7 @@ from agent.archiver import Archiver
 from agent.compliance import ComplianceMonitor
 from agent.core.errors import AgentError, SpoolFullError
 from agent.housekeeping import housekeep
-from agent.ingest import Ingestor, ProgressFn
+from agent.ingest.ingestor import Ingestor, ProgressFn
 from agent.ledger import custody, events
 from agent.recorders import inventory as devices
 from agent.recorders.detect import VolumeWatcher

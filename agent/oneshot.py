@@ -18,7 +18,7 @@ from rich.progress import (
 )
 
 from agent.core.errors import AgentError
-from agent.ingest import Ingestor, Outcome
+from agent.ingest.ingestor import Ingestor, Outcome
 from agent.ledger import custody
 from agent.station.context import Context
 from agent.views import recordings_table

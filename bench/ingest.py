@@ -102,7 +102,7 @@ def inner(config: str, volume: str) -> None:
     import time
 
     from agent.config import loader as config_mod
-    from agent.ingest import Ingestor
+    from agent.ingest.ingestor import Ingestor
     from agent.station.context import Context
 
     ctx = Context(config_mod.load(config))

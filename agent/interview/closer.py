@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 from agent.interview import segments as segs
 from agent.rules import sources
 from agent.station.context import Context

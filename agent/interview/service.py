@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 from agent.interview import commands, ffcmd, recovery
 from agent.interview import segments as segs
 from agent.interview import sessions as ses

@@ -13,7 +13,7 @@ import pytest
 
 from agent.compliance import ComplianceMonitor, compliance_summary
 from agent.daemon import Daemon
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 from fixtures.compliance import SH, FixedClock, Result, write_inventory, write_roster
 from fixtures.station import Station
 

@@ -8,7 +8,7 @@ import pytest
 
 from agent import wipegate
 from agent.archiver import Archiver
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 from agent.ledger import recordings as rec
 
 GATE_OPEN = """
