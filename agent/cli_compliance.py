@@ -162,8 +162,8 @@ def _print_show(doc: dict[str, Any]) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from agent import report
-    from agent.report_text import default_lang
+    from agent.compliance import report
+    from agent.compliance.report_text import default_lang
 
     ctx = _context(args)
     lang = args.lang or default_lang()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.archiver import Archiver
-from agent.compliance import ComplianceMonitor
+from agent.compliance.engine import ComplianceMonitor
 from agent.core.errors import AgentError, SpoolFullError
 from agent.housekeeping import housekeep
 from agent.ingest.ingestor import Ingestor, ProgressFn

@@ -8,7 +8,7 @@ from typing import Any
 
 from agent import __version__
 from agent.backlog import archive_backlog
-from agent.compliance import classify, warn_window
+from agent.compliance.engine import classify, warn_window
 from agent.core import clock
 from agent.recorders.recclock import station_clock_trusted
 from agent.station.context import Context

@@ -17,7 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from agent.compliance import unit_payload
+from agent.compliance.engine import unit_payload
 from agent.config.compliance import ComplianceConfig
 from agent.core import clock
 from agent.rules.ratio import Recorder, unit_ratios

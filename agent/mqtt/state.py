@@ -137,6 +137,6 @@ def custody_state(ctx: Context) -> dict[str, Any]:
 
 def compliance_state(ctx: Context) -> dict[str, Any]:
     """The compliance engine's summary (deadlines, untagged, ratio per local unit)."""
-    from agent.compliance import compliance_summary
+    from agent.compliance.engine import compliance_summary
 
     return compliance_summary(ctx)

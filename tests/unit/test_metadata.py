@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.compliance.report_text import default_lang, reason
 from agent.config.compliance import AssignmentRule
 from agent.config.loader import AgentConfig
 from agent.core.errors import TagError
-from agent.report_text import default_lang, reason
 from agent.tagging.autotag import rule_matches
 from agent.tagging.metadata import Validator, normalize_keys
 

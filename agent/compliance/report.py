@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agent.compliance import (
+from agent.compliance.engine import (
     RECORDING_SQL,
     classify,
     evaluate,
@@ -24,8 +24,8 @@ from agent.compliance import (
     unit_payload,
     warn_window,
 )
+from agent.compliance.report_text import reason, t
 from agent.core import clock
-from agent.report_text import reason, t
 from agent.station.context import Context
 
 SCHEMA = "evidence-agent/report/1"
