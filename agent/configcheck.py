@@ -97,8 +97,8 @@ def _archive_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
     if a.ca_bundle is not None and not a.ca_bundle.is_file():
         problems.append(("archive.ca_bundle", f"{a.ca_bundle} does not exist"))
     if a.is_s3:
+        from agent.archive.s3.client import s3_secrets
         from agent.core.errors import CredentialsError
-        from agent.s3client import s3_secrets
 
         try:
             s3_secrets(cfg)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.archiver import Archiver
+from agent.archive.archiver import Archiver
 from agent.compliance.engine import ComplianceMonitor
 from agent.core.errors import AgentError, SpoolFullError
 from agent.housekeeping import housekeep

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from agent import archive_keys
-from agent.archive_store import Store, current_metadata, open_store
+from agent.archive import keys as archive_keys
+from agent.archive.store import Store, current_metadata, open_store
 from agent.core import clock
 from agent.core.errors import AgentError, ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from agent.archive_store import Store
+from agent.archive.store import Store
 from agent.core import clock
 from agent.core.errors import ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from agent import __version__
-from agent.backlog import archive_backlog
+from agent.archive.backlog import archive_backlog
 from agent.compliance.engine import classify, warn_window
 from agent.core import clock
 from agent.recorders.recclock import station_clock_trusted

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import archive_keys
+from agent.archive import keys as archive_keys
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ledger import custody, stationkey
@@ -161,7 +161,7 @@ class _ArchiveReader:
 
     def _open(self) -> Any:
         if self.store is None:
-            from agent.archive_store import open_store
+            from agent.archive.store import open_store
 
             self.store = open_store(self.ctx)
         return self.store

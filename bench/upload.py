@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from agent.archiver import Archiver  # noqa: E402
+from agent.archive.archiver import Archiver  # noqa: E402
 from fixtures.archive import MIB, ingest_volume, write_big_clip  # noqa: E402
 from fixtures.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed, s3_config  # noqa: E402
 from fixtures.station import write_config  # noqa: E402

@@ -77,7 +77,7 @@ def _backlog(ctx: Context, spooled: Any) -> dict[str, Any]:
         "estimated_drain_s": None,
     }
     try:
-        from agent.backlog import archive_backlog
+        from agent.archive.backlog import archive_backlog
 
         backlog.update(archive_backlog(ctx))
         backlog["estimated_drain_s"] = backlog.get("estimated_drain_seconds")

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from agent.archiver import Archiver
+from agent.archive.archiver import Archiver
 from agent.housekeeping import housekeep
 from agent.ledger import custody, stationkey
 from fixtures.archive import drain, ingest_volume

@@ -7,8 +7,8 @@ import json
 import time
 from collections.abc import Callable
 
-from agent.archive_s3 import parse_ref
-from agent.backlog import archive_backlog
+from agent.archive.backlog import archive_backlog
+from agent.archive.s3.store import parse_ref
 from agent.core import clock
 from agent.daemon import Daemon
 

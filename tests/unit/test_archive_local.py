@@ -7,8 +7,8 @@ import json
 import stat
 from pathlib import Path
 
-from agent.archiver import Archiver
-from agent.backlog import archive_backlog
+from agent.archive.archiver import Archiver
+from agent.archive.backlog import archive_backlog
 from agent.core import clock
 from agent.export import Exporter
 from agent.housekeeping import housekeep

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.archive.throttle import ThrottledBody, TokenBucket, current_limit, seconds_until_change
 from agent.config.archive import ArchiveConfig, BandwidthWindow
-from agent.throttle import ThrottledBody, TokenBucket, current_limit, seconds_until_change
 
 TZ = ZoneInfo("Asia/Shanghai")
 

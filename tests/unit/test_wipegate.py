@@ -7,7 +7,7 @@ import os
 import pytest
 
 from agent import wipegate
-from agent.archiver import Archiver
+from agent.archive.archiver import Archiver
 from agent.ingest.ingestor import Ingestor
 from agent.ledger import recordings as rec
 

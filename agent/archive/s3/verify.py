@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.archive_store import LockSpec
+from agent.archive.s3.client import error_code
+from agent.archive.store import LockSpec
 from agent.core.errors import ArchiveVerifyError
-from agent.s3client import error_code
 
 Translate = Callable[[BaseException, str], Exception]
 

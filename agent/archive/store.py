@@ -1,7 +1,7 @@
 """The archive store interface, what it is told about a recording, and which lock it gets.
 
-Two stores implement `Store`: agent.archive_local.LocalArchive (`file://`, the embedded
-default) and agent.archive_s3.S3Archive (`s3://`). `open_store` picks one from `archive.url`.
+Two stores implement `Store`: agent.archive.local.LocalArchive (`file://`, the embedded
+default) and agent.archive.s3.store.S3Archive (`s3://`). `open_store` picks one from `archive.url`.
 """
 
 from __future__ import annotations
@@ -99,10 +99,10 @@ class Store(Protocol):
 def open_store(ctx: Context) -> Store:
     url = ctx.cfg.archive_url
     if url.startswith("file://"):
-        from agent.archive_local import LocalArchive
+        from agent.archive.local import LocalArchive
 
         return LocalArchive(url, ctx.cfg.archive.off_station)
-    from agent.archive_s3 import S3Archive
+    from agent.archive.s3.store import S3Archive
 
     return S3Archive(ctx)
 

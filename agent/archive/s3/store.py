@@ -24,9 +24,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-from agent import archive_keys
-from agent.archive_store import LockSpec, ObjectSpec, Stored
-from agent.archive_verify import verify_object
+from agent.archive import keys as archive_keys
+from agent.archive.s3.client import error_code, make_client, parse_url, translate
+from agent.archive.s3.multipart import MultipartUploader
+from agent.archive.s3.partplan import Part, b64, choose_part_size, lock_kwargs, plan
+from agent.archive.s3.verify import verify_object
+from agent.archive.store import LockSpec, ObjectSpec, Stored
+from agent.archive.throttle import ThrottledBody, TokenBucket
 from agent.core import clock
 from agent.core.errors import (
     AgentError,
@@ -37,11 +41,7 @@ from agent.core.errors import (
     SpoolIntegrityError,
     SpoolReadError,
 )
-from agent.multipart import MultipartUploader
-from agent.partplan import Part, b64, choose_part_size, lock_kwargs, plan
-from agent.s3client import error_code, make_client, parse_url, translate
 from agent.station.context import Context
-from agent.throttle import ThrottledBody, TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class S3Archive:
     # --- put -----------------------------------------------------------------------------
 
     def object_key(self, spec: ObjectSpec) -> str:
-        """Full key of the recording (see agent.archive_keys)."""
+        """Full key of the recording (see agent.archive.keys)."""
         rel = archive_keys.recording_key(
             "",
             recording_id=spec.recording_id,
@@ -373,7 +373,7 @@ class S3Archive:
             raise self.tr(exc, f"set Object Lock on {key}") from exc
 
     def housekeep_store(self) -> int:
-        from agent.s3abandon import abort_abandoned
+        from agent.archive.s3.abandon import abort_abandoned
 
         return abort_abandoned(self)
 

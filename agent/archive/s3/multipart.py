@@ -21,12 +21,12 @@ from pathlib import Path
 from threading import Event
 from typing import Any
 
-from agent.archive_store import LockSpec, ObjectSpec
+from agent.archive.s3.client import error_code
+from agent.archive.s3.partplan import Part, composite, lock_kwargs, pread_part
+from agent.archive.store import LockSpec, ObjectSpec
 from agent.core import clock, crashpoint
 from agent.core.errors import ChecksumRejectedError, SpoolIntegrityError, SpoolReadError
 from agent.ledger.db import Ledger
-from agent.partplan import Part, composite, lock_kwargs, pread_part
-from agent.s3client import error_code
 
 logger = logging.getLogger(__name__)
 

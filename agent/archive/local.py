@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
-from agent.archive_store import LockSpec, ObjectSpec, Stored
+from agent.archive.store import LockSpec, ObjectSpec, Stored
 from agent.core import crashpoint
 from agent.core.copier import hash_file
 from agent.core.errors import IntegrityError, SpoolIntegrityError

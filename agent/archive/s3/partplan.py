@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.archive_store import LockSpec
+from agent.archive.store import LockSpec
 from agent.core.errors import SpoolIntegrityError, SpoolReadError
 
 MIB = 1 << 20

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.archive.throttle import current_limit
 from agent.core import clock
 from agent.station.context import Context
-from agent.throttle import current_limit
 
 
 def archive_backlog(ctx: Context) -> dict[str, Any]:

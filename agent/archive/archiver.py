@@ -1,6 +1,6 @@
 """Archive spooled recordings (earliest deadline first) and release them through the gate.
 
-The store is chosen by `archive.url` (agent.archive_store.open_store). A recording becomes
+The store is chosen by `archive.url` (agent.archive.store.open_store). A recording becomes
 `archived` only after the store confirmed the object, its checksum and its retention; the
 ledger row, its custody event and the `archive.completed` event commit together. Problems
 come in two kinds: the store's (down, credentials, bucket, clock: the whole queue waits with
@@ -20,14 +20,15 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from agent import archive_docs, wipegate
-from agent.archive_store import ObjectSpec, Store, Stored, open_store, spec_for
+from agent import wipegate
+from agent.archive import docs as archive_docs
+from agent.archive.store import ObjectSpec, Store, Stored, open_store, spec_for
+from agent.archive.throttle import current_limit, seconds_until_change
 from agent.core import clock, crashpoint
 from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
 from agent.ledger import custody, events
 from agent.ledger import recordings as rec
 from agent.station.context import Context
-from agent.throttle import current_limit, seconds_until_change
 
 logger = logging.getLogger(__name__)
 

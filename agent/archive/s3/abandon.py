@@ -14,11 +14,11 @@ import os
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from agent.archive.s3.client import error_code
 from agent.core import clock
-from agent.s3client import error_code
 
 if TYPE_CHECKING:
-    from agent.archive_s3 import S3Archive
+    from agent.archive.s3.store import S3Archive
 
 logger = logging.getLogger(__name__)
 
