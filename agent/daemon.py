@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 from agent.archive.archiver import Archiver
 from agent.compliance.engine import ComplianceMonitor
 from agent.core.errors import AgentError, SpoolFullError
-from agent.housekeeping import housekeep
 from agent.ingest.ingestor import Ingestor, ProgressFn
 from agent.ledger import custody, events
 from agent.recorders import inventory as devices
 from agent.recorders.detect import VolumeWatcher
 from agent.recorders.driverloop import DriverRunner
 from agent.recorders.linker import Linker
+from agent.retention.housekeeping import housekeep
 from agent.sdnotify import SystemdNotifier
 from agent.station.context import Context
 from agent.station.credentials import Credentials

@@ -20,7 +20,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from agent import wipegate
 from agent.archive import docs as archive_docs
 from agent.archive.store import ObjectSpec, Store, Stored, open_store, spec_for
 from agent.archive.throttle import current_limit, seconds_until_change
@@ -28,6 +27,7 @@ from agent.core import clock, crashpoint
 from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
 from agent.ledger import custody, events
 from agent.ledger import recordings as rec
+from agent.retention import wipegate
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from agent import wipegate
 from agent.core.errors import AgentError, CommandError, UnknownRecordingError
 from agent.core.ids import is_recording_id, is_sha_prefix
 from agent.ledger import custody
 from agent.ledger import recordings as rec
 from agent.mqtt.lazy import optional
+from agent.retention import wipegate
 from agent.station.context import Context
 
 

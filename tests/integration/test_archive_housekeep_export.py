@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from agent.archive.archiver import Archiver
-from agent.housekeeping import housekeep
 from agent.ledger import custody, stationkey
+from agent.retention.housekeeping import housekeep
 from fixtures.archive import drain, ingest_volume
 
 

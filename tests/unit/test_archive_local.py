@@ -11,7 +11,7 @@ from agent.archive.archiver import Archiver
 from agent.archive.backlog import archive_backlog
 from agent.core import clock
 from agent.export import Exporter
-from agent.housekeeping import housekeep
+from agent.retention.housekeeping import housekeep
 from fixtures.archive import drain, ingest_volume
 
 

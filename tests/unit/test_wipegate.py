@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from agent import wipegate
 from agent.archive.archiver import Archiver
 from agent.ingest.ingestor import Ingestor
 from agent.ledger import recordings as rec
+from agent.retention import wipegate
 
 GATE_OPEN = """
 [archive]
