@@ -45,13 +45,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from agent.oneshot import ingest_dir
+    from agent.actions.ingest_dir import ingest_dir
 
     return ingest_dir(_context(args), Path(args.dir), as_json=args.json, max_wait=args.max_wait)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from agent import status
+    from agent.actions import status
 
     ctx = _context(args)
     doc = status.document(
@@ -60,14 +60,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(status.to_json(doc))
     else:
-        from agent.views import print_status
+        from agent.actions.views import print_status
 
         print_status(doc)
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from agent import verify
+    from agent.actions import verify
 
     ctx = _context(args)
     if args.json or not sys.stderr.isatty():
@@ -93,7 +93,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from agent.export import Exporter
+    from agent.actions.export import Exporter
 
     result = Exporter(_context(args)).run(
         args.ids, Path(args.to), reason=args.reason, operator=args.operator
@@ -119,7 +119,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.file or args.config
     try:
         cfg = config_mod.load(path)
-        from agent.configcheck import deep_check
+        from agent.actions.check_config import deep_check
 
         problems = deep_check(cfg)
         if problems:
@@ -144,7 +144,7 @@ def cmd_interview(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from agent.quarantine import decide
+    from agent.actions.quarantine import decide
 
     results = decide(_context(args), args.ids, args.command, args.operator, args.reason)
     if args.json:

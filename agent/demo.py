@@ -21,7 +21,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from agent import verify
+from agent.actions import verify
 from agent.config import loader as config_mod
 from agent.daemon import Daemon
 from agent.station.context import Context

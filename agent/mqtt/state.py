@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent import status
+from agent.actions import status
 from agent.core import clock
 from agent.ledger import custody
 from agent.ledger.stationkey import fingerprint, public_raw

@@ -46,7 +46,7 @@ def check_invariants(
     config: Path, recorders: list[Recorder], *, final: bool, release_after: str = "archived"
 ) -> list[str]:
     """Violations (empty list = all invariants hold). See the module docstring."""
-    from agent import verify
+    from agent.actions import verify
     from agent.config import loader as config_mod
     from agent.station.context import Context
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agent import status
+from agent.actions import status
 from agent.recorders import inventory as devices
 from agent.recorders.driverloop import DriverRunner
 from agent.recorders.linker import Linker

@@ -7,10 +7,10 @@ import json
 import stat
 from pathlib import Path
 
+from agent.actions.export import Exporter
 from agent.archive.archiver import Archiver
 from agent.archive.backlog import archive_backlog
 from agent.core import clock
-from agent.export import Exporter
 from agent.retention.housekeeping import housekeep
 from fixtures.archive import drain, ingest_volume
 

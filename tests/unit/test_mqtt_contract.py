@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.actions.check_config import deep_check
 from agent.config import loader as config_mod
-from agent.configcheck import deep_check
 from agent.core.errors import ConfigError, MqttConfigError
 from agent.mqtt.connection import parse_url
 from agent.mqtt.handlers import command_schemas

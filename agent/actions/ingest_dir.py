@@ -17,11 +17,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from agent.actions.views import recordings_table
 from agent.core.errors import AgentError
 from agent.ingest.ingestor import Ingestor, Outcome
 from agent.ledger import custody
 from agent.station.context import Context
-from agent.views import recordings_table
 
 
 def ingest_dir(ctx: Context, root: Path, as_json: bool = False, max_wait: float = 60.0) -> int:
@@ -101,7 +101,7 @@ def _drain(
 
 
 def _print_result(ctx: Context, console: Console, result: dict[str, Any], ids: list[str]) -> None:
-    from agent.status import recordings as list_recordings
+    from agent.actions.status import recordings as list_recordings
 
     out = Console()
     rows = [r for r in list_recordings(ctx) if r["id"] in set(ids)]
