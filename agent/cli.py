@@ -39,7 +39,7 @@ def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agent.daemon import Daemon
+    from agent.daemon.main import Daemon
 
     return Daemon(_context(args)).run_forever()
 

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from agent.actions import verify
 from agent.config import loader as config_mod
-from agent.daemon import Daemon
+from agent.daemon.main import Daemon
 from agent.station.context import Context
 
 OFFICERS = [

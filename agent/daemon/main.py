@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from agent.archive.archiver import Archiver
 from agent.compliance.engine import ComplianceMonitor
 from agent.core.errors import AgentError, SpoolFullError
+from agent.daemon.sdnotify import SystemdNotifier
 from agent.ingest.ingestor import Ingestor, ProgressFn
 from agent.ledger import custody, events
 from agent.recorders import inventory as devices
@@ -29,7 +30,6 @@ from agent.recorders.detect import VolumeWatcher
 from agent.recorders.driverloop import DriverRunner
 from agent.recorders.linker import Linker
 from agent.retention.housekeeping import housekeep
-from agent.sdnotify import SystemdNotifier
 from agent.station.context import Context
 from agent.station.credentials import Credentials
 from drivers import registry
