@@ -1,4 +1,4 @@
-"""The `tag` and `report` commands (parsers and handlers), kept out of agent.cli for size."""
+"""The `tag` and `report` commands (parsers and handlers), kept out of agent.cli.main for size."""
 
 from __future__ import annotations
 

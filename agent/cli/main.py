@@ -138,7 +138,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_interview(args: argparse.Namespace) -> int:
-    from agent.interview.cli import run
+    from agent.cli.interview import run
 
     return run(args, _context)
 
@@ -167,13 +167,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from agent.demo import run_demo
+    from agent.cli.demo import run_demo
 
     return run_demo(args)
 
 
 def cmd_install_systemd(args: argparse.Namespace) -> int:
-    from agent.systemd_install import cli_install
+    from agent.cli.install_systemd import cli_install
 
     return cli_install(args)
 
@@ -255,10 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data-dir", default=None)
     sp.add_argument("--mount-root", default=None)
     sp = add("interview", cmd_interview, "interview-room sessions: start, stop, mark, report")
-    from agent.interview.cli import add_arguments as add_interview
+    from agent.cli.interview import add_arguments as add_interview
 
     add_interview(sp)
-    from agent.cli_compliance import add_parsers as add_compliance
+    from agent.cli.compliance import add_parsers as add_compliance
 
     add_compliance(add)
     sp = add("simulate", cmd_simulate, "run hardware simulators")
