@@ -1,4 +1,4 @@
-"""Mass-storage recorders: the volume itself is the device (detection lives in agent.recorders.detect).
+"""Mass-storage recorders: the volume itself is the device (found by the agent's mount watch).
 
 This driver exists so configs can name it and so identity read from a volume (device info file,
 file names, label) goes through the same DeviceIdentity as USB and serial identities.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from drivers.base import DeviceIdentity, Driver, DriverSettings
+from drivers.base import DeviceError, DeviceIdentity, Driver, DriverSettings
 
 
 class MassStorageSettings(DriverSettings):
@@ -22,6 +22,7 @@ class MassStorageDriver(Driver):
         return []  # volumes are found by the mount-root watcher, not by probing a bus
 
     def identify(self, handle: str) -> DeviceIdentity:
-        from agent.recorders.volume import identify_volume  # lazy: keeps drivers importable alone
-
-        return identify_volume(handle)
+        # Never reached: discover() names no handles. A volume's identity (device info file,
+        # file names, label) is read by the agent's volume reader, which owns that layout;
+        # importing it here would make drivers/ depend on agent/.
+        raise DeviceError(f"{handle}: mass-storage volumes are identified by the mount watch")

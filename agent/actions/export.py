@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.archive import keys as archive_keys
-from agent.archive.store import Store, current_metadata, open_store
+from agent.archive.store import Store, current_metadata
+from agent.archive.stores import open_store
 from agent.core import clock
 from agent.core.errors import AgentError, ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir

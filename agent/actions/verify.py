@@ -161,7 +161,7 @@ class _ArchiveReader:
 
     def _open(self) -> Any:
         if self.store is None:
-            from agent.archive.store import open_store
+            from agent.archive.stores import open_store
 
             self.store = open_store(self.ctx)
         return self.store

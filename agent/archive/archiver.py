@@ -17,17 +17,18 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 from agent.archive import docs as archive_docs
-from agent.archive.store import ObjectSpec, Store, Stored, open_store, spec_for
+from agent.archive.store import ObjectSpec, Store, Stored, spec_for
+from agent.archive.stores import open_store
 from agent.archive.throttle import current_limit, seconds_until_change
 from agent.core import clock, crashpoint
 from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
 from agent.ledger import custody, events
 from agent.ledger import recordings as rec
-from agent.retention import wipegate
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,16 @@ INTEGRITY_RETRY_SECONDS = 3600.0  # damaged spool copies and failed verification
 
 
 class Archiver:
-    def __init__(self, ctx: Context, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        store: Store | None = None,
+        release: Callable[[], int] | None = None,
+    ) -> None:
+        """`release` erases what the wipe gate allows after each round (agent.retention.release);
+        the archive layer sits below retention, so it is handed in rather than imported."""
         self.ctx = ctx
+        self._release = release
         self.cfg = ctx.cfg
         self.store = store or open_store(ctx)
         self._backoff = 0.0
@@ -50,7 +59,6 @@ class Archiver:
         self._lock = threading.Lock()
         self._busy: set[str] = set()
         self._maint_lock = threading.Lock()
-        self._release_lock = threading.Lock()
 
     # --- scheduling ----------------------------------------------------------------------
 
@@ -341,24 +349,5 @@ class Archiver:
         return ok
 
     def release_ready(self) -> int:
-        """Erase from docked recorders whatever the gate allows; returns how many."""
-        policy = self.ctx.cfg.ingest.release_after
-        if policy == "never" or not self._release_lock.acquire(blocking=False):
-            return 0
-        try:
-            return self._release(policy)
-        finally:
-            self._release_lock.release()
-
-    def _release(self, policy: str) -> int:
-        states = ("archived",) if policy == "archived" else ("spooled", "archived")
-        rows = self.ctx.ledger.query(
-            "SELECT r.id FROM recordings r JOIN devices d ON d.id = r.device_id WHERE d.docked=1"
-            f" AND r.state IN ({','.join('?' * len(states))})",
-            states,
-        )
-        n = 0
-        for r in rows:
-            if wipegate.release(self.ctx.cfg, self.ctx.ledger, r["id"]).allowed:
-                n += 1
-        return n
+        """Run the release step the daemon wired in (the wipe gate); returns how many."""
+        return self._release() if self._release is not None else 0

@@ -1,7 +1,7 @@
 """The archive store interface, what it is told about a recording, and which lock it gets.
 
 Two stores implement `Store`: agent.archive.local.LocalArchive (`file://`, the embedded
-default) and agent.archive.s3.store.S3Archive (`s3://`). `open_store` picks one from `archive.url`.
+default) and agent.archive.s3.store.S3Archive (`s3://`); agent.archive.stores picks one.
 """
 
 from __future__ import annotations
@@ -94,17 +94,6 @@ class Store(Protocol):
     def housekeep_store(self) -> int:
         """Store-side cleanup (abandoned multipart uploads); returns how many were cleaned."""
         ...
-
-
-def open_store(ctx: Context) -> Store:
-    url = ctx.cfg.archive_url
-    if url.startswith("file://"):
-        from agent.archive.local import LocalArchive
-
-        return LocalArchive(url, ctx.cfg.archive.off_station)
-    from agent.archive.s3.store import S3Archive
-
-    return S3Archive(ctx)
 
 
 def lock_for(cfg: AgentConfig, metadata: dict[str, Any], now: datetime | None = None) -> LockSpec:

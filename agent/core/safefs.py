@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -81,3 +82,18 @@ def fsync_dir(path: str | bytes | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    rel: bytes  # exact relative path bytes
+    size: int
+    mtime_ns: int
+
+    @property
+    def display(self) -> str:
+        return display(self.rel)
+
+    @property
+    def name(self) -> str:
+        return display(self.rel.rsplit(b"/", 1)[-1])

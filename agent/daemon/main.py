@@ -30,6 +30,7 @@ from agent.recorders.detect import VolumeWatcher
 from agent.recorders.driverloop import DriverRunner
 from agent.recorders.linker import Linker
 from agent.retention.housekeeping import housekeep
+from agent.retention.release import Releaser
 from agent.station.context import Context
 from agent.station.credentials import Credentials
 from drivers import registry
@@ -49,7 +50,7 @@ class Daemon:
         self.ctx = ctx
         self.stop = ctx.stop
         self.ingestor = Ingestor(ctx, progress)
-        self.archiver = Archiver(ctx)
+        self.archiver = Archiver(ctx, release=Releaser(ctx).release_ready)
         self.compliance = ComplianceMonitor(ctx)  # last_summary: the MQTT compliance payload
         self.watcher = VolumeWatcher(ctx.cfg, self.stop, self._on_ready, self._on_gone)
         self.notifier = SystemdNotifier()

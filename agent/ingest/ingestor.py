@@ -22,15 +22,15 @@ from agent.core import clock, crashpoint
 from agent.core.copier import copy_file
 from agent.core.errors import IntegrityError, SourceChangedError, SpoolFullError
 from agent.core.ids import safe_topic_id
-from agent.core.safefs import open_beneath
+from agent.core.safefs import SourceFile, open_beneath
 from agent.ledger import custody, events
 from agent.ledger import recordings as rec
 from agent.recorders import recclock
 from agent.recorders.inventory import canonical_vendor
 from agent.recorders.linker import Linker
-from agent.recorders.volume import Issue, ScanResult, SourceFile, identify_volume, scan
+from agent.recorders.naming import parse_name
+from agent.recorders.volume import Issue, ScanResult, identify_volume, scan
 from agent.rules.mediainfo import probe
-from agent.rules.naming import parse_name
 from agent.rules.workcal import deadline as compute_deadline
 from agent.station.context import Context
 from agent.tagging import autotag

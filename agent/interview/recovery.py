@@ -19,14 +19,26 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.interview import segments as segs
 from agent.interview import sessions as ses
 from agent.interview.runs import jobs_for_run
 
 if TYPE_CHECKING:
-    from agent.interview.service import InterviewService
+    from agent.config.loader import InterviewConfig
+    from agent.interview.closer import Closer
+    from agent.station.context import Context
+
+
+class InterviewService(Protocol):
+    """What recovery needs of the running service (the service calls recover(self) at start)."""
+
+    ctx: Context
+    icfg: InterviewConfig
+    closer: Closer
+    recovered_gaps: dict[tuple[str, str], int]
+
 
 logger = logging.getLogger(__name__)
 

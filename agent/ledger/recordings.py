@@ -12,8 +12,8 @@ from typing import Any
 from agent.core import clock
 from agent.core.errors import UnknownRecordingError
 from agent.core.ids import is_recording_id, is_sha_prefix, uuid7
+from agent.core.safefs import SourceFile
 from agent.ledger import custody, events
-from agent.recorders.volume import SourceFile
 from drivers.base import DeviceIdentity
 
 STATES = ("discovered", "copying", "spooled", "archived", "released", "failed", "quarantined")

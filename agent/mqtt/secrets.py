@@ -1,7 +1,8 @@
 """MQTT user name and password from the credentials, never from the TOML.
 
-Looked up through agent.station.credentials (first found wins): `$CREDENTIALS_DIRECTORY/mqtt_username`
-and `.../mqtt_password` (systemd `LoadCredential=`), else `MQTT_USERNAME=` / `MQTT_PASSWORD=`
+Looked up through agent.station.credentials (first found wins):
+`$CREDENTIALS_DIRECTORY/mqtt_username` and `.../mqtt_password` (systemd `LoadCredential=`), else
+`MQTT_USERNAME=` / `MQTT_PASSWORD=`
 lines of `$CREDENTIALS_DIRECTORY/evidence-agent`, else of `credentials.file`.
 """
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config.loader import AgentConfig
-from agent.core.safefs import display
-from agent.rules.naming import parse_name
+from agent.core.safefs import SourceFile, display
+from agent.recorders.naming import parse_name
 from drivers.base import DeviceIdentity
 
 logger = logging.getLogger(__name__)
@@ -23,21 +23,6 @@ DEVINFO_NAMES = (b"DEVINFO.TXT", b"devinfo.txt", b"DEVICE.TXT")
 LAYOUT_MARKERS = ("DCIM", "RECORD", "VIDEO", "DEVINFO.TXT", "devinfo.txt", "DEVICE.TXT")
 MAX_DEPTH = 24
 MAX_DEVINFO_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    rel: bytes  # exact relative path bytes
-    size: int
-    mtime_ns: int
-
-    @property
-    def display(self) -> str:
-        return display(self.rel)
-
-    @property
-    def name(self) -> str:
-        return display(self.rel.rsplit(b"/", 1)[-1])
 
 
 @dataclass

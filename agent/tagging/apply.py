@@ -1,8 +1,8 @@
 """Tagging: the one call every source of case metadata goes through.
 
 `tag()` serves the CLI and the MQTT `cmd/tag` path; discovery (assignment rules, sidecars,
-agent.tagging.autotag) calls `apply()` inside its own transaction. Input is validated before anything
-is written; all recordings of one call are tagged in one transaction, or none. A tag that
+agent.tagging.autotag) calls `apply()` inside its own transaction. Input is validated before
+anything is written; all recordings of one call are tagged in one transaction, or none. A tag that
 changes the category recomputes the deadline with that category's rule (custody event
 `deadline.recomputed`).
 """

@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.config.compliance import AssignmentRule
 from agent.core import clock
 from agent.core.errors import TagError
-from agent.core.safefs import display, open_beneath
+from agent.core.safefs import SourceFile, display, open_beneath
 from agent.ledger import custody
-from agent.recorders.volume import Issue, ScanResult, SourceFile
+from agent.recorders.volume import Issue, ScanResult
 from agent.station.context import Context
 from agent.tagging import apply as tagging
 from agent.tagging import metadata as md

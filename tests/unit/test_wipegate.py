@@ -10,6 +10,7 @@ from agent.archive.archiver import Archiver
 from agent.ingest.ingestor import Ingestor
 from agent.ledger import recordings as rec
 from agent.retention import wipegate
+from agent.retention.release import Releaser
 
 GATE_OPEN = """
 [archive]
@@ -102,7 +103,7 @@ def test_default_config_never_erases(make_station, bodycam):
     ing = Ingestor(ctx)
     ing.register_volume(vol)
     ing.ingest(ing.claim(retry_seconds=0))
-    arch = Archiver(ctx)
+    arch = Archiver(ctx, release=Releaser(ctx).release_ready)
     arch.archive_one(arch.next_pending())
     assert arch.release_ready() == 0
     assert clips[0].exists()

@@ -12,13 +12,30 @@ from __future__ import annotations
 import logging
 import os
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.archive.s3.client import error_code
 from agent.core import clock
 
 if TYPE_CHECKING:
-    from agent.archive.s3.store import S3Archive
+    from agent.config.loader import AgentConfig
+    from agent.station.context import Context
+
+
+class S3Archive(Protocol):
+    """What the sweep needs of the S3 store (the store calls abort_abandoned(self))."""
+
+    @property
+    def ctx(self) -> Context: ...
+    @property
+    def cfg(self) -> AgentConfig: ...
+    @property
+    def loc(self) -> Any: ...
+    @property
+    def client(self) -> Any: ...
+
+    def tr(self, exc: BaseException, what: str) -> Exception: ...
+
 
 logger = logging.getLogger(__name__)
 

@@ -74,7 +74,7 @@ def parse_url(url: str) -> S3Location:
 
 
 def s3_secrets(cfg: AgentConfig) -> dict[str, str]:
-    """AWS_* keys from the credentials (agent.station.credentials), or {} to let boto3's chain decide."""
+    """AWS_* keys from the credentials (agent.station.credentials), or {}: boto3's chain."""
     creds = Credentials(cfg.credentials.file)
     found = {k: v for k in KEY_NAMES if (v := creds.get(k))}
     if bool(found.get("AWS_ACCESS_KEY_ID")) != bool(found.get("AWS_SECRET_ACCESS_KEY")):

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from agent.archive import keys as archive_keys
+from agent.archive.s3.abandon import abort_abandoned
 from agent.archive.s3.client import error_code, make_client, parse_url, translate
 from agent.archive.s3.multipart import MultipartUploader
 from agent.archive.s3.partplan import Part, b64, choose_part_size, lock_kwargs, plan
@@ -373,8 +374,6 @@ class S3Archive:
             raise self.tr(exc, f"set Object Lock on {key}") from exc
 
     def housekeep_store(self) -> int:
-        from agent.archive.s3.abandon import abort_abandoned
-
         return abort_abandoned(self)
 
 

@@ -1,0 +1,41 @@
+"""Release: erase from docked recorders whatever the wipe gate allows, after each archive round.
+
+The archive thread calls `Releaser.release_ready` (handed to agent.archive.archiver.Archiver by
+the daemon) so erasing follows archiving without the archive layer knowing about recorders.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from agent.retention import wipegate
+from agent.station.context import Context
+
+
+class Releaser:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()  # several archive threads share one releaser
+
+    def release_ready(self) -> int:
+        """Erase from docked recorders whatever the gate allows; returns how many."""
+        policy = self.ctx.cfg.ingest.release_after
+        if policy == "never" or not self._lock.acquire(blocking=False):
+            return 0
+        try:
+            return self._release(policy)
+        finally:
+            self._lock.release()
+
+    def _release(self, policy: str) -> int:
+        states = ("archived",) if policy == "archived" else ("spooled", "archived")
+        rows = self.ctx.ledger.query(
+            "SELECT r.id FROM recordings r JOIN devices d ON d.id = r.device_id WHERE d.docked=1"
+            f" AND r.state IN ({','.join('?' * len(states))})",
+            states,
+        )
+        n = 0
+        for r in rows:
+            if wipegate.release(self.ctx.cfg, self.ctx.ledger, r["id"]).allowed:
+                n += 1
+        return n
