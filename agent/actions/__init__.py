@@ -1,1 +1,1 @@
-"""TODO."""
+"""One-shot actions behind CLI commands: status, verify, export, ingest DIR, check-config."""

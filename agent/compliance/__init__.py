@@ -1,1 +1,1 @@
-"""TODO."""
+"""Compliance: deadlines, ratios and not-docked checks, and the `report` statistics."""

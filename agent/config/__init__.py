@@ -1,1 +1,1 @@
-"""TODO."""
+"""Configuration: one module per section, and the loader (TOML, env overrides)."""

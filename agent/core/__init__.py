@@ -1,1 +1,1 @@
-"""TODO."""
+"""Bottom layer: clock, ids, errors, safe filesystem access, crash points, the durable copy."""

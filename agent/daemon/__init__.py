@@ -1,1 +1,1 @@
-"""TODO."""
+"""The daemon: wiring of every loop, supervision, sd_notify."""

@@ -1,1 +1,1 @@
-"""TODO."""
+"""Ingest: register a volume's files, schedule earliest deadline first, copy, recover."""

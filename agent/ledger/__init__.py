@@ -1,1 +1,1 @@
-"""TODO."""
+"""The ledger: SQLite, migrations, custody chain, outbox, signing key, locks, recordings."""

@@ -1,1 +1,1 @@
-"""TODO."""
+"""Recorders: mount watch, volumes and identity, driver loops, recorder clocks, inventory."""

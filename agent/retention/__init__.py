@@ -1,1 +1,1 @@
-"""TODO."""
+"""Retention: the wipe gate, releasing recordings from recorders, spool housekeeping."""

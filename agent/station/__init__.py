@@ -1,1 +1,1 @@
-"""TODO."""
+"""The station context: config plus long-lived objects, credentials, clock sync, rosters."""

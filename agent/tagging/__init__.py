@@ -1,1 +1,1 @@
-"""TODO."""
+"""Case metadata: validation and versions, the one tagging call, tags applied at discovery."""

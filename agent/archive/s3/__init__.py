@@ -1,1 +1,1 @@
-"""TODO."""
+"""The S3 archive store: client, Object Lock puts, resumable multipart uploads, verification."""
