@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.config.loader import CameraConfig, InterviewConfig
+from agent.config.interview import CameraConfig, InterviewConfig
 from agent.interview.ffproc import ProcessReport, describe_exit
 from agent.interview.runs import Capture, Run, jobs_for_run
 from agent.interview.segments import Job

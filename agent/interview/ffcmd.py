@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from agent.config.loader import CameraConfig, InterviewConfig
+from agent.config.interview import CameraConfig, InterviewConfig
 from agent.rules.sources import Source
 
 logger = logging.getLogger(__name__)

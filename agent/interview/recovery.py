@@ -26,7 +26,7 @@ from agent.interview import sessions as ses
 from agent.interview.runs import jobs_for_run
 
 if TYPE_CHECKING:
-    from agent.config.loader import InterviewConfig
+    from agent.config.interview import InterviewConfig
     from agent.interview.closer import Closer
     from agent.station.context import Context
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from agent.config.loader import NamingPattern
+from agent.config.ingest import NamingPattern
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.config.loader import CameraConfig, InterviewConfig
+from agent.config.interview import CameraConfig, InterviewConfig
 from agent.interview import ffcmd
 from agent.interview.runs import jobs_for_run, parse_segment_list
 from agent.rules.sources import parse

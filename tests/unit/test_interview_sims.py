@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.config.loader import InterviewConfig
+from agent.config.interview import InterviewConfig
 from fixtures.station import Station
 from simulators.camera import CameraSim
 from simulators.microphone import MicrophoneSim, wav_header
