@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from agent.config.interview import CameraConfig, InterviewConfig
-from agent.interview.ffproc import ProcessReport, describe_exit
+from agent.interview.ffproc import ProcessReport, describe_exit, progress_counts
+from agent.interview.hooks import Hooks
 from agent.interview.runs import Capture, Run, jobs_for_run
 from agent.interview.segments import Job
 from agent.interview.watch import PictureWatch, SoundWatch
@@ -33,16 +34,6 @@ from agent.rules import sources
 logger = logging.getLogger(__name__)
 
 TICK = 0.2
-
-
-class Hooks(Protocol):
-    """What a camera needs from the service."""
-
-    def submit(self, job: Job) -> None: ...
-    def gap_open(self, camera: str, kind: str, start: float, detail: str) -> int: ...
-    def gap_close(self, gid: int, end: float) -> None: ...
-    def gap_refine(self, gid: int, kind: str, detail: str) -> None: ...
-    def changed(self) -> None: ...
 
 
 class CameraRun:
@@ -388,7 +379,6 @@ class CameraRun:
                 logger.debug("camera %s: thumbnail not written: %s", self.cam.id, exc)
 
     def _update_stats(self, r: ProcessReport, now: float) -> None:
-        from agent.interview.ffproc import progress_counts
 
         self.stats = {
             "state": "recording" if self.live else "down",

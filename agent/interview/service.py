@@ -19,7 +19,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from agent.ingest.ingestor import Ingestor
@@ -27,13 +26,11 @@ from agent.interview import commands, ffcmd, recovery
 from agent.interview import segments as segs
 from agent.interview import sessions as ses
 from agent.interview.camera import CameraRun
+from agent.interview.capture import CaptureFactory, audio_source
 from agent.interview.closer import Closer
 from agent.interview.coverage import session_coverage
-from agent.interview.fallback import WARNING, OpencvCapture
-from agent.interview.ffproc import FfmpegProcess
-from agent.interview.runs import Capture
+from agent.interview.fallback import WARNING
 from agent.ledger import events
-from agent.rules import sources
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -63,6 +60,9 @@ class InterviewService:
         self.recovered_gaps: dict[tuple[str, str], int] = {}  # (session, camera) -> gap id
         self.ffmpeg = shutil.which(self.icfg.ffmpeg)
         self.font = self.icfg.font or ffcmd.find_cjk_font()
+        self.make_capture = CaptureFactory(
+            self.icfg, self.room, ctx.cfg.station.timezone, self.ffmpeg, self.font
+        )
         self.panel: Any = None
         self.lamp_wanted = False
         self.dir = ctx.cfg.interview_dir
@@ -153,7 +153,7 @@ class InterviewService:
         self.video_only_gaps = {}
         for cam in self.icfg.cameras:
             audio_text = cam.audio or self.icfg.microphone
-            audio = None if audio_text is None else _audio_source(audio_text, cam.video)
+            audio = None if audio_text is None else audio_source(audio_text, cam.video)
             video_only = self.ffmpeg is None or audio is None
             run = CameraRun(
                 cam,
@@ -163,7 +163,7 @@ class InterviewService:
                 self.dir / "work" / sid / cam.id,
                 self.dir / "thumbs",
                 ffcmd.overlay_text(self.room, cam.name or cam.id, meta.case_number),
-                self._make_capture,
+                self.make_capture,
                 audio,
                 video_only,
                 down_gap=self.recovered_gaps.pop((sid, cam.id), None),
@@ -358,53 +358,3 @@ class InterviewService:
 
     def changed(self) -> None:
         self.wake.set()
-
-    def _make_capture(self, run: CameraRun, run_dir: Path, overlay: Path, spawn: float) -> Capture:
-        cam = run.cam
-        if self.ffmpeg is None:
-            return OpencvCapture(
-                run.video.target,
-                run_dir,
-                spawn,
-                cam.fps,
-                self.icfg.segment_seconds,
-                f"{self.room} {cam.name or cam.id}",
-                self.ctx.cfg.station.timezone,
-                self.icfg.read_timeout_seconds,
-                run.on_picture,
-                self.icfg.monitor_fps,
-            )
-        ffmpeg = self.ffmpeg
-        inputs = ffcmd.Inputs(run.video, run.audio)
-
-        def argv(audio_fd: int, progress_fd: int) -> list[str]:
-            return ffcmd.build(
-                self.icfg,
-                cam,
-                inputs,
-                run_dir,
-                overlay,
-                self.font,
-                spawn,
-                ffmpeg,
-                audio_fd,
-                progress_fd,
-            )
-
-        env = dict(os.environ, TZ=self.ctx.cfg.station.timezone, AV_LOG_FORCE_NOCOLOR="1")
-        audio_target = None if run.audio is None or run.audio.kind == "camera" else run.audio.target
-        return FfmpegProcess(
-            argv,
-            env,
-            cam.id,
-            (run.video.target, audio_target),
-            run.on_picture,
-            run.on_sound,
-            audio_first=audio_target is not None,
-        )
-
-
-def _audio_source(text: str, video: str) -> sources.Source:
-    if text.strip().lower() == "camera":
-        return sources.Source("camera", video)
-    return sources.parse(text)
