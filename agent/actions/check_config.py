@@ -6,46 +6,56 @@ from agent.config.loader import AgentConfig
 
 
 def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    if cfg.compliance.calendar_overrides is not None:
-        from agent.rules.workcal import CalendarError, load_overrides
-
-        try:
-            load_overrides(cfg.compliance.calendar_overrides)
-        except CalendarError as exc:
-            problems.append(("compliance.calendar_overrides", str(exc)))
-    if cfg.inventory.file is not None:
-        from agent.rules.roster import RosterError, load_inventory
-
-        try:
-            load_inventory(cfg.inventory.file)
-        except (RosterError, OSError) as exc:
-            problems.append(("inventory.file", str(exc)))
-    if cfg.roster.file is not None:
-        from agent.rules.roster import RosterError, load_roster
-
-        try:
-            load_roster(cfg.roster.file)
-        except (RosterError, OSError) as exc:
-            problems.append(("roster.file", str(exc)))
-    for i, driver in enumerate(cfg.drivers):
-        profile = getattr(driver, "profile", None)
-        if profile is not None:
-            from drivers.usb_profile import ProfileError, load_profile
-
-            try:
-                load_profile(profile)
-            except ProfileError as exc:
-                problems.append((f"drivers.{i}.profile", str(exc)))
+    problems = _file_problems(cfg) + _driver_problems(cfg)
     problems += _check_assignment_rules(cfg)
-    if cfg.credentials.file is not None and not cfg.credentials.file.is_file():
-        problems.append(("credentials.file", f"{cfg.credentials.file} does not exist"))
     if cfg.station.role == "interview":
         from agent.interview.checks import interview_problems
 
         problems += interview_problems(cfg)
     problems += _mqtt_problems(cfg)
     problems += _archive_problems(cfg)
+    return problems
+
+
+def _file_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
+    """Files the config names: calendar overrides, inventory, roster, credentials."""
+    from agent.rules.roster import RosterError, load_inventory, load_roster
+    from agent.rules.workcal import CalendarError, load_overrides
+
+    problems: list[tuple[str, str]] = []
+    if cfg.compliance.calendar_overrides is not None:
+        try:
+            load_overrides(cfg.compliance.calendar_overrides)
+        except CalendarError as exc:
+            problems.append(("compliance.calendar_overrides", str(exc)))
+    for key, path, loader in (
+        ("inventory.file", cfg.inventory.file, load_inventory),
+        ("roster.file", cfg.roster.file, load_roster),
+    ):
+        if path is None:
+            continue
+        try:
+            loader(path)
+        except (RosterError, OSError) as exc:
+            problems.append((key, str(exc)))
+    if cfg.credentials.file is not None and not cfg.credentials.file.is_file():
+        problems.append(("credentials.file", f"{cfg.credentials.file} does not exist"))
+    return problems
+
+
+def _driver_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
+    """USB profiles the drivers name must load."""
+    from drivers.usb_profile import ProfileError, load_profile
+
+    problems: list[tuple[str, str]] = []
+    for i, driver in enumerate(cfg.drivers):
+        profile = getattr(driver, "profile", None)
+        if profile is None:
+            continue
+        try:
+            load_profile(profile)
+        except ProfileError as exc:
+            problems.append((f"drivers.{i}.profile", str(exc)))
     return problems
 
 

@@ -34,6 +34,7 @@ from agent.rules import sources
 logger = logging.getLogger(__name__)
 
 TICK = 0.2
+Ended = tuple[str, str, float | None]  # why a capture run ended: gap kind, detail, since
 
 
 class CameraRun:
@@ -205,10 +206,8 @@ class CameraRun:
         tmp.write_text(json.dumps(doc), encoding="utf-8")
         os.replace(tmp, run.dir / "run.json")
 
-    def _watch(self, run: Run) -> tuple[str, str, float | None] | None:
+    def _watch(self, run: Run) -> Ended | None:
         """Follow a run until it ends; returns (gap kind, why, since) or None when stopped."""
-        grace = self.icfg.read_timeout_seconds + self.icfg.gap_seconds
-        threshold = self.icfg.gap_seconds
         while not self._stop.is_set():
             self._nudge.wait(TICK)
             self._nudge.clear()
@@ -216,34 +215,39 @@ class CameraRun:
                 break
             now = time.time()
             r = run.capture.report
-            if not self.live:
-                start = run.content_start(self.want_audio)
-                if start is not None:
-                    self._went_live(run, start)
-                elif now - run.spawned > grace:
-                    return ("no_frames", describe_exit(r, None), None)
-            if run.capture.poll() is not None:
-                return ("exited", "", None)
-            if r.output_error:
-                return ("write_failed", r.output_error, None)
-            if 0 in r.input_error:
-                return ("no_frames", f"camera: {r.input_error[0]}", r.last_picture)
-            if 1 in r.input_error:
-                return ("no_audio", f"microphone: {r.input_error[1]}", r.last_sound)
-            if self.live:
-                stalled = self._stalled(r, now, threshold)
-                if stalled is not None:
-                    return stalled
-                self._check_conditions(now)
-                self._thumbnail(now)
+            ended = self._ended(run, r, now)
+            if ended is not None:
+                return ended
             self._collect(run, final=False)
             self._maybe_open_down_gap(now)
             self._update_stats(r, now)
         return None
 
-    def _stalled(
-        self, r: ProcessReport, now: float, threshold: float
-    ) -> tuple[str, str, float | None] | None:
+    def _ended(self, run: Run, r: ProcessReport, now: float) -> Ended | None:
+        """One look at a running capture: why it ended (a gap opens), or None while it runs."""
+        if not self.live:
+            start = run.content_start(self.want_audio)
+            if start is not None:
+                self._went_live(run, start)
+            elif now - run.spawned > self.icfg.read_timeout_seconds + self.icfg.gap_seconds:
+                return ("no_frames", describe_exit(r, None), None)
+        if run.capture.poll() is not None:
+            return ("exited", "", None)
+        if r.output_error:
+            return ("write_failed", r.output_error, None)
+        if 0 in r.input_error:
+            return ("no_frames", f"camera: {r.input_error[0]}", r.last_picture)
+        if 1 in r.input_error:
+            return ("no_audio", f"microphone: {r.input_error[1]}", r.last_sound)
+        if not self.live:
+            return None
+        stalled = self._stalled(r, now, self.icfg.gap_seconds)
+        if stalled is None:
+            self._check_conditions(now)
+            self._thumbnail(now)
+        return stalled
+
+    def _stalled(self, r: ProcessReport, now: float, threshold: float) -> Ended | None:
         if r.last_picture is not None and now - r.last_picture > threshold:
             return ("no_frames", f"no picture for {now - r.last_picture:.1f} s", r.last_picture)
         if self.want_audio and r.last_sound is not None and now - r.last_sound > threshold:

@@ -150,14 +150,7 @@ class _Row:
             raise self.error(column, str(exc)) from None
 
 
-def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[_Row]:
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise RosterError(f"{path}: empty file; expected header {','.join(columns)}") from None
-    except csv.Error as exc:
-        raise RosterError(f"{path}: line 1: {exc}") from None
+def _check_header(path: Path, header: list[str], columns: tuple[str, ...]) -> None:
     for col in columns:
         if col not in header:
             raise RosterError(f"{path}: line 1, column {col!r}: missing from the header")
@@ -168,6 +161,17 @@ def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[_Row]:
     if extra:
         # Exports often carry more columns; ignore them, but not silently.
         logger.warning("%s: ignoring columns %s", path, ", ".join(extra))
+
+
+def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[_Row]:
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise RosterError(f"{path}: empty file; expected header {','.join(columns)}") from None
+    except csv.Error as exc:
+        raise RosterError(f"{path}: line 1: {exc}") from None
+    _check_header(path, header, columns)
     try:
         for fields in reader:
             if not any(f.strip() for f in fields):

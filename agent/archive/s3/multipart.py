@@ -232,40 +232,53 @@ class MultipartUploader:
             fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise SpoolReadError(f"cannot open spool copy {src}: {exc.strerror}") from exc
-        first_error: BaseException | None = None
-        queue = iter(todo)
         try:
-            with ThreadPoolExecutor(self.parallel, thread_name_prefix="upload-part") as pool:
-                running: dict[Future[str], Part] = {}
-
-                def submit() -> None:
-                    if first_error is None and not self.stop.is_set():
-                        p = next(queue, None)
-                        if p is not None:
-                            running[pool.submit(self._send, fd, src, key, uid, p)] = p
-
-                for _ in range(self.parallel):
-                    submit()
-                while running:
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        p = running.pop(fut)
-                        try:
-                            etag = fut.result()
-                        except BaseException as exc:  # noqa: BLE001 - re-raised below
-                            first_error = first_error or exc
-                            continue
-                        with self.ledger.tx() as conn:
-                            self._record(conn, uid, p, etag)
-                        done[p.number] = etag
-                        crashpoint.hit("upload.after_part")
-                        submit()
+            first_error = self._send_parallel(fd, src, key, uid, todo, done)
         finally:
             os.close(fd)
         if first_error is not None:
             raise first_error
         if any(p.number not in done for p in todo):
             raise InterruptedError("stopping: upload left resumable in the ledger")
+
+    def _send_parallel(
+        self, fd: int, src: Path, key: str, uid: str, todo: list[Part], done: dict[int, str]
+    ) -> BaseException | None:
+        """Keep `parallel` parts in flight; stop feeding after the first error or on stop."""
+        first_error: BaseException | None = None
+        queue = iter(todo)
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="upload-part") as pool:
+            running: dict[Future[str], Part] = {}
+
+            def submit() -> None:
+                p = None if first_error or self.stop.is_set() else next(queue, None)
+                if p is not None:
+                    running[pool.submit(self._send, fd, src, key, uid, p)] = p
+
+            for _ in range(self.parallel):
+                submit()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    error = self._part_done(fut, running.pop(fut), uid, done)
+                    first_error = first_error or error
+                    if error is None:
+                        submit()
+        return first_error
+
+    def _part_done(
+        self, fut: Future[str], p: Part, uid: str, done: dict[int, str]
+    ) -> BaseException | None:
+        """Record a finished part in the ledger (resumable from here), or return its error."""
+        try:
+            etag = fut.result()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _send_all
+            return exc
+        with self.ledger.tx() as conn:
+            self._record(conn, uid, p, etag)
+        done[p.number] = etag
+        crashpoint.hit("upload.after_part")
+        return None
 
     def _send(self, fd: int, src: Path, key: str, uid: str, p: Part) -> str:
         data = pread_part(fd, src, p)
