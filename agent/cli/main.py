@@ -181,6 +181,29 @@ def cmd_install_systemd(args: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------------------------
 
 
+AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def _add_station_commands(add: AddCommand) -> None:
+    """`demo` and `install-systemd`: setting a station up rather than running it."""
+    sp = add("demo", cmd_demo, "simulated dock with several recorders, live view, summary")
+    sp.add_argument("--recorders", type=int, default=4)
+    sp.add_argument("--clips", type=int, default=3)
+    sp.add_argument("--seconds", type=float, default=4.0)
+    sp.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
+    sp = add("install-systemd", cmd_install_systemd, "install unit, tmpfiles and udev rule")
+    sp.add_argument("--dest", default="/")
+    sp.add_argument("--dry-run", action="store_true")
+    sp.add_argument(
+        "--rw",
+        action="store_true",
+        help="mount recorders read-write (needed unless release_after = never)",
+    )
+    sp.add_argument("--user", default="evidence")
+    sp.add_argument("--data-dir", default=None)
+    sp.add_argument("--mount-root", default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evidence-agent", description=__doc__)
     p.add_argument(
@@ -238,22 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
     sp.add_argument("file", nargs="?")
-    sp = add("demo", cmd_demo, "simulated dock with several recorders, live view, summary")
-    sp.add_argument("--recorders", type=int, default=4)
-    sp.add_argument("--clips", type=int, default=3)
-    sp.add_argument("--seconds", type=float, default=4.0)
-    sp.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
-    sp = add("install-systemd", cmd_install_systemd, "install unit, tmpfiles and udev rule")
-    sp.add_argument("--dest", default="/")
-    sp.add_argument("--dry-run", action="store_true")
-    sp.add_argument(
-        "--rw",
-        action="store_true",
-        help="mount recorders read-write (needed unless release_after = never)",
-    )
-    sp.add_argument("--user", default="evidence")
-    sp.add_argument("--data-dir", default=None)
-    sp.add_argument("--mount-root", default=None)
+    _add_station_commands(add)
     sp = add("interview", cmd_interview, "interview-room sessions: start, stop, mark, report")
     from agent.cli.interview import add_arguments as add_interview
 

@@ -47,48 +47,75 @@ def _spool_copy_present(row: sqlite3.Row) -> bool:
 
 
 def check(cfg: AgentConfig, row: sqlite3.Row, committed: sqlite3.Row | None) -> Decision:
+    """The four conditions, in order; the first that fails is the reason the source stays."""
     policy = cfg.ingest.release_after
     if policy == "never":
         return Decision(False, "ingest.release_after is 'never'")
     if row["state"] == "quarantined" or row["state"] not in ("spooled", "archived"):
         return Decision(False, f"state is {row['state']}")
-    # 1. durable, verified spool copy
+    for condition in (_durable_copy, _source_unchanged, _release_point):
+        reason = condition(cfg, row)
+        if reason is not None:
+            return Decision(False, reason)
+    reason = _committed_same(row, committed)
+    if reason is not None:
+        return Decision(False, reason)
+    return Decision(True, "all four conditions hold")
+
+
+def _durable_copy(cfg: AgentConfig, row: sqlite3.Row) -> str | None:
+    """1. a durable, verified spool copy."""
     if not (row["sha256"] and row["spool_path"] and row["spooled_at"] and row["verified_at"]):
-        return Decision(False, "no durable, verified spool copy recorded")
+        return "no durable, verified spool copy recorded"
     if row["state"] == "spooled" and not _spool_copy_present(row):
         # Not archived yet: the spool copy the ledger vouches for is the only other copy.
-        return Decision(False, f"spool copy {row['spool_path']} is missing or has the wrong size")
-    # 2. source unchanged since hashing
+        return f"spool copy {row['spool_path']} is missing or has the wrong size"
+    return None
+
+
+def _source_unchanged(cfg: AgentConfig, row: sqlite3.Row) -> str | None:
+    """2. the source is unchanged since it was hashed."""
     try:
         st = stat_beneath(row["volume"], bytes(row["source_path_raw"]))
     except OSError as exc:
-        return Decision(False, f"cannot stat source: {exc}")
+        return f"cannot stat source: {exc}"
     if (st.st_size, st.st_mtime_ns) != (row["source_size_at_hash"], row["source_mtime_ns_at_hash"]):
-        return Decision(False, "source changed since it was hashed")
-    # 3. release point
-    if policy == "archived":
-        if row["state"] != "archived" or not row["archive_verified_at"]:
-            return Decision(False, "not yet archived and verified")
-        if not _off_station(cfg, row["archive_ref"]):
-            return Decision(
-                False,
-                "archive is on this station (set archive.off_station only "
-                "for a NAS or other off-station mount)",
-            )
-    # 4. the ledger row is committed and says the same
+        return "source changed since it was hashed"
+    return None
+
+
+def _release_point(cfg: AgentConfig, row: sqlite3.Row) -> str | None:
+    """3. the configured release point is reached."""
+    if cfg.ingest.release_after != "archived":
+        return None
+    if row["state"] != "archived" or not row["archive_verified_at"]:
+        return "not yet archived and verified"
+    if not _off_station(cfg, row["archive_ref"]):
+        return (
+            "archive is on this station (set archive.off_station only "
+            "for a NAS or other off-station mount)"
+        )
+    return None
+
+
+COMMITTED_COLUMNS = (
+    "state",
+    "sha256",
+    "verified_at",
+    "archive_verified_at",
+    "source_size_at_hash",
+    "source_mtime_ns_at_hash",
+)
+
+
+def _committed_same(row: sqlite3.Row, committed: sqlite3.Row | None) -> str | None:
+    """4. the ledger row is committed and says the same."""
     if committed is None:
-        return Decision(False, "ledger row not committed")
-    for col in (
-        "state",
-        "sha256",
-        "verified_at",
-        "archive_verified_at",
-        "source_size_at_hash",
-        "source_mtime_ns_at_hash",
-    ):
+        return "ledger row not committed"
+    for col in COMMITTED_COLUMNS:
         if committed[col] != row[col]:
-            return Decision(False, f"committed ledger row differs ({col})")
-    return Decision(True, "all four conditions hold")
+            return f"committed ledger row differs ({col})"
+    return None
 
 
 def committed_row(db_path: Path, rid: str) -> sqlite3.Row | None:
