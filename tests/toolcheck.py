@@ -1,7 +1,7 @@
 """Find external tools tests depend on; skip without them, but fail under CI=true.
 
 A skipped test in CI would hide a broken image (ffmpeg not installed) behind a green run,
-so CI turns every "tool missing" skip into a failure, as DESIGN.md asks.
+so CI turns every "tool missing" skip into a failure, as docs/architecture.md asks.
 """
 
 from __future__ import annotations

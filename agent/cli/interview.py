@@ -1,4 +1,4 @@
-"""`evidence-agent interview start|stop|mark|report|list` (DESIGN.md CLI contract)."""
+"""`evidence-agent interview start|stop|mark|report|list` (docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `evidence-agent` command line (see DESIGN.md "CLI" for the contract)."""
+"""The `evidence-agent` command line (the contract: docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Durable copy: read the source once, hash and write in parallel, then make it durable.
 
-Order (DESIGN.md "Durability"): write to a temp name in the target dir → fsync file → rename →
-fsync dir → drop the copy's cached pages → re-read from disk and compare SHA-256 with the hash
-computed while reading the source. A failed fsync is never retried (after a failed fsync the
-kernel may have dropped the dirty pages, so a second fsync "succeeds" on lost data): the temp
+Order (docs/architecture.md "Durability"): write to a temp name in the target dir → fsync file →
+rename → fsync dir → drop the copy's cached pages → re-read from disk and compare SHA-256 with
+the hash computed while reading the source. A failed fsync is never retried (after a failed fsync
+the kernel may have dropped the dirty pages, so a second fsync "succeeds" on lost data): the temp
 file is discarded and the caller redoes the copy from the source.
 
 Three stages overlap: a reader thread, a hasher thread and the writer (caller's thread), with

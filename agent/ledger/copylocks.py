@@ -1,5 +1,5 @@
 """Coordination between agent processes that copy: the daemon and `ingest DIR` share one ledger
-and one spool (DESIGN.md), and only the kernel knows which of them is still alive.
+and one spool (docs/architecture.md), and only the kernel knows which of them is still alive.
 
 - `SpoolLock` (`<data_dir>/locks/spool.lock`): every copying process holds it shared. A
   `copying` row, a temp file or a copy not yet in the ledger is a crash leftover only if no

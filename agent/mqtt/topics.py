@@ -1,4 +1,4 @@
-"""The topic layout (DESIGN.md "MQTT"): one place that builds every topic name.
+"""The topic layout (docs/mqtt.md): one place that builds every topic name.
 
 Ids that end up in topics (station, serial, unit) go through safe_topic_id, so MQTT
 wildcards (`+`, `#`) and level separators (`/`) never leak into a topic.

@@ -2,7 +2,7 @@
 
 A recorder identified over USB or serial switches to mass storage and its volume appears a
 moment later under a mount root, named by the OS after its label or serial. The volume gets
-the driver's identity (DESIGN.md: the driver's word comes first) when the driver saw that
+the driver's identity (docs/architecture.md: the driver's word comes first) when the driver saw that
 recorder recently and the volume's own evidence points at it: the device info file or file
 names carry the same serial, or the mount point is named after it. A recorder once identified
 by a driver stays linked through the ledger, so a restart between switch and mount is fine.

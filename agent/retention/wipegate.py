@@ -1,6 +1,6 @@
 """The wipe gate: the only code that may erase a recording from a recorder.
 
-A recording may be erased only when all four hold (DESIGN.md):
+A recording may be erased only when all four hold (docs/architecture.md):
   1. the ledger shows its spool copy was made durable and verified;
   2. the source's size and mtime are unchanged since it was hashed;
   3. the configured release point (`spooled` or `archived`, off-station) is reached;

@@ -62,7 +62,8 @@ class Recorder:
     seq: int = 0
     manifest: dict[bytes, str] = field(default_factory=dict)  # rel path -> SHA-256 now
     # Earlier contents of a path, oldest first: a file rewritten after it was hashed is a new
-    # recording (DESIGN.md: path, size and mtime identify one); the old one stays in the ledger.
+    # recording (docs/architecture.md: path, size and mtime identify one); the old one stays in
+    # the ledger.
     history: dict[bytes, list[str]] = field(default_factory=dict)
     base: datetime = datetime(2026, 9, 21, 8, 0, 0)
 
@@ -216,8 +217,8 @@ def run_agent(
     return Outcome(" ".join(args), how, proc.returncode, killed, "".join(lines))
 
 
-# Named crash points (DESIGN.md: during copy, between fsync and rename, between rename and the
-# ledger commit, ...) and which command passes them.
+# Named crash points (docs/reliability.md: during copy, between fsync and rename, between rename
+# and the ledger commit, ...) and which command passes them.
 INGEST_POINTS = (
     "ingest.recover",
     "copy.mid",

@@ -1,4 +1,4 @@
-"""The invariants of the fault matrix (DESIGN.md, issue 8), checked against the ledger, the
+"""The invariants of the fault matrix (docs/reliability.md), checked against the ledger, the
 spool and the recorder volumes:
 
 every evidence file on a source is in the ledger exactly once (spooled/archived/released with

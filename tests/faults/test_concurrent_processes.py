@@ -1,5 +1,6 @@
-"""Several agent processes share one ledger and one spool (DESIGN.md): an `ingest DIR` started
-while the daemon copies must not take the daemon's live copy for a crash leftover."""
+"""Several agent processes share one ledger and one spool (docs/architecture.md): an
+`ingest DIR` started while the daemon copies must not take the daemon's live copy for a crash
+leftover."""
 
 from __future__ import annotations
 

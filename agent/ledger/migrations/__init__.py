@@ -1,0 +1,1 @@
+"""Numbered SQL migrations of the ledger, applied in order (agent.ledger.db)."""
