@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent import clock, events
+from agent.calendar_check import station_warning
 from agent.context import Context
 from agent.ratio import Recorder, UnitRatio, recorders_from_inventory, unit_ratios
 from agent.workcal import DeadlineStatus, WorkingDaysRule, deadline, deadline_status
@@ -223,6 +224,7 @@ def summary(ctx: Context, snap: Snapshot) -> dict[str, Any]:
         "recorders_not_docked": len(snap.not_docked),
         "units": [unit_payload(u) for u in snap.units if u.unit_id in snap.local_units],
         "problems": snap.problems,
+        "calendar_warning": station_warning(ctx, snap.now),
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from agent import __version__, clock
 from agent import metadata as md
 from agent.backlog import archive_backlog
+from agent.calendar_check import station_warning
 from agent.compliance import classify, warn_window
 from agent.context import Context
 from agent.recclock import station_clock_trusted
@@ -27,6 +28,7 @@ def station(ctx: Context) -> dict[str, Any]:
         "spool_free_bytes": ctx.spool_free_bytes(),
         "timezone": ctx.cfg.station.timezone,
         "upload_backlog": archive_backlog(ctx),
+        "calendar_warning": station_warning(ctx),
     }
 
 

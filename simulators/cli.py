@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +52,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     ir.add_argument("--no-panel", action="store_true", help="no control panel")
     ir.add_argument("--control-port", type=int, default=0, help="HTTP control port (0: any)")
     ir.add_argument("--config-out", help="also write the agent config snippet to this file")
-    ir.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    ir.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop after this long (default: Ctrl-D at a terminal, else SIGTERM/SIGINT)",
+    )
     _dock_arguments(kinds)
     from simulators.faultfs_cli import add_faultfs_arguments
 
@@ -170,6 +176,10 @@ def _interview_room(args: argparse.Namespace) -> int:
         flush=True,
     )
     done = threading.Event()
+    # From a terminal, Ctrl-D ends the room; from a script or a unit (stdin /dev/null or a
+    # pipe) end of input means nothing: run for --seconds, or until SIGTERM/SIGINT.
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
 
     def read_stdin() -> None:
         for line in sys.stdin:
@@ -180,10 +190,11 @@ def _interview_room(args: argparse.Namespace) -> int:
                 print(room.command(words[0], words[1]), flush=True)
             except (KeyError, ValueError) as exc:
                 print(f"error: {exc}", flush=True)
-        if args.seconds is None:
+        if args.seconds is None and interactive:
             done.set()
 
-    threading.Thread(target=read_stdin, name="sim-stdin", daemon=True).start()
+    if sys.stdin is not None:
+        threading.Thread(target=read_stdin, name="sim-stdin", daemon=True).start()
     try:
         done.wait(args.seconds)
     except KeyboardInterrupt:
