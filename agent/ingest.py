@@ -29,6 +29,7 @@ from agent.linker import Linker
 from agent.mediainfo import probe
 from agent.naming import parse_name
 from agent.safefs import open_beneath
+from agent.unknown_usb import is_unknown_volume
 from agent.volume import Issue, ScanResult, SourceFile, identify_volume, scan
 from agent.workcal import deadline as compute_deadline
 from drivers.base import DeviceIdentity
@@ -88,6 +89,7 @@ class Ingestor:
             registered, inv_status, quarantine = self.ctx.inventory_status(
                 ident.vendor, ident.serial
             )
+            quarantine = quarantine or is_unknown_volume(root)
             newly = self._dock(conn, root, ident, registered, inv_status, quarantine)
             if pin and not self.ctx.device_locks.try_acquire(newly, pin=True):
                 logger.info(
@@ -364,6 +366,7 @@ class Ingestor:
             progress=on_bytes,
         )
         quarantine = self.ctx.inventory_status(row["vendor"], serial)[2]
+        quarantine = quarantine or is_unknown_volume(row["volume"])
         state = "quarantined" if quarantine else "spooled"
         at = rec.now_iso()
         with self.ctx.ledger.tx() as conn:
