@@ -41,6 +41,20 @@ def iso_since(text: str) -> str:
     return value
 
 
+def iso_day(text: str) -> str:
+    """A calendar date YYYY-MM-DD (report periods); anything else is a usage error."""
+    value = text.strip()
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date; use YYYY-MM-DD, e.g. 2026-09-30"
+        ) from None
+    if len(value) != 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD")
+    return value
+
+
 def default_log_level(environ: Mapping[str, str] | None = None) -> str:
     """The --log-level default: $EVIDENCE_AGENT_LOG_LEVEL, else info."""
     env = os.environ if environ is None else environ

@@ -141,6 +141,9 @@ def test_global_option_before_the_subcommand_is_not_reset_by_it(station: Station
         (["status", "--since", "yesterday"], {}, "2026-09-30T08:00"),
         (["--log-level", "nonsense", "status"], {}, "'warning'"),
         (["status"], {"EVIDENCE_AGENT_LOG_LEVEL": "nonsense"}, "EVIDENCE_AGENT_LOG_LEVEL"),
+        (["report", "--from", "last-week"], {}, "YYYY-MM-DD"),
+        (["report", "--to", "2026-09-30T08:00"], {}, "YYYY-MM-DD"),
+        (["tag", "--serial", "ZFY1", "--from", "yesterday", "--operator", "1"], {}, "ISO"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_valid_ones(
