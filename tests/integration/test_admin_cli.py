@@ -53,6 +53,10 @@ def test_no_config_reads_the_installed_station_config(etc_root: tuple[Path, Stat
     assert check.returncode == 0, check.stderr
     assert str(etc / "evidence-agent" / "agent.toml") in check.stdout
     assert f"data_dir {st.data_dir}" in check.stdout
+    # The station's own key and ledger: no false integrity failure from embedded defaults.
+    verify = run_cli("verify", "--json", env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert json.loads(verify.stdout)["ok"] is True
 
 
 def test_explicit_config_and_env_win_over_the_installed_file(
