@@ -35,12 +35,13 @@ def override_paths(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
     return out
 
 
-def _blamed(key: str, paths: dict[tuple[str, ...], str]) -> str | None:
+def _blamed(key: str, msg: str, paths: dict[tuple[str, ...], str]) -> str | None:
     parts = tuple(key.split("."))
     for path, name in paths.items():
-        n = min(len(path), len(parts))
-        if path[:n] == parts[:n]:
-            return name
+        if parts[: len(path)] == path:
+            return name  # the variable's key itself, or a list item / table inside it
+        if path[: len(parts)] == parts and msg.startswith("unknown key"):
+            return name  # a misspelt section or key in the variable's name
     return None
 
 
@@ -55,7 +56,7 @@ def blame(
     paths = override_paths(environ)
     out, from_file = [], False
     for key, msg in problems:
-        name = _blamed(key, paths)
+        name = _blamed(key, msg, paths)
         if name is None:
             from_file = True
             out.append((key, msg))
