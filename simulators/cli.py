@@ -7,6 +7,7 @@ import signal
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -150,6 +151,20 @@ def _bodycam(args: argparse.Namespace) -> int:
     return 0
 
 
+def _room_stdin(room: Any, done: Any, end_on_eof: bool) -> None:
+    """Typed room commands (`cam1 frozen`); end of input ends the room only if asked."""
+    for line in sys.stdin:
+        words = line.split()
+        if len(words) != 2:
+            continue
+        try:
+            print(room.command(words[0], words[1]), flush=True)
+        except (KeyError, ValueError) as exc:
+            print(f"error: {exc}", flush=True)
+    if end_on_eof:
+        done.set()
+
+
 def _interview_room(args: argparse.Namespace) -> int:
     import threading
 
@@ -181,20 +196,11 @@ def _interview_room(args: argparse.Namespace) -> int:
     interactive = sys.stdin is not None and sys.stdin.isatty()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
 
-    def read_stdin() -> None:
-        for line in sys.stdin:
-            words = line.split()
-            if len(words) != 2:
-                continue
-            try:
-                print(room.command(words[0], words[1]), flush=True)
-            except (KeyError, ValueError) as exc:
-                print(f"error: {exc}", flush=True)
-        if args.seconds is None and interactive:
-            done.set()
-
     if sys.stdin is not None:
-        threading.Thread(target=read_stdin, name="sim-stdin", daemon=True).start()
+        end_on_eof = args.seconds is None and interactive
+        threading.Thread(
+            target=_room_stdin, args=(room, done, end_on_eof), name="sim-stdin", daemon=True
+        ).start()
     try:
         done.wait(args.seconds)
     except KeyboardInterrupt:
