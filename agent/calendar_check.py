@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from holidays.countries import China
 
-from agent.workcal import WorkCalendar
+from agent.rules.workcal import WorkCalendar
 
 if TYPE_CHECKING:
-    from agent.config import AgentConfig
-    from agent.context import Context
+    from agent.config.loader import AgentConfig
+    from agent.station.context import Context
 
 WARN_FROM_MONTH = 11
 
@@ -54,8 +54,8 @@ def makeup_workdays_warning(today: date, calendar: WorkCalendar) -> str | None:
 def station_warning(ctx: Context, now: datetime | None = None) -> str | None:
     """The warning for a station on its local date of `now` (default: the clock); a broken
     overrides file is reported by check-config and the compliance engine, not here."""
-    from agent import clock
-    from agent.errors import AgentError
+    from agent.core import clock
+    from agent.core.errors import AgentError
 
     try:
         cal = ctx.calendar
@@ -66,8 +66,8 @@ def station_warning(ctx: Context, now: datetime | None = None) -> str | None:
 
 def config_warning(cfg: AgentConfig) -> str | None:
     """The warning for a validated config, without opening the station (for check-config)."""
-    from agent import clock
-    from agent.workcal import load_overrides
+    from agent.core import clock
+    from agent.rules.workcal import load_overrides
 
     path = cfg.compliance.calendar_overrides
     cal = WorkCalendar(cfg.station.timezone, load_overrides(path) if path else None)

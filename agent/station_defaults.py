@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from agent.errors import MissingLedgerError
+from agent.core.errors import MissingLedgerError
 
 SYSCONFDIR_ENV = "EVIDENCE_AGENT_SYSCONFDIR"
 CONFIG_ENV = "EVIDENCE_AGENT_CONFIG"

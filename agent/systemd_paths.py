@@ -27,7 +27,7 @@ def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _path(value: Any, base: Path) -> Path | None:
-    # Relative paths in the config are relative to the file, as agent.config treats them.
+    # Relative paths in the config are relative to the file, as agent.config.loader treats them.
     return base / value if isinstance(value, str) and value else None
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.systemd_install import default_values, rendered_files
+from agent.cli.install_systemd import default_values, rendered_files
 from agent.udev_rules import Outcome, UsbId, evaluate, parse_export, profile_ids
 from fixtures.station import Station
 
@@ -78,7 +78,7 @@ def test_a_serial_pattern_restricts_a_profile_to_its_serials() -> None:
 
 
 def test_install_systemd_renders_the_configured_profiles(tmp_path: Path) -> None:
-    from agent import cli
+    from agent.cli import main as cli
 
     profile = tmp_path / "vendor.toml"
     text = (Path(__file__).resolve().parents[2] / "drivers/profiles/zfy.toml").read_text("utf-8")

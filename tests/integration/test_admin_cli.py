@@ -128,7 +128,7 @@ def test_global_options_before_and_after_the_subcommand(station: Station, order:
 
 def test_global_option_before_the_subcommand_is_not_reset_by_it(station: Station) -> None:
     """argparse copies subparser defaults over the namespace; ours must not undo --config."""
-    from agent.cli import build_parser
+    from agent.cli.main import build_parser
 
     ns = build_parser().parse_args(["--config", "A.toml", "--log-level", "error", "status"])
     assert (ns.config, ns.log_level) == ("A.toml", "error")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agent import cli, status
+from agent.actions import status
 from agent.calendar_check import library_makeup_workdays, makeup_workdays_warning
-from agent.compliance import compliance_summary
-from agent.workcal import WorkCalendar, load_overrides
+from agent.cli import main as cli
+from agent.compliance.engine import compliance_summary
+from agent.rules.workcal import WorkCalendar, load_overrides
 from fixtures.compliance import FixedClock
 from fixtures.station import Station
 
