@@ -33,6 +33,12 @@ class _M(BaseModel):
 class Match(_M):
     vid: int = Field(ge=0, le=0xFFFF, description="USB vendor id.")
     pid: int = Field(ge=0, le=0xFFFF, description="USB product id.")
+    serial: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.*?-]{1,64}$",
+        description="USB serial-number pattern (glob: * ?) when the vendor's serials have a "
+        "known form; the udev mount rule then also requires ID_SERIAL_SHORT to match.",
+    )
 
 
 class Transfer(_M):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -51,7 +53,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     ir.add_argument("--no-panel", action="store_true", help="no control panel")
     ir.add_argument("--control-port", type=int, default=0, help="HTTP control port (0: any)")
     ir.add_argument("--config-out", help="also write the agent config snippet to this file")
-    ir.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    ir.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop after this long (default: Ctrl-D at a terminal, else SIGTERM/SIGINT)",
+    )
     _dock_arguments(kinds)
     from simulators.faultfs_cli import add_faultfs_arguments
 
@@ -144,6 +151,20 @@ def _bodycam(args: argparse.Namespace) -> int:
     return 0
 
 
+def _room_stdin(room: Any, done: Any, end_on_eof: bool) -> None:
+    """Typed room commands (`cam1 frozen`); end of input ends the room only if asked."""
+    for line in sys.stdin:
+        words = line.split()
+        if len(words) != 2:
+            continue
+        try:
+            print(room.command(words[0], words[1]), flush=True)
+        except (KeyError, ValueError) as exc:
+            print(f"error: {exc}", flush=True)
+    if end_on_eof:
+        done.set()
+
+
 def _interview_room(args: argparse.Namespace) -> int:
     import threading
 
@@ -170,20 +191,16 @@ def _interview_room(args: argparse.Namespace) -> int:
         flush=True,
     )
     done = threading.Event()
+    # From a terminal, Ctrl-D ends the room; from a script or a unit (stdin /dev/null or a
+    # pipe) end of input means nothing: run for --seconds, or until SIGTERM/SIGINT.
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
 
-    def read_stdin() -> None:
-        for line in sys.stdin:
-            words = line.split()
-            if len(words) != 2:
-                continue
-            try:
-                print(room.command(words[0], words[1]), flush=True)
-            except (KeyError, ValueError) as exc:
-                print(f"error: {exc}", flush=True)
-        if args.seconds is None:
-            done.set()
-
-    threading.Thread(target=read_stdin, name="sim-stdin", daemon=True).start()
+    if sys.stdin is not None:
+        end_on_eof = args.seconds is None and interactive
+        threading.Thread(
+            target=_room_stdin, args=(room, done, end_on_eof), name="sim-stdin", daemon=True
+        ).start()
     try:
         done.wait(args.seconds)
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,10 @@ ROOT = Path(__file__).resolve().parent.parent
 for p in (ROOT, ROOT / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
+
+# Tests never read the host's /etc/evidence-agent/agent.toml (the CLI's default config);
+# tests of that default point this at a fixture root of their own.
+os.environ.setdefault("EVIDENCE_AGENT_SYSCONFDIR", str(ROOT / "tests" / "no-sysconfdir"))
 
 pytest_plugins = [
     "fixtures.station",

@@ -8,6 +8,7 @@ from typing import Any
 
 from agent import __version__
 from agent.archive.backlog import archive_backlog
+from agent.compliance.calendar_check import station_warning
 from agent.compliance.engine import classify, warn_window
 from agent.core import clock
 from agent.recorders.recclock import station_clock_trusted
@@ -28,6 +29,7 @@ def station(ctx: Context) -> dict[str, Any]:
         "spool_free_bytes": ctx.spool_free_bytes(),
         "timezone": ctx.cfg.station.timezone,
         "upload_backlog": archive_backlog(ctx),
+        "calendar_warning": station_warning(ctx),
     }
 
 

@@ -32,6 +32,8 @@ def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
         f"clock {'synced' if st['clock_synced'] else '[yellow]NOT synced[/]'}, "
         f"spool free {_size(st['spool_free_bytes'])}"
     )
+    if st.get("calendar_warning"):
+        console.print(f"[yellow]warning:[/] {st['calendar_warning']}")
     t = Table(title="recorders")
     cols = (
         "serial",

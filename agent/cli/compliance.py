@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.cli.args import iso_day, iso_since
 from agent.config.compliance import METADATA_KEYS
 from agent.core.errors import AgentError, TagError
 
@@ -199,10 +200,18 @@ def add_parsers(add: Add) -> None:
     )
     sp.add_argument("--serial", help="select a recorder's recordings (with --from/--to)")
     sp.add_argument(
-        "--from", dest="start_from", metavar="TIME", help="recordings starting at or after (ISO)"
+        "--from",
+        dest="start_from",
+        metavar="TIME",
+        type=iso_since,
+        help="recordings starting at or after (ISO)",
     )
     sp.add_argument(
-        "--to", dest="start_to", metavar="TIME", help="... and before (ISO; a date: its end)"
+        "--to",
+        dest="start_to",
+        metavar="TIME",
+        type=iso_since,
+        help="... and before (ISO; a date: its end)",
     )
     for key, help_ in FIELD_FLAGS.items():
         sp.add_argument("--" + key.replace("_", "-"), dest=key, metavar="VALUE", help=help_)
@@ -224,9 +233,15 @@ def add_parsers(add: Add) -> None:
     fmt.add_argument("--csv", action="store_true", help="CSV, UTF-8 with BOM (Excel, WPS)")
     sp.add_argument("--lang", choices=("zh", "en"), help="headings (default: from the locale)")
     sp.add_argument(
-        "--from", dest="start_from", metavar="DATE", help="first day (YYYY-MM-DD, station time)"
+        "--from",
+        dest="start_from",
+        metavar="DATE",
+        type=iso_day,
+        help="first day (YYYY-MM-DD, station time)",
     )
-    sp.add_argument("--to", dest="start_to", metavar="DATE", help="last day, inclusive")
+    sp.add_argument(
+        "--to", dest="start_to", metavar="DATE", type=iso_day, help="last day, inclusive"
+    )
     sp.add_argument("--unit", metavar="U", help="only this unit")
     sp.add_argument(
         "--section",

@@ -19,10 +19,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agent.cli.systemd_paths import configured_paths, hidden_warnings, writable_paths
+from agent.cli.udev_rules import UsbId, match_lines, recorder_ids, unknown_line
+
 # Template file name -> where it goes, relative to the destination root.
 TARGETS = {
     "evidence-agent.service": "etc/systemd/system/evidence-agent.service",
-    "evidence-agent.tmpfiles": "usr/lib/tmpfiles.d/evidence-agent.conf",
+    # Admin-local install: /etc, where Debian expects local configuration (a package would
+    # put these under /usr/lib, and /etc overrides it by name).
+    "evidence-agent.tmpfiles": "etc/tmpfiles.d/evidence-agent.conf",
     "99-evidence-recorder.rules": "etc/udev/rules.d/99-evidence-recorder.rules",
 }
 DEFAULT_CONFIG = Path("/etc/evidence-agent/agent.toml")
@@ -82,11 +87,19 @@ def default_values(
     rw: bool,
     *,
     bindir: str | Path | None = None,
+    rw_paths: list[Path] | None = None,
+    recorders: list[UsbId] | None = None,
+    accept_unknown_usb: bool = False,
 ) -> dict[str, str]:
     """Placeholder values for the templates; raise ValueError naming any unusable value."""
     if not _SAFE_USER.match(user):
         raise ValueError(f"user {user!r} is not a valid system user name")
+    writable = rw_paths or writable_paths(Path(data_dir), [Path(mount_root)], {})
+    ids = recorders if recorders is not None else recorder_ids({}, Path("/"))
     return {
+        "RWPATHS": " ".join(_check_path("writable path", p) for p in writable),
+        "RECORDER_MATCH": match_lines(ids),
+        "UNKNOWN_USB": unknown_line(accept_unknown_usb),
         "BINDIR": _check_path("bin dir", Path(bindir) if bindir else default_bindir()),
         "CONFIG": _check_path("config", Path(os.path.abspath(config_path))),
         "DATADIR": _check_path("station.data_dir", Path(data_dir)),
@@ -156,6 +169,9 @@ def _config_hints(config: Path) -> dict[str, Any]:
         "data_dir": path(section("station").get("data_dir")),
         "mount_roots": [p for p in map(path, roots) if p] if isinstance(roots, list) else None,
         "release_after": section("ingest").get("release_after"),
+        "paths": configured_paths(data, config.parent),
+        "accept_unknown_usb": section("detect").get("accept_unknown_usb") is True,
+        "recorders": recorder_ids(data, config.parent),
     }
 
 
@@ -171,7 +187,8 @@ def _warnings(values: dict[str, str], hints: dict[str, Any], rw: bool) -> list[s
         out.append("ingest.release_after is 'never' but --rw given: volumes will be writable")
     roots = hints.get("mount_roots") or []
     if len(roots) > 1:
-        out.append(f"only {values['MOUNTROOT']} is writable for the service and gets udev mounts")
+        out.append(f"only {values['MOUNTROOT']} gets udev mounts (first of detect.mount_roots)")
+    out += hidden_warnings(hints.get("paths") or {})
     bindir = Path(values["BINDIR"])
     if not (bindir / SCRIPT).exists():
         out.append(f"{bindir / SCRIPT} does not exist; the unit will fail to start")
@@ -214,12 +231,19 @@ def cli_install(args: argparse.Namespace) -> int:
     try:
         hints = _config_hints(config)
         roots = hints.get("mount_roots") or [DEFAULT_MOUNT_ROOT]
+        mount_root = Path(getattr(args, "mount_root", None) or roots[0])
+        data_dir = Path(
+            getattr(args, "data_dir", None) or hints.get("data_dir") or DEFAULT_DATA_DIR
+        )
         values = default_values(
             config,
-            getattr(args, "data_dir", None) or hints.get("data_dir") or DEFAULT_DATA_DIR,
-            getattr(args, "mount_root", None) or roots[0],
+            data_dir,
+            mount_root,
             getattr(args, "user", None) or DEFAULT_USER,
             rw,
+            rw_paths=writable_paths(data_dir, [mount_root, *roots[1:]], hints.get("paths") or {}),
+            recorders=hints.get("recorders"),
+            accept_unknown_usb=bool(hints.get("accept_unknown_usb")),
         )
     except ValueError as exc:
         print(f"install-systemd: {exc}", file=sys.stderr)

@@ -11,22 +11,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
+from agent.cli import args as cli_args
+from agent.config import envcheck
 from agent.config import loader as config_mod
 from agent.core.errors import AgentError, ConfigError
+from agent.ledger.recordings import STATES
+from agent.station import locate
 
 logger = logging.getLogger("agent")
 
 
 def _setup_logging(level: str) -> None:
-    # Under systemd the journal stamps time and unit itself; elsewhere show the time.
-    fmt = (
-        "%(levelname)s %(name)s: %(message)s"
-        if os.environ.get("JOURNAL_STREAM")
-        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr
-    )
+    from agent.cli import logsetup
+
+    logsetup.setup(level)
 
 
 def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -134,6 +132,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"configuration OK ({path or 'embedded defaults'}): station {cfg.station.id}, "
         f"data_dir {cfg.station.data_dir}"
     )
+    from agent.compliance.calendar_check import config_warning
+
+    warning = config_warning(cfg)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -209,9 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         "-c",
-        help="config TOML (default: $EVIDENCE_AGENT_CONFIG, else embedded defaults)",
+        help="config TOML (default: $EVIDENCE_AGENT_CONFIG, else "
+        "/etc/evidence-agent/agent.toml if it exists, else embedded defaults)",
     )
-    p.add_argument("--log-level", default=os.environ.get("EVIDENCE_AGENT_LOG_LEVEL", "info"))
+    p.add_argument(
+        "--log-level",
+        type=cli_args.log_level,
+        choices=cli_args.LOG_LEVELS,
+        default=cli_args.default_log_level(),
+        help="default: $EVIDENCE_AGENT_LOG_LEVEL, else info",
+    )
     p.add_argument("--version", action="version", version=f"evidence-agent {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -235,8 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("status", cmd_status, "station, recorders, queue and recordings")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--limit", type=int, default=None)
-    sp.add_argument("--state", default=None)
-    sp.add_argument("--since", default=None, help="ISO date/time: recordings starting after")
+    sp.add_argument("--state", default=None, choices=STATES)
+    sp.add_argument(
+        "--since",
+        default=None,
+        type=cli_args.iso_since,
+        help="ISO date/time: recordings starting after",
+    )
     sp.add_argument(
         "--history",
         action="store_true",
@@ -273,14 +288,22 @@ def build_parser() -> argparse.ArgumentParser:
     from simulators.cli import add_arguments
 
     add_arguments(sp)
+    locate.repeat_global_options(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli_args.check_log_level(parser, args.log_level)
     _setup_logging(args.log_level)
+    for warning in envcheck.stray_variables(os.environ):
+        logger.warning("%s", warning)
+    args.config = locate.choose_config(args.config, args.command)
     try:
+        if locate.needs_ledger(args):
+            cfg = config_mod.load(args.config)
+            locate.require_ledger(cfg.ledger_path, cfg.station.data_dir, args.config)
         return int(args.func(args))
     except ConfigError as exc:
         print(f"evidence-agent: {exc}", file=sys.stderr)

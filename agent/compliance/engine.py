@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from agent.compliance.calendar_check import station_warning
 from agent.core import clock
 from agent.ledger import events
 from agent.rules.ratio import Recorder, UnitRatio, recorders_from_inventory, unit_ratios
@@ -224,6 +225,7 @@ def summary(ctx: Context, snap: Snapshot) -> dict[str, Any]:
         "recorders_not_docked": len(snap.not_docked),
         "units": [unit_payload(u) for u in snap.units if u.unit_id in snap.local_units],
         "problems": snap.problems,
+        "calendar_warning": station_warning(ctx, snap.now),
     }
 
 

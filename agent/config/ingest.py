@@ -31,6 +31,11 @@ class DetectConfig(Section):
     poll_seconds: float = Field(
         1.0, gt=0, description="How often mountinfo and pending volumes are polled."
     )
+    accept_unknown_usb: bool = Field(
+        False,
+        description="Mount USB storage that matches no recorder profile too (install-systemd "
+        "renders it into the udev rule); everything on it is quarantined.",
+    )
 
 
 class NamingPattern(Section):

@@ -145,7 +145,10 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
     try:
         cfg = AgentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc), str(file) if file else None) from None
+        from agent.config.envcheck import blame
+
+        problems, source = blame(_problems(exc), env, str(file) if file else None)
+        raise ConfigError(problems, source) from None
     if file is not None:
         cfg = _relative_to(cfg, file.parent)
     return cfg

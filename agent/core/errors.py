@@ -34,6 +34,12 @@ class LedgerError(AgentError):
     """The ledger database cannot be opened or migrated."""
 
 
+class MissingLedgerError(AgentError):
+    """A command that reads a station's ledger found none in the data dir; nothing is created."""
+
+    exit_code = 66  # EX_NOINPUT
+
+
 class SpoolFullError(AgentError):
     """The spool would drop below its reserve; ingest stops cleanly instead of filling it."""
 

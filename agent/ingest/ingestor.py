@@ -29,6 +29,7 @@ from agent.recorders import recclock
 from agent.recorders.inventory import canonical_vendor
 from agent.recorders.linker import Linker
 from agent.recorders.naming import parse_name
+from agent.recorders.unknown_usb import is_unknown_volume
 from agent.recorders.volume import Issue, ScanResult, identify_volume, scan
 from agent.rules.mediainfo import probe
 from agent.rules.workcal import deadline as compute_deadline
@@ -91,6 +92,7 @@ class Ingestor:
             registered, inv_status, quarantine = self.ctx.inventory_status(
                 ident.vendor, ident.serial
             )
+            quarantine = quarantine or is_unknown_volume(root)
             newly = self._dock(conn, root, ident, registered, inv_status, quarantine)
             if pin and not self.ctx.device_locks.try_acquire(newly, pin=True):
                 logger.info(
@@ -367,6 +369,7 @@ class Ingestor:
             progress=on_bytes,
         )
         quarantine = self.ctx.inventory_status(row["vendor"], serial)[2]
+        quarantine = quarantine or is_unknown_volume(row["volume"])
         state = "quarantined" if quarantine else "spooled"
         at = rec.now_iso()
         with self.ctx.ledger.tx() as conn:

@@ -120,6 +120,7 @@ def test_report_counts_by_period_and_unit(
     run_cli: Callable[..., Result],
     fixed_now: FixedClock,
     tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     st = make_station()
     # Unit A: two clips on Sep 25, copied that evening (met). Unit B: one clip on Sep 28,
@@ -179,8 +180,11 @@ def test_report_counts_by_period_and_unit(
     assert table.rc == 0
     assert "合规统计报告" in table.out and "已逾期" in table.out
     assert "未配置人员名单" in table.out
-    bad = run_cli(st, "report", "--from", "30.09.2026")
-    assert bad.rc == 1 and "is not a date (YYYY-MM-DD)" in bad.err
+    # A bad date is a usage error (exit 2) naming the format, not an empty report.
+    with pytest.raises(SystemExit) as exc:
+        run_cli(st, "report", "--from", "30.09.2026")
+    assert exc.value.code == 2
+    assert "is not a date; use YYYY-MM-DD" in capfd.readouterr().err
 
 
 def test_check_config_rejects_a_contradicting_calendar_override(

@@ -93,3 +93,24 @@ def test_contradicting_calendar_override_fails_check_config(station, tmp_path):
     out = station.cli("check-config")
     assert out.returncode == 78
     assert "compliance.calendar_overrides" in out.stderr and "2026-11-02" in out.stderr
+
+
+def test_env_override_errors_name_the_variable_and_only_it() -> None:
+    from agent.config.envcheck import blame
+
+    env = {"EVIDENCE_AGENT__INGEST__MAX_PARALLEL": "x", "EVIDENCE_AGENT__STATON__ID": "a"}
+    problems, source = blame(
+        [
+            ("ingest.max_parallel", "Input should be a valid integer"),
+            ("staton", "unknown key (misspelt? see config/agent.toml for the valid keys)"),
+            ("station.timezone", "unknown time zone"),
+        ],
+        env,
+        "/etc/evidence-agent/agent.toml",
+    )
+    assert "EVIDENCE_AGENT__INGEST__MAX_PARALLEL" in problems[0][1]
+    assert "EVIDENCE_AGENT__STATON__ID" in problems[1][1]
+    assert problems[2] == ("station.timezone", "unknown time zone")  # the file's own problem
+    assert source == "/etc/evidence-agent/agent.toml"
+    _, only_env = blame([("ingest.max_parallel", "bad")], env, "/etc/x.toml")
+    assert only_env == "the environment"

@@ -184,7 +184,7 @@ def test_udev_rule_is_valid_and_mounts_as_documented(tmp_path: Path, bindir: Pat
         assert any(guard in line for line in code[: code.index(run[0])]), guard
     assert 'ENV{UDISKS_IGNORE}="1"' in text
     assert "--options=ro,nosuid,nodev,noexec," in run[0]
-    assert f"$devnode {MOUNT_ROOT}/$env{{EVIDENCE_VOLUME}}" in run[0]
+    assert f"$devnode {MOUNT_ROOT}/$env{{EVIDENCE_PREFIX}}$env{{EVIDENCE_VOLUME}}" in run[0]
     assert 'ENV{ID_FS_TYPE}=="vfat", ENV{EVIDENCE_FS_OPTIONS}="codepage=936,iocharset=utf8"' in text
     assert 'ENV{ID_FS_TYPE}=="exfat", ENV{EVIDENCE_FS_OPTIONS}="iocharset=utf8"' in text
     rw_text = (tmp_path / "rw" / RULES_REL).read_text()
