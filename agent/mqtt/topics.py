@@ -58,6 +58,11 @@ class Topics:
     def reply(self, verb: str) -> str:
         return f"{self.base}/reply/{safe_topic_id(verb)}"
 
+    @property
+    def reply_prefix(self) -> str:
+        """Replies go only under this prefix, whatever response topic a sender names."""
+        return f"{self.base}/reply/"
+
     def verb_of(self, topic: str) -> str | None:
         head = f"{self.base}/cmd/"
         return topic[len(head) :] if topic.startswith(head) else None
