@@ -34,6 +34,7 @@ from agent.mqtt.handlers import HANDLERS, Env, Origin
 from agent.mqtt.refusals import MAX_DEPTH, Cap, RefusalTally, check_depth, clip
 from agent.mqtt.state import now_local
 from agent.mqtt.topics import VERBS, Topics
+from agent.mqtt.wire import finish
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ class CommandProcessor:
             conn.execute("DELETE FROM mqtt_commands WHERE received_at < ?", (cutoff,))
 
     def _send(self, verb: str, reply: dict[str, Any], props: Properties | None) -> None:
-        text = json.dumps(reply, ensure_ascii=False)
+        text = json.dumps(finish(self.ctx, reply), ensure_ascii=False)
         self.conn.publish(self.topics.reply(verb), text, qos=1)
         response_topic = getattr(props, "ResponseTopic", None)
         if not response_topic:

@@ -31,6 +31,7 @@ from agent.mqtt.state import (
     station_state,
 )
 from agent.mqtt.topics import Topics
+from agent.mqtt.wire import finish
 
 logger = logging.getLogger(__name__)
 
@@ -169,14 +170,15 @@ class StatePublisher:
                     del self._progress[serial]
             progress = dict(self._progress)
         compliance = self._compliance(force)
+        ctx = self.ctx
         out: list[tuple[str, dict[str, Any], float]] = [
-            (t.state, station_state(self.ctx, self.started, self.outbox_pending()), 0.0),
-            (t.compliance, compliance, 0.0),
-            (t.custody, custody_state(self.ctx), 0.0),
+            (t.state, finish(ctx, station_state(ctx, self.started, self.outbox_pending())), 0.0),
+            (t.compliance, finish(ctx, compliance), 0.0),
+            (t.custody, finish(ctx, custody_state(ctx)), 0.0),
         ]
         gap = self.cfg.progress_seconds
-        for serial, state in recorder_states(self.ctx, progress).items():
-            out.append((t.recorder(serial), state, gap))
+        for serial, state in recorder_states(ctx, progress).items():
+            out.append((t.recorder(serial), finish(ctx, state), gap))
         fleet: dict[str, dict[str, Any]] = {}
         if self.fleet is not None:
             fleet = self.fleet.ratios(
@@ -185,7 +187,7 @@ class StatePublisher:
                 self.ctx.station_id,
                 now_local(self.ctx),
             )
-            out += [(t.unit_ratio(u), p, 0.0) for u, p in fleet.items()]
+            out += [(t.unit_ratio(u), finish(ctx, p), 0.0) for u, p in fleet.items()]
         if self.cfg.discovery:
             local = [u["unit"] for u in compliance.get("units", [])]
             names = sorted(fleet) if self.fleet is not None else local
