@@ -67,7 +67,6 @@ class Ledger:
                     isolation_level=None,
                     factory=StationConnection,
                 )
-
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
             conn.row_factory = sqlite3.Row
