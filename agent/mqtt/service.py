@@ -50,6 +50,9 @@ class MqttService:
         self.conn.subscribe(self.topics.cmd_filter, 1, self.commands.on_message, live_only=True)
         if m.discovery:
             self.conn.subscribe(self.topics.ha_status, 1, self._on_ha_status)
+        # Even with discovery off: what this station left retained there is cleared.
+        for topic_filter in self.publisher.ha.filters:
+            self.conn.subscribe(topic_filter, 1, self.publisher.ha.on_message)
         if self.fleet is not None:
             self.conn.subscribe(self.topics.fleet_recorders_filter, 1, self._on_fleet)
 
