@@ -190,3 +190,21 @@ def test_removed_device_and_v010_configs_are_cleared(
     late = subscribe(broker, "homeassistant/sensor/#")
     time.sleep(1.0)
     assert [m for m in late.messages if m.payload] == []
+
+
+def test_discovery_switched_off_clears_what_the_station_left(
+    make_station, broker, subscribe, tmp_path: Path
+) -> None:
+    st, _ = _station(make_station, broker, tmp_path, ["U1"])
+    sub = subscribe(broker, "homeassistant/#")
+    topic = f"homeassistant/device/evidence_{ha_id(SID)}/station/config"
+    with running(st):
+        sub.wait_for(lambda m: m.topic == topic and bool(m.payload))
+    st.config_path.write_text(
+        st.config_path.read_text().replace("[mqtt]\n", "[mqtt]\ndiscovery = false\n")
+    )
+    with running(st):
+        sub.wait_for(lambda m: m.topic == topic and m.payload == b"", timeout=30)
+    late = subscribe(broker, "homeassistant/#")
+    time.sleep(1.0)
+    assert [m.topic for m in late.messages if m.payload] == []
