@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from typing import Any
 
@@ -29,6 +30,7 @@ from agent.mqtt.topics import Topics
 logger = logging.getLogger(__name__)
 
 MIGRATE = json.dumps({"migrate_discovery": True})
+_OBJECT = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 Raw = tuple[str, str, bool]  # topic, payload, retain
 
 
@@ -62,6 +64,9 @@ class HaSync:
     def on_message(self, msg: mqtt.MQTTMessage) -> None:  # paho's thread
         """Retained configs found at subscribe time (ours, earlier runs or v0.1.0)."""
         if not msg.retain or not msg.payload:
+            return
+        # Validated at the edge: only an object id of ours can name a topic we clear.
+        if not _OBJECT.fullmatch(msg.topic.split("/")[-2]) or len(msg.topic) > 256:
             return
         with self._lock:
             if msg.topic.startswith(f"{self.topics.discovery_prefix}/device/"):
