@@ -65,7 +65,7 @@ def device_filter(topics: Topics) -> str:
 
 def legacy_filter(topics: Topics) -> str:
     """Where v0.1.0 published one config per sensor (cleared after the move)."""
-    from agent.ids import safe_topic_id
+    from agent.core.ids import safe_topic_id
 
     return (
         f"{topics.discovery_prefix}/sensor/{safe_topic_id(f'evidence_{topics.station}')}/+/config"

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.context import Context
 from agent.mqtt import ha_devices
 from agent.mqtt.connection import Connection
 from agent.mqtt.fleet import FleetView
@@ -33,6 +32,7 @@ from agent.mqtt.state import (
 )
 from agent.mqtt.topics import Topics
 from agent.mqtt.wire import finish
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

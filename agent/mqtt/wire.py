@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.context import Context
+from agent.station.context import Context
 from agent.wiretime import localize
 
 SCHEMA = 2  # 1 = v0.1.0 (no `schema` field); 2 = aliases removed, `schema`, station times

@@ -1,0 +1,39 @@
+"""Operational events (`evidence/<station>/events`) written to the ledger outbox.
+
+An event is inserted in the same transaction as the state change that caused it, so it can
+neither be lost (crash after commit: it is in the outbox) nor invented (rollback removes it).
+The MQTT publisher drains the outbox and deletes a row only after PUBACK.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from typing import Any
+
+from agent.core import clock
+from agent.core.ids import uuid7
+from agent.wiretime import localize
+
+SCHEMA = 2  # event payload version (2: `schema` and `station` added, times in station zone)
+
+logger = logging.getLogger(__name__)
+
+
+def emit(conn: sqlite3.Connection, type_: str, **fields: Any) -> str:
+    if not conn.in_transaction:
+        raise RuntimeError("events.emit must run inside a ledger transaction")
+    event_id = uuid7()
+    # Created on the station's clock and with its id (Ledger.identify), never re-stamped later.
+    tz = getattr(conn, "timezone", "UTC")
+    at = clock.iso(clock.local(clock.now(), tz)) or ""
+    station = getattr(conn, "station", None)
+    head = {"schema": SCHEMA, "id": event_id, "type": type_, "at": at}
+    payload = {**head, **localize(fields, tz), **({"station": station} if station else {})}
+    conn.execute(
+        "INSERT INTO outbox(id, type, at, payload) VALUES(?,?,?,?)",
+        (event_id, type_, at, json.dumps(payload, ensure_ascii=False, sort_keys=True)),
+    )
+    logger.debug("event %s %s", type_, fields)
+    return event_id
