@@ -165,12 +165,14 @@ def _print_show(doc: dict[str, Any]) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from agent.compliance import report
     from agent.compliance.report_text import default_lang
+    from agent.core.wiretime import localize
 
     ctx = _context(args)
     lang = args.lang or default_lang()
     doc = report.build(
         ctx, start=parse_day(args.start_from), end=parse_day(args.start_to), unit=args.unit
     )
+    doc = localize(doc, ctx.cfg.station.timezone)  # one clock: the station's (issue 14)
     for problem in doc["problems"]:
         print(f"evidence-agent: warning: {problem}", file=sys.stderr)
     if args.json:

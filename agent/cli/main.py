@@ -50,11 +50,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from agent.actions import status
+    from agent.core.wiretime import localize
 
     ctx = _context(args)
     doc = status.document(
         ctx, limit=args.limit, state=args.state, since=args.since, history=args.history
     )
+    doc = localize(doc, ctx.cfg.station.timezone)  # one clock: the station's (issue 14)
     if args.json:
         print(status.to_json(doc))
     else:

@@ -65,6 +65,11 @@ class MqttConfig(Section):
     max_inflight: int = Field(
         20, ge=1, le=1000, description="Events published and not yet acknowledged (PUBACK)."
     )
+    publish_names: bool = Field(
+        False,
+        description="Publish officers' names (officer_name) on MQTT; off by default: names are "
+        "personal data and retained topics are readable by every subscriber the broker allows.",
+    )
     discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery configs.")
     discovery_prefix: str = Field(
         "homeassistant",

@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 60_000
 
 
+class StationConnection(sqlite3.Connection):
+    """A ledger connection that knows whose station it is (see Ledger.identify)."""
+
+    station: str | None = None
+    timezone: str = "UTC"
+
+
 def _migrations() -> list[tuple[int, str, str]]:
     found = []
     for res in importlib.resources.files("agent.ledger.migrations").iterdir():
@@ -45,12 +52,20 @@ class Ledger:
             ) from exc
         self._migrate()
 
+    def identify(self, station: str, timezone: str) -> None:
+        """Name the station on this ledger's connections, so events created through them
+        carry `station` and the station's clock (agent.ledger.events)."""
+        self.station, self.timezone = station, timezone
+
     def connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
                 conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+                    self.path,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None,
+                    factory=StationConnection,
                 )
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
@@ -60,6 +75,9 @@ class Ledger:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._local.conn = conn
+        # Set on every call: the migrating connection exists before Ledger.identify.
+        conn.station = getattr(self, "station", None)  # type: ignore[attr-defined]
+        conn.timezone = getattr(self, "timezone", "UTC")  # type: ignore[attr-defined]
         return conn
 
     @contextlib.contextmanager

@@ -14,6 +14,9 @@ from typing import Any
 
 from agent.core import clock
 from agent.core.ids import uuid7
+from agent.core.wiretime import localize
+
+SCHEMA = 2  # event payload version (2: `schema` and `station` added, times in station zone)
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +25,12 @@ def emit(conn: sqlite3.Connection, type_: str, **fields: Any) -> str:
     if not conn.in_transaction:
         raise RuntimeError("events.emit must run inside a ledger transaction")
     event_id = uuid7()
-    at = clock.iso(clock.now()) or ""
-    payload = {"id": event_id, "type": type_, "at": at, **fields}
+    # Created on the station's clock and with its id (Ledger.identify), never re-stamped later.
+    tz = getattr(conn, "timezone", "UTC")
+    at = clock.iso(clock.local(clock.now(), tz)) or ""
+    station = getattr(conn, "station", None)
+    head = {"schema": SCHEMA, "id": event_id, "type": type_, "at": at}
+    payload = {**head, **localize(fields, tz), **({"station": station} if station else {})}
     conn.execute(
         "INSERT INTO outbox(id, type, at, payload) VALUES(?,?,?,?)",
         (event_id, type_, at, json.dumps(payload, ensure_ascii=False, sort_keys=True)),

@@ -1,16 +1,20 @@
 """Commands on `<prefix>/<station>/cmd/<verb>`: check, run, record, reply.
 
-Every message gets exactly one JSON reply on `<prefix>/<station>/reply/<verb>` (and on the
-MQTT 5 response topic with the correlation data, when the sender gave one) and one custody
-event `command.mqtt` naming its origin, whatever it contained: bad JSON, an unknown verb,
-wrong types or a refused client give `"ok": false` with the problem, never a crash. Commands
-run on their own thread, so a slow one (a release erasing files) never stalls paho's network
-thread, and they run one at a time, in arrival order.
+Every command that reaches the processor gets one JSON reply on
+`<prefix>/<station>/reply/<verb>` (and on the MQTT 5 response topic with the correlation data,
+when the sender named one under that same `reply/` prefix): bad JSON, nested JSON, an unknown
+verb, wrong types, a refused client or a retained publish give `"ok": false` with the problem
+(untrusted values clipped), never a crash. A command that ran is one custody event
+`command.mqtt`; everything refused, malformed or dropped over the global cap is counted in a
+`RefusalTally` that becomes at most one custody event `command.refused` a minute (see
+refusals.py), so a flood costs nothing permanent. Retained commands are never acted on: the
+subscription uses retain handling 2 (nothing retained on subscribe) and Retain As Published,
+so a live `retain=1` publish is seen as retained and refused. Commands run on their own
+thread, one at a time, in arrival order, so a slow one never stalls paho's network thread.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import queue
@@ -27,14 +31,20 @@ from agent.core.errors import CommandError
 from agent.ledger import custody
 from agent.mqtt.connection import Connection
 from agent.mqtt.handlers import HANDLERS, Env, Origin
+from agent.mqtt.refusals import MAX_DEPTH, Cap, RefusalTally, check_depth, clip
 from agent.mqtt.state import now_local
 from agent.mqtt.topics import VERBS, Topics
+from agent.mqtt.wire import finish
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 
 CLIENT_PROPERTY = "client"  # MQTT 5 user property naming the sender (mqtt.allowed_clients)
-MAX_PAYLOAD = 256 * 1024
+MAX_PAYLOAD = 32 * 1024  # commands are small; the broker drops > MAX_PACKET_BYTES anyway
+RETAINED = (
+    "retained commands are refused (a retained message would run again on every restart); "
+    "clear it with: mosquitto_pub -t {topic} -r -n"
+)
 KEEP_REPLIES = timedelta(days=7)  # how long a request id is remembered
 
 
@@ -45,8 +55,8 @@ def explain(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
-        parts.append(f"{where}: {msg}")
-    return "invalid command: " + "; ".join(parts)
+        parts.append(f"{clip(where)}: {clip(msg, 200)}")
+    return clip("invalid command: " + "; ".join(parts[:10]), 1000)
 
 
 def _user_property(msg: mqtt.MQTTMessage, name: str) -> str | None:
@@ -65,34 +75,69 @@ class CommandProcessor:
         self.topics = topics
         self.rescan = rescan
         self.queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=1000)
+        self.cap = Cap()
+        self.refusals = RefusalTally()
 
     def on_message(self, msg: mqtt.MQTTMessage) -> None:  # paho's thread: hand over only
-        try:
-            self.queue.put_nowait(msg)
-        except queue.Full:
-            logger.error("MQTT: command queue full; dropped a command on %s", msg.topic)
+        if self.cap.admit():
+            try:
+                self.queue.put_nowait(msg)
+                return
+            except queue.Full:
+                pass
+        verb = self.topics.verb_of(msg.topic) or msg.topic
+        client = _user_property(msg, CLIENT_PROPERTY)
+        if self.refusals.add(now_local(self.ctx), verb, client, bytes(msg.payload), dropped=True):
+            logger.warning("MQTT: commands arrive faster than the cap; dropping (counted)")
 
     def step(self, timeout: float = 0.5) -> None:
         try:
             msg = self.queue.get(timeout=timeout)
         except queue.Empty:
+            msg = None
+        if msg is not None:
+            self.handle(msg)
+        if self.refusals.due():
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the refusals counted so far as one custody event (also at shutdown)."""
+        event = self.refusals.take(now_local(self.ctx))
+        if event is None:
             return
-        self.handle(msg)
+        with self.ctx.ledger.tx() as conn:
+            custody.append(conn, "command.refused", event, actor="mqtt")
+        logger.warning(
+            "MQTT: recorded %d refused and %d dropped command(s) in one custody event",
+            event["refused"],
+            event["dropped_over_cap"],
+        )
 
     def handle(self, msg: mqtt.MQTTMessage) -> dict[str, Any]:
         verb = self.topics.verb_of(msg.topic) or msg.topic
         client = _user_property(msg, CLIENT_PROPERTY)
-        reply, body = self._execute(verb, bytes(msg.payload), client)
-        self._record(verb, client, body, bytes(msg.payload), reply)
+        payload = bytes(msg.payload)
+        if msg.retain and not payload:
+            return {}  # someone clearing a retained command: nothing to run or answer
+        if msg.retain:
+            reply = self._reply(verb, None, error=RETAINED.format(topic=clip(msg.topic, 300)))
+            body = None
+        else:
+            reply, body = self._execute(verb, payload, client)
+        if reply["ok"] and not reply.get("duplicate"):
+            self._record(verb, client, body, reply)
+            logger.info("MQTT command %s from %s: ok", clip(verb), clip(client or "-"))
+        else:
+            claimed = client or _claimed_operator(body)
+            if self.refusals.add(reply["at"], verb, claimed, payload):
+                logger.warning(
+                    "MQTT command %s from %s refused: %s (further refusals this minute are "
+                    "counted, not logged)",
+                    clip(verb),
+                    clip(claimed or "-"),
+                    reply["error"] or "duplicate",
+                )
         self._send(verb, reply, getattr(msg, "properties", None))
-        level = logging.INFO if reply["ok"] else logging.WARNING
-        logger.log(
-            level,
-            "MQTT command %s from %s: %s",
-            verb,
-            client or "unnamed client",
-            "ok" if reply["ok"] else reply["error"],
-        )
         return reply
 
     # --- checks and execution ---------------------------------------------------------------
@@ -113,7 +158,7 @@ class CommandProcessor:
                     return {**prior, "duplicate": True}, body
             handler = HANDLERS.get(verb)
             if handler is None:
-                raise CommandError(f"unknown command {verb!r}; use one of {', '.join(VERBS)}")
+                raise CommandError(f"unknown command {clip(verb)!r}; use one of {', '.join(VERBS)}")
             try:
                 cmd = handler.model.model_validate(body)
             except ValidationError as exc:
@@ -124,7 +169,7 @@ class CommandProcessor:
             return self._reply(verb, request_id, error=str(exc)), body
         except Exception as exc:  # noqa: BLE001 - a command must never take the agent down
             logger.exception("MQTT command %s failed", verb)
-            return self._reply(verb, request_id, error=f"internal error: {exc}"), body
+            return self._reply(verb, request_id, error=clip(f"internal error: {exc}", 200)), body
 
     def _authorize(self, client: str | None) -> None:
         if not self.cfg.commands_enabled:
@@ -138,7 +183,7 @@ class CommandProcessor:
                 f"user property {CLIENT_PROPERTY!r} naming the client"
             )
         if allowed and client not in allowed:
-            raise CommandError(f"client {client!r} is not in mqtt.allowed_clients")
+            raise CommandError(f"client {clip(client)!r} is not in mqtt.allowed_clients")
 
     def _reply(
         self,
@@ -149,11 +194,11 @@ class CommandProcessor:
     ) -> dict[str, Any]:
         return {
             "station": self.ctx.station_id,
-            "verb": verb,
+            "verb": clip(verb),
             "id": request_id,
             "ok": error is None,
             "result": result,
-            "error": error,
+            "error": None if error is None else clip(error, 1000),
             "at": now_local(self.ctx),
         }
 
@@ -170,9 +215,9 @@ class CommandProcessor:
         verb: str,
         client: str | None,
         body: dict[str, Any] | None,
-        payload: bytes,
         reply: dict[str, Any],
     ) -> None:
+        """Custody for a command that ran (refusals go to the tally instead)."""
         operator = body.get("operator") if body else None
         actor = operator if isinstance(operator, str) and operator else f"mqtt:{client or '?'}"
         event: dict[str, Any] = {
@@ -182,18 +227,15 @@ class CommandProcessor:
             "request_id": reply["id"],
             "ok": reply["ok"],
             "error": reply["error"],
-            "duplicate": bool(reply.get("duplicate")),
+            "duplicate": False,
         }
-        if body is None:  # unreadable: keep a fingerprint, not the bytes
-            event["payload_sha256"] = hashlib.sha256(payload).hexdigest()
-            event["payload_bytes"] = len(payload)
-        else:
+        if body is not None:
             event["args"] = {k: v for k, v in body.items() if k not in ("id", "operator")}
         with self.ctx.ledger.tx() as conn:
             custody.append(conn, "command.mqtt", event, actor=actor[:80])
             # Only what ran is remembered: a refused or invalid command changed nothing, so
             # the sender may fix it and send it again under the same id.
-            if reply["id"] is not None and reply["ok"] and not reply.get("duplicate"):
+            if reply["id"] is not None:
                 conn.execute(
                     "INSERT OR IGNORE INTO mqtt_commands(request_id, verb, client, received_at,"
                     " ok, reply) VALUES(?,?,?,?,?,?)",
@@ -210,13 +252,20 @@ class CommandProcessor:
             conn.execute("DELETE FROM mqtt_commands WHERE received_at < ?", (cutoff,))
 
     def _send(self, verb: str, reply: dict[str, Any], props: Properties | None) -> None:
-        text = json.dumps(reply, ensure_ascii=False)
+        text = json.dumps(finish(self.ctx, reply), ensure_ascii=False)
         self.conn.publish(self.topics.reply(verb), text, qos=1)
         response_topic = getattr(props, "ResponseTopic", None)
         if not response_topic:
             return
-        if any(c in response_topic for c in "+#") or len(response_topic) > 512:
-            logger.warning("MQTT: ignoring invalid response topic %r", response_topic)
+        own = self.topics.reply_prefix
+        if (
+            not str(response_topic).startswith(own)
+            or any(c in response_topic for c in "+#")
+            or len(response_topic) > 512
+        ):
+            logger.debug(
+                "MQTT: response topic %s is not under %s; not used", clip(response_topic), own
+            )
             return
         out = Properties(PacketTypes.PUBLISH)
         correlation = getattr(props, "CorrelationData", None)
@@ -233,7 +282,16 @@ def _parse(payload: bytes) -> dict[str, Any]:
     try:
         body = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CommandError(f"payload is not valid UTF-8 JSON: {exc}") from None
+        raise CommandError(f"payload is not valid UTF-8 JSON: {clip(exc, 200)}") from None
+    except RecursionError:  # deeper than the parser's stack: the same refusal as below
+        raise CommandError(f"payload nests JSON deeper than {MAX_DEPTH} levels") from None
+    if not check_depth(body):
+        raise CommandError(f"payload nests JSON deeper than {MAX_DEPTH} levels")
     if not isinstance(body, dict):
         raise CommandError(f"payload must be a JSON object, got {type(body).__name__}")
     return body
+
+
+def _claimed_operator(body: dict[str, Any] | None) -> str | None:
+    operator = body.get("operator") if body else None
+    return operator if isinstance(operator, str) else None

@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.config.loader import AgentConfig
 from agent.core.errors import MqttConfigError
@@ -32,6 +34,11 @@ from agent.mqtt.topics import Topics
 logger = logging.getLogger(__name__)
 
 UNSUPPORTED_PROTOCOL = 132  # CONNACK reason "Unsupported protocol version" (3.1.1 rc 1)
+# MQTT 5 Maximum Packet Size sent in CONNECT: the broker drops (never sends us) anything
+# bigger. Recorder states of the whole fleet are one small message per recorder (< 4 KiB),
+# commands are at most MAX_PAYLOAD (commands.py); 64 KiB leaves room for both and keeps a
+# flood of huge messages off this station.
+MAX_PACKET_BYTES = 64 * 1024
 
 PublishListener = Callable[[int, bool, str], None]  # mid, accepted, reason
 MessageHandler = Callable[[mqtt.MQTTMessage], None]
@@ -98,7 +105,7 @@ class Connection:
         self.generation = 0  # +1 per successful connect; lets users notice a reconnect
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None
-        self._subs: list[tuple[str, int, MessageHandler]] = []
+        self._subs: list[tuple[str, int, MessageHandler, bool]] = []
         self._publish_listeners: list[PublishListener] = []
         self._connect_listeners: list[Callable[[], None]] = []
         self._last_logged: tuple[str, str] | None = None
@@ -107,8 +114,13 @@ class Connection:
 
     # --- wiring (before start) --------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, qos: int, handler: MessageHandler) -> None:
-        self._subs.append((topic_filter, qos, handler))
+    def subscribe(
+        self, topic_filter: str, qos: int, handler: MessageHandler, *, live_only: bool = False
+    ) -> None:
+        """live_only: MQTT 5 retain handling 2 (the broker sends nothing retained on
+        subscribe) and Retain As Published, so a handler sees `msg.retain` as the sender set
+        it and can refuse a retained publish (commands must never be replayed)."""
+        self._subs.append((topic_filter, qos, handler, live_only))
 
     def on_publish(self, listener: PublishListener) -> None:
         self._publish_listeners.append(listener)
@@ -126,6 +138,7 @@ class Connection:
                 self.address.port,
                 keepalive=self.cfg.mqtt.keepalive_seconds,
                 clean_start=True,
+                properties=self._connect_properties(),
             )
             self._client.loop_start()
         logger.info(
@@ -188,6 +201,25 @@ class Connection:
         logger.debug("MQTT: publish to %s not queued: %s", topic, mqtt.error_string(info.rc))
         return None
 
+    def _connect_properties(self) -> Properties | None:
+        if not self.v5:
+            return None
+        props = Properties(PacketTypes.CONNECT)
+        props.MaximumPacketSize = MAX_PACKET_BYTES
+        return props
+
+    def _subscriptions(self) -> list[tuple[str, Any]]:
+        subs: list[tuple[str, Any]] = []
+        for topic_filter, qos, _h, live_only in self._subs:
+            if self.v5:
+                opts = SubscribeOptions(
+                    qos=qos, retainAsPublished=live_only, retainHandling=2 if live_only else 0
+                )
+                subs.append((topic_filter, opts))
+            else:  # 3.1.1: retained messages arrive with retain=1 and are refused by the handler
+                subs.append((topic_filter, qos))
+        return subs
+
     # --- paho callbacks (network thread) ----------------------------------------------------
 
     def _build(self) -> mqtt.Client:
@@ -211,7 +243,7 @@ class Connection:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        for topic_filter, _qos, handler in self._subs:
+        for topic_filter, _qos, handler, _live in self._subs:
             client.message_callback_add(topic_filter, _guard(handler))
         return client
 
@@ -247,7 +279,7 @@ class Connection:
         )
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         if self._subs:
-            client.subscribe([(f, q) for f, q, _h in self._subs])
+            client.subscribe(self._subscriptions())
         for listener in self._connect_listeners:
             listener()
 

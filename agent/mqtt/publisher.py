@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.mqtt import discovery
+from agent.mqtt import ha_devices
 from agent.mqtt.connection import Connection
 from agent.mqtt.fleet import FleetView
+from agent.mqtt.ha_sync import HaSync
 from agent.mqtt.state import (
     Progress,
     compliance_state,
@@ -30,6 +31,7 @@ from agent.mqtt.state import (
     station_state,
 )
 from agent.mqtt.topics import Topics
+from agent.mqtt.wire import finish
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class StatePublisher:
         self._data_version: int | None = None
         self._heartbeat_at = 0.0
         self._compliance_cache: tuple[float, dict[str, Any]] | None = None
+        self.ha = HaSync(topics, self.wake)
         conn.on_connect(self.wake.set)
 
     # --- inputs (other threads; must never block) -------------------------------------------
@@ -114,7 +117,7 @@ class StatePublisher:
         fleet = self.fleet is not None and self.fleet.changed.is_set()
         with self._lock:
             progress = self._progress_dirty or any(p.finished for p in self._progress.values())
-        if version != self._data_version or fleet or progress:
+        if version != self._data_version or fleet or progress or self.ha.pending():
             self._data_version = version
             return True
         return False
@@ -124,8 +127,19 @@ class StatePublisher:
         if self.fleet is not None:
             self.fleet.changed.clear()
         sent = 0
-        for topic, payload, gap in self._payloads(force):
+        payloads, discovery = self._payloads(force)
+        before, configs, after = self.ha.plan(discovery)
+        for topic, raw, retain in before:
+            self.conn.publish(topic, raw, qos=1, retain=retain)
+        if before:  # a move from v0.1.0: HA wants the device config after the migrate message
+            for topic in configs:
+                self._last.pop(topic, None)
+        payloads += [(topic, config, 0.0) for topic, config in configs.items()]
+        for topic, payload, gap in payloads:
             sent += self._maybe_send(topic, payload, force, gap)
+        for topic, raw, retain in after:  # cleared: gone from Home Assistant
+            self.conn.publish(topic, raw, qos=1, retain=retain)
+            self._last.pop(topic, None)
         return sent
 
     def _maybe_send(self, topic: str, payload: dict[str, Any], force: bool, gap: float) -> int:
@@ -155,7 +169,10 @@ class StatePublisher:
             cached = self._compliance_cache = (now, compliance_state(self.ctx))
         return cached[1]
 
-    def _payloads(self, force: bool) -> list[tuple[str, dict[str, Any], float]]:
+    def _payloads(
+        self, force: bool
+    ) -> tuple[list[tuple[str, dict[str, Any], float]], dict[str, dict[str, Any]]]:
+        """(state payloads, Home Assistant device configs by topic)."""
         t = self.topics
         # A finished copy keeps showing 100 % for two progress intervals (so it is seen even
         # when its last update had to wait for the per-recorder rate limit), then goes.
@@ -169,14 +186,16 @@ class StatePublisher:
                     del self._progress[serial]
             progress = dict(self._progress)
         compliance = self._compliance(force)
+        ctx = self.ctx
         out: list[tuple[str, dict[str, Any], float]] = [
-            (t.state, station_state(self.ctx, self.started, self.outbox_pending()), 0.0),
-            (t.compliance, compliance, 0.0),
-            (t.custody, custody_state(self.ctx), 0.0),
+            (t.state, finish(ctx, station_state(ctx, self.started, self.outbox_pending())), 0.0),
+            (t.compliance, finish(ctx, compliance), 0.0),
+            (t.custody, finish(ctx, custody_state(ctx)), 0.0),
         ]
         gap = self.cfg.progress_seconds
-        for serial, state in recorder_states(self.ctx, progress).items():
-            out.append((t.recorder(serial), state, gap))
+        recorders = recorder_states(ctx, progress)
+        for serial, state in recorders.items():
+            out.append((t.recorder(serial), finish(ctx, state), gap))
         fleet: dict[str, dict[str, Any]] = {}
         if self.fleet is not None:
             fleet = self.fleet.ratios(
@@ -185,10 +204,16 @@ class StatePublisher:
                 self.ctx.station_id,
                 now_local(self.ctx),
             )
-            out += [(t.unit_ratio(u), p, 0.0) for u, p in fleet.items()]
-        if self.cfg.discovery:
-            local = [u["unit"] for u in compliance.get("units", [])]
-            names = sorted(fleet) if self.fleet is not None else local
-            for topic, config in discovery.configs(t, names, self.fleet is not None).items():
-                out.append((topic, config, 0.0))
-        return out
+            out += [(t.unit_ratio(u), finish(ctx, p), 0.0) for u, p in fleet.items()]
+        if not self.cfg.discovery:
+            return out, {}
+        local = [u["unit"] for u in compliance.get("units", [])]
+        units = sorted(fleet) if self.fleet is not None else local
+        reserve = ctx.cfg.ingest.spool_reserve_bytes
+        station = ha_devices.station_config(t, units, self.fleet is not None, reserve)
+        configs = {ha_devices.device_topic(t, "station"): station}
+        for serial, state in recorders.items():
+            obj = ha_devices.recorder_object(serial)
+            config = ha_devices.recorder_config(t, serial, str(state.get("vendor") or ""))
+            configs[ha_devices.device_topic(t, obj)] = config
+        return out, configs

@@ -45,9 +45,14 @@ class MqttService:
         )
         self.commands = CommandProcessor(ctx, self.conn, self.topics, rescan)
         # Commands are subscribed to even when disabled, so a sender gets a refusal, not silence.
-        self.conn.subscribe(self.topics.cmd_filter, 1, self.commands.on_message)
+        # live_only: retained commands are never delivered on subscribe, and a live retained
+        # publish arrives flagged so it is refused (never act on a retained command).
+        self.conn.subscribe(self.topics.cmd_filter, 1, self.commands.on_message, live_only=True)
         if m.discovery:
             self.conn.subscribe(self.topics.ha_status, 1, self._on_ha_status)
+        # Even with discovery off: what this station left retained there is cleared.
+        for topic_filter in self.publisher.ha.filters:
+            self.conn.subscribe(topic_filter, 1, self.publisher.ha.on_message)
         if self.fleet is not None:
             self.conn.subscribe(self.topics.fleet_recorders_filter, 1, self._on_fleet)
 
@@ -109,4 +114,8 @@ class MqttService:
                 self.publisher.publish(force=False)
         except Exception:  # noqa: BLE001 - shutdown goes on; rows stay in the outbox
             logger.exception("MQTT: final flush failed; pending events stay in the outbox")
+        try:
+            self.commands.flush()  # refusals counted since the last record
+        except Exception:  # noqa: BLE001
+            logger.exception("MQTT: could not record the refused commands counted at shutdown")
         self.conn.stop()

@@ -80,7 +80,8 @@ def _backlog(ctx: Context, spooled: Any) -> dict[str, Any]:
         from agent.archive.backlog import archive_backlog
 
         backlog.update(archive_backlog(ctx))
-        backlog["estimated_drain_s"] = backlog.get("estimated_drain_seconds")
+        # One name per field on the wire: MQTT's documented `estimated_drain_s` only.
+        backlog["estimated_drain_s"] = backlog.pop("estimated_drain_seconds", None)
     except Exception:  # noqa: BLE001 - a status field must not stop the status
         logger.exception("archive backlog unavailable for the station state")
     return backlog
@@ -103,6 +104,10 @@ def recorder_states(ctx: Context, progress: dict[str, Progress]) -> dict[str, di
         if not rec["docked"] and rec["last_docked"] is None:
             continue  # listed in the inventory, never docked here: not this station's to report
         rec.pop("volume", None)  # a local mount path: of no use to a dashboard
+        # `status --json` names these pending_files/pending_bytes; MQTT documents
+        # files_pending/bytes_pending. One name per field on the wire: MQTT's.
+        rec.pop("pending_files", None)
+        rec.pop("pending_bytes", None)
         serial = rec["serial"]
         files, nbytes = pending.get(serial, (0, 0))
         p = progress.get(serial)

@@ -6,6 +6,8 @@ wildcards (`+`, `#`) and level separators (`/`) never leak into a topic.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 from agent.core.ids import safe_topic_id
@@ -58,6 +60,11 @@ class Topics:
     def reply(self, verb: str) -> str:
         return f"{self.base}/reply/{safe_topic_id(verb)}"
 
+    @property
+    def reply_prefix(self) -> str:
+        """Replies go only under this prefix, whatever response topic a sender names."""
+        return f"{self.base}/reply/"
+
     def verb_of(self, topic: str) -> str | None:
         head = f"{self.base}/cmd/"
         return topic[len(head) :] if topic.startswith(head) else None
@@ -69,7 +76,7 @@ class Topics:
         return f"{self.prefix}/+/recorders/+/state"
 
     def unit_ratio(self, unit: str) -> str:
-        return f"{self.prefix}/{UNITS}/{safe_topic_id(unit)}/ratio"
+        return f"{self.prefix}/{UNITS}/{unit_topic_id(unit)}/ratio"
 
     def split_recorder_topic(self, topic: str) -> tuple[str, str] | None:
         """(station, serial) of `<prefix>/<station>/recorders/<serial>/state`, else None."""
@@ -90,3 +97,12 @@ class Topics:
     def ha_config(self, object_id: str) -> str:
         node = safe_topic_id(f"evidence_{self.station}")
         return f"{self.discovery_prefix}/sensor/{node}/{safe_topic_id(object_id)}/config"
+
+
+def unit_topic_id(unit: str) -> str:
+    """A unit id as a topic level: itself when topic-safe; else the safe characters plus a
+    stable hash, so two non-ASCII units (`执法一大队`, `执法二大队`) never share a topic."""
+    if re.fullmatch(r"[A-Za-z0-9_.-]+", unit):
+        return unit
+    digest = hashlib.sha256(unit.encode("utf-8")).hexdigest()[:10]
+    return f"{safe_topic_id(unit).strip('_') or 'unit'}_{digest}"

@@ -33,6 +33,7 @@ class Context:
         self.stop = threading.Event()
         cfg.station.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.ledger = Ledger(cfg.ledger_path)
+        self.ledger.identify(cfg.station.id, cfg.station.timezone)
 
     @property
     def station_id(self) -> str:

@@ -84,7 +84,8 @@ def test_priority_rescan_release_and_custody(docked) -> None:  # type: ignore[no
         ]
     assert len(prio) == 1 and prio[0]["actor"] == "op7"
     assert json.loads(prio[0]["payload"])["origin"] == "mqtt"
-    assert [c["verb"] for c in cmds] == ["priority", "priority", "rescan", "release"]
+    # The duplicate ran nothing: it is counted with the refusals, not recorded on its own.
+    assert [c["verb"] for c in cmds] == ["priority", "rescan", "release"]
     assert all(c["origin"] == "mqtt" for c in cmds)
 
 
@@ -155,18 +156,25 @@ def test_malformed_commands_get_errors_and_agent_keeps_running(docked) -> None: 
     assert not console.send("priority", cmd)["ok"]
     fixed = console.send("priority", {**cmd, "recordings": [rid]})
     assert fixed["ok"] and "duplicate" not in fixed
+    daemon.mqtt.commands.flush()  # what the daemon does every minute and at shutdown
     with _db(station) as db:
         n = db.execute("SELECT COUNT(*) FROM custody WHERE type='command.mqtt'").fetchone()[0]
-    assert n == len(BAD) + 3  # every command recorded, the bad ones too
+        refused = [
+            json.loads(r[0])
+            for r in db.execute("SELECT payload FROM custody WHERE type='command.refused'")
+        ]
+    assert n == 2  # what ran is recorded one by one
+    # The refusals: aggregated (at most one record a minute), none of them lost.
+    assert len(refused) <= 2 and sum(r["refused"] for r in refused) == len(BAD) + 1
 
 
 def test_mqtt5_response_topic_and_correlation_data(docked) -> None:  # type: ignore[no-untyped-def]
     _, console, _ = docked
     props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = "dash/replies/7"
+    props.ResponseTopic = f"{P}/reply/dash-7"
     props.CorrelationData = b"corr-42"
     console.sub.publish(f"{P}/cmd/rescan", "{}", properties=props)
-    msg = console.sub.wait_for(lambda m: m.topic == "dash/replies/7")
+    msg = console.sub.wait_for(lambda m: m.topic == f"{P}/reply/dash-7")
     assert msg.json()["ok"] and msg.properties.CorrelationData == b"corr-42"
 
 
@@ -196,4 +204,10 @@ def test_allowed_clients_checked_against_user_property(make_station, broker, sub
             json.loads(r[0])["client"]
             for r in db.execute("SELECT payload FROM custody WHERE type='command.mqtt'")
         ]
-    assert clients == [None, "intruder", "ops-console"]
+        refused = [
+            json.loads(r[0])["by_claimed_client"]
+            for r in db.execute("SELECT payload FROM custody WHERE type='command.refused'")
+        ]
+    assert clients == ["ops-console"]
+    assert sum(c.get("(none)", 0) for c in refused) == 1
+    assert sum(c.get("intruder", 0) for c in refused) == 1

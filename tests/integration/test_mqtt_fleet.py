@@ -82,6 +82,11 @@ def test_without_aggregate_no_fleet_topic(make_station, broker, subscribe, tmp_p
         drop_volume(b, tmp_path / "b", "ZFYB3", 1, unit="U1")
         wait_ledger(b, SPOOLED, 1)
         sub.wait_for(lambda m: m.topic == "evidence/station-b/recorders/ZFYB3/state")
-        unit = sub.wait_for(lambda m: m.topic.endswith("/unit_U1_ratio/config")).json()
+        station = sub.wait_for(
+            lambda m: (
+                m.topic.endswith("/station/config") and "unit_U1_ratio" in m.json()["components"]
+            )
+        ).json()
+    unit = station["components"]["unit_U1_ratio"]
     assert unit["state_topic"] == "evidence/station-b/compliance"
     assert not [m for m in sub.messages if m.topic.startswith("evidence/units/")]

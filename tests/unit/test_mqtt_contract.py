@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,11 @@ def test_every_schema_is_valid_json_schema() -> None:
 def test_topics_never_carry_wildcards() -> None:
     t = Topics("evidence", "dock-1")
     assert t.recorder("a/b+#c") == "evidence/dock-1/recorders/a_b__c/state"
-    assert t.unit_ratio("U 1") == "evidence/units/U_1/ratio"
+    assert t.unit_ratio("U1.a") == "evidence/units/U1.a/ratio"
+    # Not topic-safe: the safe part plus a stable hash, so such units never share a topic.
+    assert re.fullmatch(r"evidence/units/U_1_[0-9a-f]{10}/ratio", t.unit_ratio("U 1"))
+    assert t.unit_ratio("执法一大队") != t.unit_ratio("执法二大队")
+    assert re.fullmatch(r"evidence/units/unit_[0-9a-f]{10}/ratio", t.unit_ratio("执法一大队"))
     assert t.split_recorder_topic("evidence/dock-2/recorders/ZFY1/state") == ("dock-2", "ZFY1")
     assert t.split_recorder_topic("evidence/units/U1/ratio") is None
     assert t.verb_of("evidence/dock-1/cmd/tag") == "tag"
