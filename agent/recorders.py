@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent import clock, devices, events, recclock
+from agent import clock, devices, events, identifiers, recclock
 from agent.context import Context
 from agent.linker import Linker
 from drivers.base import DeviceAuthError, DeviceError, DeviceIdentity, DeviceStatus, Driver
@@ -87,7 +87,10 @@ class DriverRunner:
             else:
                 st.switched = True  # silent or gone: re-seating the recorder retries
             return
+        # The recorder's own words are untrusted: a refused serial gets the agent's stand-in.
+        st.ident, refused = identifiers.vet_identity(st.ident)
         ident = st.ident
+        ident.notes.extend(refused)
         conflict = self.linker.attach(self.label, handle, ident)
         if conflict is not None:
             dup = DeviceError(
@@ -107,6 +110,7 @@ class DriverRunner:
         now = clock.now()
         with self.ctx.ledger.tx() as conn:
             seen = devices.sight(conn, self.ctx, ident, status, self.label, when=now)
+            identifiers.mark_device(conn, seen.device_id, refused)
             st.vendor, st.device_id = seen.vendor, seen.device_id
         st.last_status = time.monotonic()
         recorder_clock = status.clock if status is not None else None
