@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import posixpath
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from agent.errors import (
     ArchiveBucketError,
     ArchiveClockError,
     CredentialsError,
+    IntegrityError,
     SpoolIntegrityError,
     SpoolReadError,
 )
@@ -276,8 +278,21 @@ class S3Archive:
 
     # --- reading and checking ------------------------------------------------------------
 
-    def check(self, ref: str, sha256: str, size: int) -> None:
+    def _parse(self, ref: str) -> tuple[str, str, str | None]:
+        """`parse_ref`, refused unless the ref names this bucket under this prefix once
+        normalised (no `..`, `.` or empty segments)."""
         bucket, key, version = parse_ref(ref)
+        prefix = f"{self.loc.prefix}/" if self.loc.prefix else ""
+        if (
+            bucket != self.loc.bucket
+            or not key.startswith(prefix)
+            or posixpath.normpath("/" + key) != "/" + key
+        ):
+            raise IntegrityError(f"archive ref {ref} is outside the archive {self.cfg.archive_url}")
+        return bucket, key, version
+
+    def check(self, ref: str, sha256: str, size: int) -> None:
+        bucket, key, version = self._parse(ref)
         row = self.ctx.ledger.one(
             "SELECT checksum, retain_mode, retain_until, legal_hold FROM archive_objects"
             " WHERE key=? AND (version_id IS ? OR version_id=?)",
@@ -303,7 +318,7 @@ class S3Archive:
 
     @contextmanager
     def open_read(self, ref: str) -> Iterator[BinaryIO]:
-        bucket, key, version = parse_ref(ref)
+        bucket, key, version = self._parse(ref)
         kw: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if version:
             kw["VersionId"] = version
@@ -351,7 +366,7 @@ class S3Archive:
         return archive_keys.sidecar_key(rel)
 
     def apply_lock(self, ref: str, lock: LockSpec) -> None:
-        bucket, key, version = parse_ref(ref)
+        bucket, key, version = self._parse(ref)
         c = self.client
         try:
             if lock.legal_hold:

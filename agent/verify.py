@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import archive_keys, custody, metadata, stationkey
+from agent import archive_keys, custody, metadata, spoolsweep, stationkey
 from agent.context import Context
 from agent.copier import hash_file
 from agent.errors import AgentError
@@ -34,6 +34,9 @@ class VerifyReport:
     checkpoints: int = 0
     anchors_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    # Spool files recovery moved aside (agent.spoolsweep): listed for the operator, not a
+    # failure, since no ledger row names them and nothing was lost.
+    orphans: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,16 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     ]
     pub = stationkey.load_public(ctx.cfg.keys_dir)
     report.checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+    report.orphans = spoolsweep.list_orphans(ctx)  # listed, not failed: nothing is lost
+    key_path = ctx.cfg.keys_dir / stationkey.KEY_FILE
+    if report.checkpoints and not os.path.lexists(key_path):
+        report.problems.append(
+            Problem(
+                "key",
+                str(key_path),
+                stationkey.missing_message(ctx.cfg.keys_dir, report.checkpoints),
+            )
+        )
     if pub is None:
         if report.checkpoints:
             report.problems.append(

@@ -32,6 +32,8 @@ def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
         f"clock {'synced' if st['clock_synced'] else '[yellow]NOT synced[/]'}, "
         f"spool free {_size(st['spool_free_bytes'])}"
     )
+    for name in doc.get("spool_orphans", ()):
+        console.print(f"[yellow]orphan[/] {name}: moved aside by recovery, no ledger row names it")
     t = Table(title="recorders")
     cols = (
         "serial",
