@@ -66,8 +66,11 @@ def vet_identity(ident: DeviceIdentity) -> tuple[DeviceIdentity, list[str]]:
     for kind in ("officer_id", "unit_id"):
         why = refusal(kind, getattr(ident, kind), source)
         if why:
-            reasons.append(why)
             changes[kind] = None
+            # An officer taken from one file's name quarantines that file (vet_name_field),
+            # not every recording of the recorder.
+            if not (kind == "officer_id" and ident.source == "filename"):
+                reasons.append(why)
     if not changes:
         return ident, []
     return replace(ident, **changes), reasons  # type: ignore[arg-type]
@@ -81,10 +84,12 @@ def vet_name_field(kind: str, value: str | None, pattern: str) -> tuple[str | No
 
 def mark_device(conn: sqlite3.Connection, device_id: int, reasons: list[str]) -> None:
     """Record why a recorder's identity was refused (inside the caller's transaction)."""
-    if reasons:
-        conn.execute(
-            "UPDATE devices SET identity_refused=? WHERE id=?", ("; ".join(reasons), device_id)
-        )
+    if not reasons:
+        return
+    row = conn.execute("SELECT identity_refused FROM devices WHERE id=?", (device_id,)).fetchone()
+    known = row[0].split("; ") if row is not None and row[0] else []
+    merged = known + [r for r in reasons if r not in known]  # every source's refusal is kept
+    conn.execute("UPDATE devices SET identity_refused=? WHERE id=?", ("; ".join(merged), device_id))
 
 
 def refused_reason(conn: sqlite3.Connection, recording_id: str) -> str | None:
