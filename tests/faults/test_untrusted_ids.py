@@ -151,7 +151,9 @@ def test_dot_officer_from_a_file_name_quarantines_that_recording(make_station) -
         ctx.close()
 
 
-def test_dot_volume_label_with_the_daemon_releasing_only_durable_copies(make_station, daemon) -> None:  # type: ignore[no-untyped-def]
+def test_dot_volume_label_with_the_daemon_releasing_only_durable_copies(  # type: ignore[no-untyped-def]
+    make_station, daemon
+) -> None:
     st = make_station(SPOOLED)
     vol = st.mount_root / ".tmp"  # mounted under its label, no device info, no name pattern
     manifest = _clips(vol, [f"CLIP{i:04d}.MP4" for i in range(10)])
