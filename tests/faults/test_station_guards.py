@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.station import ROOT, Station, ledger_rows, wait_for, write_config
+from toolcheck import require_tool
 
 NOBODY = 65534
 
@@ -117,7 +118,7 @@ def shared_station() -> Iterator[Station]:
     """A station in a world-readable temp dir (pytest's tmp_path is root-only), so another
     user can reach its config and volumes."""
     if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
+        if os.environ.get("CI", "").lower() == "true":
             pytest.fail("owner tests need root (to chown the data dir and switch users)")
         pytest.skip("needs root")
     base = Path(tempfile.mkdtemp(prefix="ea-owner-"))
@@ -152,7 +153,7 @@ def test_ingest_as_another_user_is_refused_with_the_sudo_line(shared_station: St
     vol = _volume(st.mount_root)
     cmd, env = _agent_cmd(st.config_path, "ingest", str(vol))
     proc = subprocess.run(
-        ["setpriv", "--reuid=65533", "--regid=65533", "--clear-groups", *cmd],
+        [require_tool("setpriv"), "--reuid=65533", "--regid=65533", "--clear-groups", *cmd],
         capture_output=True,
         text=True,
         cwd=ROOT,
