@@ -41,9 +41,10 @@ def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.context import Context
     from agent.daemon import Daemon
-    from agent.ownership import DaemonLock
+    from agent.ownership import DaemonLock, require_owner
 
     cfg = config_mod.load(args.config)
+    require_owner(cfg.station.data_dir, "run")  # no root-owned files for the service user
     lock = DaemonLock(cfg.locks_dir, cfg.station.data_dir)
     lock.acquire()  # one daemon per data dir, held until this process ends
     try:

@@ -163,3 +163,20 @@ def test_ingest_as_another_user_is_refused_with_the_sudo_line(shared_station: St
     assert proc.returncode == 77, proc.stderr
     assert "belongs to nobody" in proc.stderr and "sudo -u nobody evidence-agent" in proc.stderr
     assert list(st.data_dir.iterdir()) == [], "nothing may be written before the refusal"
+
+
+def test_run_as_root_drops_to_the_data_dir_owner(shared_station: Station) -> None:
+    st = shared_station
+    cmd, env = _agent_cmd(st.config_path, "run")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, env=env)  # fmt: skip
+    try:
+        wait_for(lambda: ledger_rows(st, "SELECT 1 FROM checkpoints"), timeout=60,
+                 what="the daemon's first checkpoint")  # fmt: skip
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    made = list(st.data_dir.rglob("*"))
+    assert any(p.name == "daemon.lock" for p in made)
+    assert [str(p) for p in made if p.lstat().st_uid != NOBODY] == []
