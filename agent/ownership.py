@@ -54,7 +54,9 @@ def require_owner(data_dir: Path, command: str, argv: list[str] | None = None) -
     args = argv if argv is not None else ["evidence-agent", *sys.argv[1:]]
     raise NotOwnerError(
         f"`{command}` writes the ledger in {data_dir}, which belongs to {owner}; you are "
-        f"{_owner_name(euid)}. Run it as the owner: sudo -u {owner} {shlex.join(args)}"
+        f"{_owner_name(euid)}. Run it as the owner: sudo -u {owner} {shlex.join(args)} "
+        f"(or, if {_owner_name(euid)} is meant to own the station, "
+        f"chown -R {_owner_name(euid)} {data_dir})"
     )
 
 
