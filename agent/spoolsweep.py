@@ -27,6 +27,7 @@ from pathlib import Path
 
 from agent import archive_keys, clock, custody, events
 from agent.context import Context
+from agent.safefs import display, stat_beneath
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def list_orphans(ctx: Context) -> list[str]:
     folder = orphans_dir(ctx)
     if not folder.is_dir():
         return []
-    return sorted(str(p.relative_to(ctx.spool)) for p in folder.iterdir())
+    return sorted(_shown(p.relative_to(ctx.spool)) for p in folder.iterdir())
 
 
 def _move_aside(ctx: Context, path: Path, why: str) -> int:
@@ -118,18 +119,24 @@ def _move_aside(ctx: Context, path: Path, why: str) -> int:
     while os.path.lexists(target):
         n += 1
         target = folder / f"{stamp}-{n}-{'__'.join(rel.parts)}"
-    size = path.lstat().st_size
-    with ctx.ledger.tx() as conn:
-        payload = {"from": str(rel), "to": str(target.relative_to(ctx.spool)), "size": size}
-        custody.append(conn, "spool.orphan_moved", {**payload, "reason": why})
-        events.emit(conn, "spool.orphan", **payload)
-        # Inside the transaction: a failed rename rolls the custody event back with it.
-        os.rename(path, target)
+    # Names in the spool are any bytes someone put there: shown escaped in custody and events.
+    payload = {"from": _shown(rel), "to": _shown(target.relative_to(ctx.spool))}
+    try:
+        size = path.lstat().st_size
+        with ctx.ledger.tx() as conn:
+            custody.append(conn, "spool.orphan_moved", {**payload, "size": size, "reason": why})
+            events.emit(conn, "spool.orphan", **payload, size=size)
+            # Inside the transaction: a failed rename rolls the custody event back with it.
+            os.rename(path, target)
+    except OSError as exc:
+        logger.error("spool file %s could not be moved aside to %s: %s; left in place",
+                     payload["from"], folder, exc)  # fmt: skip
+        return 0
     logger.warning(
         "spool file %s moved aside to %s (%s); nothing was deleted: check it and remove it "
         "by hand once it is accounted for",
-        path,
-        target,
+        payload["from"],
+        payload["to"],
         why,
     )
     return 1
@@ -139,8 +146,6 @@ def check_missing(ctx: Context) -> int:
     """Hashed recordings whose spool copy is gone: an `integrity.violation` each (custody and
     event, once), and back to `discovered` to be copied again while the source is still on
     the recorder unchanged. Returns how many were sent back."""
-    from agent.safefs import stat_beneath
-
     rows = ctx.ledger.query(
         "SELECT r.id, r.spool_path, r.source_path_raw, r.size, r.mtime_ns, d.serial, d.volume,"
         " d.docked FROM recordings r JOIN devices d ON d.id = r.device_id"
@@ -188,6 +193,10 @@ def _report_missing(ctx: Context, r: sqlite3.Row, present: bool) -> int:
         "recording %s (%s): spool copy %s is missing; %s", rid, r["serial"], r["spool_path"], what
     )
     return 1 if present else 0
+
+
+def _shown(rel: Path) -> str:
+    return display(os.fsencode(rel))
 
 
 def _now() -> str:

@@ -85,6 +85,9 @@ def test_recovery_removes_only_its_own_temps_and_moves_strays_aside(station) -> 
     not_ours.write_bytes(b"someone's file")
     stray = old.parent / f"{uuid7()}.mp4"  # renamed into place, killed before its commit
     stray.write_bytes(b"copy without a ledger row")
+    hostile = os.path.join(os.fsencode(old.parent), b"bad\xff\nname.mp4")
+    with open(hostile, "wb") as fh:
+        fh.write(b"a file with a hostile name")
 
     ctx = station.context()
     try:
@@ -97,15 +100,18 @@ def test_recovery_removes_only_its_own_temps_and_moves_strays_aside(station) -> 
         assert sha256_of(r["spool_path"]) == r["sha256"]
     assert not not_ours.exists() and not stray.exists()
     moved = sorted(p.read_bytes() for p in (spool / ".orphans").iterdir())
-    assert moved == [b"copy without a ledger row", b"someone's file"]
+    assert not os.path.lexists(hostile)
+    assert moved == [b"a file with a hostile name", b"copy without a ledger row", b"someone's file"]
     events = ledger_rows(station, "SELECT payload FROM custody WHERE type='spool.orphan_moved'")
-    assert len(events) == 2 and all(json.loads(e["payload"])["to"] for e in events)
-    assert len(ledger_rows(station, "SELECT 1 FROM outbox WHERE type='spool.orphan'")) == 2
+    assert len(events) == 3 and all(json.loads(e["payload"])["to"] for e in events)
+    froms = {json.loads(e["payload"])["from"] for e in events}
+    assert "device-1/bad\\xff\\x0aname.mp4" in froms  # shown escaped, never raw
+    assert len(ledger_rows(station, "SELECT 1 FROM outbox WHERE type='spool.orphan'")) == 3
     doc = json.loads(station.cli("status", "--json", check=True).stdout)
-    assert len(doc["spool_orphans"]) == 2
+    assert len(doc["spool_orphans"]) == 3
     verify = station.cli("verify")
     assert verify.returncode == 0, verify.stdout
-    assert verify.stdout.count("NOTE orphan .orphans/") == 2
+    assert verify.stdout.count("NOTE orphan .orphans/") == 3
 
 
 def test_missing_spooled_copy_is_a_violation_and_is_copied_again(station) -> None:  # type: ignore[no-untyped-def]
