@@ -20,7 +20,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from agent.errors import AlreadyRunningError, NotOwnerError
+from agent.core.errors import AlreadyRunningError, NotOwnerError
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import archive_keys, clock, custody, events
-from agent.context import Context
-from agent.safefs import display, stat_beneath
+from agent.archive import keys as archive_keys
+from agent.core import clock
+from agent.core.safefs import display, stat_beneath
+from agent.ledger import custody, events
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ def known_files(conn: sqlite3.Connection) -> Known:
 
 def sweep(ctx: Context) -> int:
     """Recover the spool after a crash; returns how many stray files were moved aside.
-    Call only with the spool lock held exclusively (see agent.copylocks)."""
+    Call only with the spool lock held exclusively (see agent.ledger.copylocks)."""
     known = known_files(ctx.ledger.connect())
     moved = 0
     for f in sorted(ctx.spool_tmp.iterdir()):

@@ -15,8 +15,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from agent.ids import uuid7
-from agent.ingest import Ingestor
+from agent.core.ids import uuid7
+from agent.ingest.ingestor import Ingestor
 from faults.harness import sha256_of
 from fixtures.station import Station, ledger_rows, write_config
 

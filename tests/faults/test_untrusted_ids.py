@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from agent import identifiers
-from agent.archiver import Archiver
-from agent.context import Context
-from agent.ingest import Ingestor
-from agent.linker import Linker
-from agent.recorders import DriverRunner
+from agent.archive.archiver import Archiver
+from agent.ingest.ingestor import Ingestor
+from agent.recorders.driverloop import DriverRunner
+from agent.recorders.linker import Linker
+from agent.station.context import Context
 from drivers.base import DriverEnv
 from drivers.zfy_usb import ZfyUsbDriver, ZfyUsbSettings
 from faults.harness import Recorder, check_invariants, sha256_of

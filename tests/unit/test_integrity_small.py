@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from agent import identifiers
-from agent.archive_local import LocalArchive
-from agent.errors import IntegrityError
-from agent.ledger import Ledger
+from agent.archive.local import LocalArchive
+from agent.core.errors import IntegrityError
+from agent.ledger.db import Ledger
 from drivers.base import DeviceIdentity
 
 
