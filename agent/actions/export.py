@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from agent.archive import keys as archive_keys
 from agent.archive.store import Store, current_metadata
 from agent.archive.stores import open_store
 from agent.core import clock
@@ -27,6 +26,7 @@ from agent.core.errors import AgentError, ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir
 from agent.ledger import custody, events, stationkey
 from agent.ledger import recordings as rec
+from agent.rules import archive_keys
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)

@@ -44,6 +44,7 @@ def ingest_dir(ctx: Context, root: Path, as_json: bool = False, max_wait: float 
             totals[rid] = done
             bar.update(task, completed=sum(totals.values()))
 
+        _ = ctx.key  # a missing station key stops us before any copy (agent.ledger.stationkey)
         ing = Ingestor(ctx, progress)
         ing.recover()
         # Pinned: a daemon running beside us leaves this recorder to this run.

@@ -174,6 +174,9 @@ def document(ctx: Context, **filters: Any) -> dict[str, Any]:
             "recorders": recorders(ctx),
             "recordings": recordings(ctx, **filters),
         }
+    from agent.ingest.spool import list_orphans
+
+    doc["spool_orphans"] = list_orphans(ctx)  # moved aside by recovery, relative to the spool
     if ctx.cfg.station.role == "interview":
         from agent.interview.report import status_section
 

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.archive import keys as archive_keys
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
+from agent.ingest import spool as spoolsweep
 from agent.ledger import custody, stationkey
+from agent.rules import archive_keys
 from agent.station.context import Context
 from agent.tagging import metadata
 
@@ -36,6 +37,9 @@ class VerifyReport:
     checkpoints: int = 0
     anchors_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    # Spool files recovery moved aside (agent.ingest.spool): listed for the operator, not a
+    # failure, since no ledger row names them and nothing was lost.
+    orphans: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +71,16 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     ]
     pub = stationkey.load_public(ctx.cfg.keys_dir)
     report.checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+    report.orphans = spoolsweep.list_orphans(ctx)  # listed, not failed: nothing is lost
+    key_path = ctx.cfg.keys_dir / stationkey.KEY_FILE
+    if report.checkpoints and not os.path.lexists(key_path):
+        report.problems.append(
+            Problem(
+                "key",
+                str(key_path),
+                stationkey.missing_message(ctx.cfg.keys_dir, report.checkpoints),
+            )
+        )
     if pub is None:
         if report.checkpoints:
             report.problems.append(

@@ -34,6 +34,8 @@ def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
     )
     if st.get("calendar_warning"):
         console.print(f"[yellow]warning:[/] {st['calendar_warning']}")
+    for name in doc.get("spool_orphans", ()):
+        console.print(f"[yellow]orphan[/] {name}: moved aside by recovery, no ledger row names it")
     t = Table(title="recorders")
     cols = (
         "serial",

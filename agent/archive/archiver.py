@@ -161,10 +161,13 @@ class Archiver:
         rid, at = str(row["id"]), rec.now_iso()
         lock = stored.lock
         with self.ctx.ledger.tx() as conn:
+            # With release_after = "spooled" the wipe gate may have released it meanwhile:
+            # `released` stays (the source is gone), the archive fields are added to it.
+            now = conn.execute("SELECT state FROM recordings WHERE id=?", (rid,)).fetchone()
             rec.set_state(
                 conn,
                 rid,
-                "archived",
+                "released" if now is not None and now["state"] == "released" else "archived",
                 archive_ref=stored.ref,
                 archive_verified_at=at,
                 archived_at=at,

@@ -19,10 +19,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from agent.archive import keys as archive_keys
 from agent.archive.store import LockSpec, Store, current_metadata, lock_for
 from agent.core import clock
 from agent.ledger import custody, stationkey
+from agent.rules import archive_keys
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)

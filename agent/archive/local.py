@@ -38,8 +38,11 @@ class LocalArchive:
         return f"file://{self.path_for(sha256)}"
 
     def _path(self, ref: str) -> Path:
-        path = Path(urlparse(ref).path)
-        if self.root not in path.parents:
+        # Resolved first: `..` segments and symlinks are judged by where they lead.
+        parsed = urlparse(ref)
+        path = Path(os.path.realpath(parsed.path))
+        root = Path(os.path.realpath(self.root))
+        if parsed.scheme != "file" or root not in path.parents:
             raise IntegrityError(f"archive ref {ref} is outside the archive {self.root}")
         return path
 

@@ -38,14 +38,27 @@ def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon.main import Daemon
+    from agent.station.context import Context
+    from agent.station.ownership import DaemonLock, require_owner
 
-    return Daemon(_context(args)).run_forever()
+    cfg = config_mod.load(args.config)
+    require_owner(cfg.station.data_dir, "run")  # no root-owned files for the service user
+    lock = DaemonLock(cfg.locks_dir, cfg.station.data_dir)
+    lock.acquire()  # one daemon per data dir, held until this process ends
+    try:
+        return Daemon(Context(cfg)).run_forever()
+    finally:
+        lock.release()
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from agent.actions.ingest_dir import ingest_dir
+    from agent.station.context import Context
+    from agent.station.ownership import require_owner
 
-    return ingest_dir(_context(args), Path(args.dir), as_json=args.json, max_wait=args.max_wait)
+    cfg = config_mod.load(args.config)
+    require_owner(cfg.station.data_dir, "ingest")  # before anything touches the data dir
+    return ingest_dir(Context(cfg), Path(args.dir), as_json=args.json, max_wait=args.max_wait)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -84,6 +97,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         for p in report.problems:
             print(f"FAIL {p.kind} {p.subject}: {p.message}")
+        for name in report.orphans:
+            print(f"NOTE orphan {name}: moved aside by recovery; no ledger row names it")
         print(
             f"{'OK' if report.ok else 'FAILED'}: {report.recordings_checked} copies "
             f"({report.bytes_checked} bytes) re-hashed, {report.custody_events} custody events, "

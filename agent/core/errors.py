@@ -123,3 +123,20 @@ class SpoolReadError(ArchiveError):
     """The spool copy could not be read (disk error); the recording waits and retries."""
 
     store_wide = False
+
+
+class NotOwnerError(AgentError):
+    """A command that writes the ledger directly was run by someone other than the data dir's
+    owner; the message gives the `sudo -u <owner> ...` line to run instead."""
+
+    exit_code = 77  # EX_NOPERM, as for every refusal (DESIGN.md "Who acts")
+
+
+class AlreadyRunningError(AgentError):
+    """Another `run` daemon holds the data dir's lock."""
+
+    exit_code = 75  # EX_TEMPFAIL: it may succeed once the other daemon stops
+
+
+class StationKeyError(AgentError):
+    """The station key is missing while signed checkpoints need it, or is not a plain file."""

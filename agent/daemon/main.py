@@ -204,8 +204,10 @@ class Daemon:
             )
 
     def start(self) -> None:
+        # The station key first: made at first start, and a missing one (with checkpoints
+        # signed by it) stops the daemon before it touches anything (agent.ledger.stationkey).
+        _ = self.ctx.key
         self.ingestor.recover()
-        _ = self.ctx.key  # create the station key at first start, before any checkpoint
         if self.ctx.cfg.inventory.file is not None:
             devices.import_inventory(self.ctx)
         self.threads = [

@@ -18,11 +18,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.core import clock, crashpoint
+from agent.core import clock, crashpoint, identifiers
 from agent.core.copier import copy_file
 from agent.core.errors import IntegrityError, SourceChangedError, SpoolFullError
-from agent.core.ids import safe_topic_id
 from agent.core.safefs import SourceFile, open_beneath
+from agent.ingest import spool as spoolsweep
 from agent.ledger import custody, events
 from agent.ledger import recordings as rec
 from agent.recorders import recclock
@@ -83,8 +83,10 @@ class Ingestor:
         """Register a volume's files. With `pin`, this process takes the recorder for itself
         (see agent.ledger.copylocks) before other processes can see its new recordings."""
         result = scan(root, self.cfg)
-        ident = identify_volume(root, self.cfg, result, ident)
+        ident, refused = identifiers.vet_identity(identify_volume(root, self.cfg, result, ident))
         ident = self.linker.link(self.ctx.ledger.connect(), root, ident)
+        ident, more = identifiers.vet_identity(ident)  # a linked driver identity, vetted too
+        refused += more
         metas = [(f, self._file_fields(root, f, ident)) for f in result.files]
         tags = autotag.prepare(self.ctx, root, result)  # sidecars are read outside the tx
         with self.ctx.ledger.tx() as conn:
@@ -94,6 +96,7 @@ class Ingestor:
             )
             quarantine = quarantine or is_unknown_volume(root)
             newly = self._dock(conn, root, ident, registered, inv_status, quarantine)
+            identifiers.mark_device(conn, newly, refused)
             if pin and not self.ctx.device_locks.try_acquire(newly, pin=True):
                 logger.info(
                     "recorder %s is being copied by another agent process; sharing it", ident.serial
@@ -159,6 +162,9 @@ class Ingestor:
     def _file_fields(self, root: Path, f: SourceFile, ident: DeviceIdentity) -> dict[str, Any]:
         tz = self.cfg.station.timezone
         parsed = parse_name(f.name, self.cfg.ingest.naming_patterns, tz)
+        officer, refused = identifiers.vet_name_field(
+            "officer_id", parsed.officer if parsed else None, parsed.pattern if parsed else ""
+        )
         mtime = clock.from_mtime_ns(f.mtime_ns)
         start, start_src = (
             (parsed.start, f"name:{parsed.pattern}")
@@ -180,7 +186,7 @@ class Ingestor:
             end, end_src = mtime, "mtime"
         due = compute_deadline(end, self.ctx.default_rule, self.ctx.calendar)
         return {
-            "officer_id": (parsed.officer if parsed else None) or ident.officer_id,
+            "officer_id": officer or ident.officer_id,
             "unit_id": ident.unit_id,
             "start": clock.iso(start),
             "end": clock.iso(end),
@@ -190,6 +196,7 @@ class Ingestor:
             "playable": None if playable is None else int(playable),
             "playable_reason": why,
             "deadline": clock.iso(due),
+            "identity_refused": refused,
         }
 
     def _record_issues(
@@ -344,10 +351,10 @@ class Ingestor:
 
     def _copy(self, row: sqlite3.Row) -> Outcome:
         rid, serial = str(row["id"]), str(row["serial"])
-        ext = os.path.splitext(str(row["source_path"]))[1].lower()[:8]
-        dest_dir = self.ctx.spool / safe_topic_id(serial)
-        dest_dir.mkdir(exist_ok=True)
-        dest = dest_dir / f"{rid}{ext}"
+        # Laid out by ids the agent owns: no recorder-supplied string names a spool path.
+        dest = spoolsweep.dest_for(
+            self.ctx.spool, int(row["device_id"]), rid, str(row["source_path"])
+        )
         total = int(row["size"])
         done = 0
 
@@ -370,9 +377,10 @@ class Ingestor:
         )
         quarantine = self.ctx.inventory_status(row["vendor"], serial)[2]
         quarantine = quarantine or is_unknown_volume(row["volume"])
-        state = "quarantined" if quarantine else "spooled"
         at = rec.now_iso()
         with self.ctx.ledger.tx() as conn:
+            refused = identifiers.refused_reason(conn, rid)
+            state = "quarantined" if quarantine or refused else "spooled"
             rec.set_state(
                 conn,
                 rid,
@@ -384,7 +392,7 @@ class Ingestor:
                 source_size_at_hash=total,
                 source_mtime_ns_at_hash=row["mtime_ns"],
                 deadline_met_at=at,
-                reason=None,
+                reason=refused,
             )
             custody.append(
                 conn,
@@ -397,6 +405,7 @@ class Ingestor:
                     "verified_reread": result.verified,
                     "source": row["source_path"],
                     "serial": serial,
+                    **({"identity_refused": refused} if refused else {}),
                 },
                 recording_id=rid,
             )
@@ -441,32 +450,12 @@ class Ingestor:
                 "UPDATE recordings SET state='discovered' WHERE state='copying'"
             ).rowcount
         crashpoint.hit("ingest.recover")
-        for tmp in self.ctx.spool_tmp.iterdir():
-            tmp.unlink()
-        self._sweep_orphans()
+        # Only provable temp leftovers are removed; strays are moved aside (agent.ingest.spool).
+        spoolsweep.sweep(self.ctx)
+        spoolsweep.check_missing(self.ctx)
         if n:
             logger.info("recovered %d interrupted copies; they will be redone", n)
         return n
-
-    def _sweep_orphans(self) -> None:
-        """Spool files no ledger row vouches for (renamed, then killed before commit)."""
-        known = {
-            r[0]
-            for r in self.ctx.ledger.query(
-                "SELECT spool_path FROM recordings WHERE spool_path IS NOT NULL"
-            )
-        }
-        for sub in self.ctx.spool.iterdir():
-            if not sub.is_dir() or sub.name.startswith("."):
-                continue
-            for f in sub.iterdir():
-                if str(f) not in known:
-                    logger.info(
-                        "removing unaccounted spool file %s (copy was interrupted "
-                        "before its ledger commit; the source is still on the recorder)",
-                        f,
-                    )
-                    f.unlink()
 
 
 def _reason(exc: BaseException) -> str:

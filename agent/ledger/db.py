@@ -90,11 +90,13 @@ class Ledger:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             conn.execute("COMMIT")
+        except BaseException:
+            # Also after a failed COMMIT (deferred constraint, I/O error, busy): SQLite may
+            # leave the transaction open, and the next tx() would join it and vanish with it.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

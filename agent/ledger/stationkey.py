@@ -1,16 +1,24 @@
-"""The station's ed25519 signing key: generated on first start, kept 0600 under data_dir."""
+"""The station's ed25519 signing key: generated on first start, kept 0600 under data_dir.
+
+Once checkpoints signed with it exist, a missing key stops the agent (see load_or_create).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from agent.core.errors import StationKeyError
+from agent.core.safefs import fsync_dir
+
 KEY_FILE = "station.ed25519.pem"
 PUB_FILE = "station.ed25519.pub"
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def public_raw(pub: Ed25519PublicKey) -> bytes:
@@ -21,33 +29,75 @@ def fingerprint(pub: Ed25519PublicKey) -> str:
     return "sha256:" + hashlib.sha256(public_raw(pub)).hexdigest()[:32]
 
 
-def load_or_create(keys_dir: Path) -> Ed25519PrivateKey:
+def load_or_create(keys_dir: Path, checkpoints: int = 0) -> Ed25519PrivateKey:
+    """The station key; made on first start. With `checkpoints` (signed checkpoints in the
+    ledger) a missing key is an error naming the file to restore, never a silent new key:
+    every earlier checkpoint would fail `verify` against a replacement."""
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = keys_dir / KEY_FILE
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an ed25519 key")
-        return key
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if checkpoints:
+            raise StationKeyError(missing_message(keys_dir, checkpoints)) from None
+        return _create(keys_dir, path)
+    except OSError as exc:
+        raise StationKeyError(
+            f"station key {path} cannot be opened ({exc.strerror}); it must be a regular file, "
+            "not a symlink, readable by the service user"
+        ) from exc
+    with os.fdopen(fd, "rb") as fh:
+        key = serialization.load_pem_private_key(fh.read(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise StationKeyError(f"{path} is not an ed25519 key")
+    return key
+
+
+def missing_message(keys_dir: Path, checkpoints: int) -> str:
+    """What to do about a missing station key that `checkpoints` signed checkpoints need."""
+    path = keys_dir / KEY_FILE
+    pub = load_public(keys_dir)
+    which = f" (key fingerprint {fingerprint(pub)})" if pub is not None else ""
+    return (
+        f"station key {path} is missing, but the ledger holds {checkpoints} checkpoint(s) "
+        f"signed with it{which}. Restore {path} from the station's backup and start again; "
+        "the agent does not make a replacement key, which would leave every earlier "
+        "checkpoint unverifiable"
+    )
+
+
+def _create(keys_dir: Path, path: Path) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # O_EXCL + 0600 at creation: the private key is never readable by others, not even briefly.
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # 0600 from creation (never readable by others, not even briefly); O_EXCL|O_NOFOLLOW so a
+    # planted file or symlink is never written through; link() never replaces an existing key.
+    tmp = keys_dir / f".{KEY_FILE}.{secrets.token_hex(8)}.tmp"
     try:
-        os.write(fd, pem)
-        os.fsync(fd)
+        with os.fdopen(os.open(tmp, _NEW, 0o600), "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return load_or_create(keys_dir)  # another process made it first: use that one
     finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        tmp.unlink(missing_ok=True)
     pub_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    (keys_dir / PUB_FILE).write_bytes(pub_pem)
+    pub_tmp = keys_dir / f".{PUB_FILE}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(pub_tmp, _NEW, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pub_pem)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(pub_tmp, keys_dir / PUB_FILE)  # replaces a link itself, never its target
+    fsync_dir(keys_dir)
     return key
 
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.core import clock
+from agent.core import clock, identifiers
 from agent.ledger import events
 from agent.recorders import inventory as devices
 from agent.recorders import recclock
@@ -90,7 +90,10 @@ class DriverRunner:
             else:
                 st.switched = True  # silent or gone: re-seating the recorder retries
             return
+        # The recorder's own words are untrusted: a refused serial gets the agent's stand-in.
+        st.ident, refused = identifiers.vet_identity(st.ident)
         ident = st.ident
+        ident.notes.extend(refused)
         conflict = self.linker.attach(self.label, handle, ident)
         if conflict is not None:
             dup = DeviceError(
@@ -110,6 +113,7 @@ class DriverRunner:
         now = clock.now()
         with self.ctx.ledger.tx() as conn:
             seen = devices.sight(conn, self.ctx, ident, status, self.label, when=now)
+            identifiers.mark_device(conn, seen.device_id, refused)
             st.vendor, st.device_id = seen.vendor, seen.device_id
         st.last_status = time.monotonic()
         recorder_clock = status.clock if status is not None else None

@@ -41,7 +41,8 @@ class Context:
 
     @cached_property
     def key(self) -> Ed25519PrivateKey:
-        return stationkey.load_or_create(self.cfg.keys_dir)
+        signed = self.ledger.one("SELECT COUNT(*) FROM checkpoints")
+        return stationkey.load_or_create(self.cfg.keys_dir, int(signed[0]) if signed else 0)
 
     @cached_property
     def calendar(self) -> WorkCalendar:

@@ -37,8 +37,11 @@ def _spool_files(spool: Path) -> tuple[set[str], set[str]]:
     if not spool.exists():
         return copies, temps
     for p in spool.rglob("*"):
+        parts = p.relative_to(spool).parts
+        if parts[0] == ".orphans":
+            continue  # moved aside by recovery with a custody event (agent.ingest.spool)
         if p.is_file() or p.is_symlink():
-            (temps if ".tmp" in p.relative_to(spool).parts else copies).add(str(p))
+            (temps if ".tmp" in parts else copies).add(str(p))
     return copies, temps
 
 

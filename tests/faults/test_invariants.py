@@ -56,8 +56,13 @@ def _duplicate_row(st, rec):
              " LIMIT 1")  # fmt: skip
 
 
+def _copies_dir(st):
+    """The one recorder's folder of spool copies (laid out by device id)."""
+    return next((st.data_dir / "spool").glob("device-*"))
+
+
 def _orphan_in_spool(st, rec):
-    spool = st.data_dir / "spool" / "INV0001"
+    spool = _copies_dir(st)
     shutil.copy(next(spool.iterdir()), spool / "orphan.mp4")
 
 
@@ -86,7 +91,7 @@ def _failed_without_reason(st, rec):
 
 
 def _copy_missing(st, rec):
-    spool = st.data_dir / "spool" / "INV0001"
+    spool = _copies_dir(st)
     victim = next(spool.iterdir())
     os.chmod(victim, 0o600)
     victim.unlink()

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import posixpath
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-from agent.archive import keys as archive_keys
 from agent.archive.s3.abandon import abort_abandoned
 from agent.archive.s3.client import error_code, make_client, parse_url, translate
 from agent.archive.s3.multipart import MultipartUploader
@@ -39,9 +39,11 @@ from agent.core.errors import (
     ArchiveBucketError,
     ArchiveClockError,
     CredentialsError,
+    IntegrityError,
     SpoolIntegrityError,
     SpoolReadError,
 )
+from agent.rules import archive_keys
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -157,7 +159,7 @@ class S3Archive:
     # --- put -----------------------------------------------------------------------------
 
     def object_key(self, spec: ObjectSpec) -> str:
-        """Full key of the recording (see agent.archive.keys)."""
+        """Full key of the recording (see agent.rules.archive_keys)."""
         rel = archive_keys.recording_key(
             "",
             recording_id=spec.recording_id,
@@ -278,8 +280,21 @@ class S3Archive:
 
     # --- reading and checking ------------------------------------------------------------
 
-    def check(self, ref: str, sha256: str, size: int) -> None:
+    def _parse(self, ref: str) -> tuple[str, str, str | None]:
+        """`parse_ref`, refused unless the ref names this bucket under this prefix once
+        normalised (no `..`, `.` or empty segments)."""
         bucket, key, version = parse_ref(ref)
+        prefix = f"{self.loc.prefix}/" if self.loc.prefix else ""
+        if (
+            bucket != self.loc.bucket
+            or not key.startswith(prefix)
+            or posixpath.normpath("/" + key) != "/" + key
+        ):
+            raise IntegrityError(f"archive ref {ref} is outside the archive {self.cfg.archive_url}")
+        return bucket, key, version
+
+    def check(self, ref: str, sha256: str, size: int) -> None:
+        bucket, key, version = self._parse(ref)
         row = self.ctx.ledger.one(
             "SELECT checksum, retain_mode, retain_until, legal_hold FROM archive_objects"
             " WHERE key=? AND (version_id IS ? OR version_id=?)",
@@ -305,7 +320,7 @@ class S3Archive:
 
     @contextmanager
     def open_read(self, ref: str) -> Iterator[BinaryIO]:
-        bucket, key, version = parse_ref(ref)
+        bucket, key, version = self._parse(ref)
         kw: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if version:
             kw["VersionId"] = version
@@ -353,7 +368,7 @@ class S3Archive:
         return archive_keys.sidecar_key(rel)
 
     def apply_lock(self, ref: str, lock: LockSpec) -> None:
-        bucket, key, version = parse_ref(ref)
+        bucket, key, version = self._parse(ref)
         c = self.client
         try:
             if lock.legal_hold:
