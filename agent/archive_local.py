@@ -19,8 +19,9 @@ from urllib.parse import urlparse
 from agent import crashpoint
 from agent.archive_store import LockSpec, ObjectSpec, Stored
 from agent.copier import hash_file
-from agent.errors import IntegrityError, SpoolIntegrityError
+from agent.errors import AgentError, IntegrityError, SpoolIntegrityError
 from agent.safefs import fsync_dir
+from agent.stationpaths import LOCAL_REF_PREFIX, safe_join
 
 
 class LocalArchive:
@@ -35,11 +36,20 @@ class LocalArchive:
         return self.root / sha256[:2] / sha256
 
     def ref(self, sha256: str) -> str:
-        return f"file://{self.path_for(sha256)}"
+        # Relative to the archive root, so a moved or restored data dir still finds it.
+        return f"{LOCAL_REF_PREFIX}{sha256[:2]}/{sha256}"
 
     def _path(self, ref: str) -> Path:
-        path = Path(urlparse(ref).path)
-        if self.root not in path.parents:
+        if not ref.startswith("file://"):
+            if not ref.startswith(LOCAL_REF_PREFIX):
+                raise IntegrityError(f"archive ref {ref} is not a local archive reference")
+            try:
+                return safe_join(self.root, ref[len(LOCAL_REF_PREFIX) :])
+            except AgentError as exc:
+                raise IntegrityError(f"archive ref {ref}: {exc}") from exc
+        # An absolute ref from before migration 0008 (kept because it was outside the root).
+        path = Path(os.path.normpath(urlparse(ref).path))
+        if not any(r in path.parents for r in (self.root, Path(os.path.realpath(self.root)))):
             raise IntegrityError(f"archive ref {ref} is outside the archive {self.root}")
         return path
 

@@ -20,7 +20,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from agent import archive_docs, clock, crashpoint, custody, events, wipegate
+from agent import archive_docs, clock, crashpoint, custody, events, stationpaths, wipegate
 from agent import recordings as rec
 from agent.archive_store import ObjectSpec, Store, Stored, open_store, spec_for
 from agent.context import Context
@@ -74,8 +74,14 @@ class Archiver:
             self._busy.add(rows[0]["id"])
         prepare = getattr(self.store, "prepare", None)
         if prepare is not None and len(rows) > 1:
-            prepare(Path(rows[1]["spool_path"]), int(rows[1]["size"]))
+            prepare(self._spool(rows[1]), int(rows[1]["size"]))
         return rows[0]
+
+    def _spool(self, row: sqlite3.Row) -> Path:
+        path = stationpaths.spool_file(self.ctx.cfg, row["spool_path"])
+        if path is None:
+            raise IntegrityError(f"recording {row['id']} has no spool copy recorded")
+        return path
 
     def bandwidth_now(self) -> int | None:
         """Apply the cap in force now to the store's limiter; returns it (0 = paused)."""
@@ -120,7 +126,7 @@ class Archiver:
         started = time.monotonic()
         crashpoint.hit("archive.before_put")
         try:
-            stored = self.store.put(Path(row["spool_path"]), spec)
+            stored = self.store.put(self._spool(row), spec)
         except InterruptedError:
             raise  # shutting down: the upload stays resumable, nothing failed
         except SpoolIntegrityError as exc:
@@ -356,6 +362,6 @@ class Archiver:
         )
         n = 0
         for r in rows:
-            if wipegate.release(self.ctx.cfg, self.ctx.ledger, r["id"]).allowed:
+            if wipegate.release(self.ctx.cfg, self.ctx.ledger, r["id"], self.store).allowed:
                 n += 1
         return n

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import stationkey
+from agent import stationkey, stationpaths
 from agent.config import AgentConfig
 from agent.copylocks import DeviceLocks, SpoolLock
 from agent.ledger import Ledger
@@ -32,7 +32,7 @@ class Context:
         self.cfg = cfg
         self.stop = threading.Event()
         cfg.station.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-        self.ledger = Ledger(cfg.ledger_path)
+        self.ledger = Ledger(cfg.ledger_path, stationpaths.roots(cfg), cfg.station.id)
 
     @property
     def station_id(self) -> str:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import autotag, clock, crashpoint, custody, events, recclock
+from agent import autotag, clock, crashpoint, custody, events, recclock, stationpaths
 from agent import recordings as rec
 from agent.context import Context
 from agent.copier import copy_file
@@ -372,7 +372,7 @@ class Ingestor:
                 rid,
                 state,
                 sha256=result.sha256,
-                spool_path=str(dest),
+                spool_path=stationpaths.spool_stored(self.cfg, dest),
                 spooled_at=at,
                 verified_at=at if result.verified else None,
                 source_size_at_hash=total,
@@ -387,7 +387,7 @@ class Ingestor:
                     "sha256": result.sha256,
                     "size": total,
                     "alg": "sha256",
-                    "spool_path": str(dest),
+                    "spool_path": stationpaths.spool_stored(self.cfg, dest),
                     "verified_reread": result.verified,
                     "source": row["source_path"],
                     "serial": serial,
@@ -444,8 +444,10 @@ class Ingestor:
 
     def _sweep_orphans(self) -> None:
         """Spool files no ledger row vouches for (renamed, then killed before commit)."""
+        # Stored paths are relative to the spool root (migration 0008): compare resolved
+        # paths. (integrity-b; the sweep itself is reworked by integrity-a.)
         known = {
-            r[0]
+            str(stationpaths.spool_file(self.cfg, r[0]))
             for r in self.ctx.ledger.query(
                 "SELECT spool_path FROM recordings WHERE spool_path IS NOT NULL"
             )

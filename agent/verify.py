@@ -10,10 +10,9 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from agent import archive_keys, custody, metadata, stationkey
+from agent import archive_keys, custody, metadata, stationkey, stationpaths
 from agent.context import Context
 from agent.copier import hash_file
 from agent.errors import AgentError
@@ -53,7 +52,7 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     )
     archive = _ArchiveReader(ctx)
     for r in rows:
-        _check_copy(r, archive, report)
+        _check_copy(ctx.cfg, r, archive, report)
         if progress:
             progress(r["id"])
     conn = ctx.ledger.connect()
@@ -79,9 +78,9 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     return report
 
 
-def _check_copy(r: Any, archive: _ArchiveReader, report: VerifyReport) -> None:
+def _check_copy(cfg: Any, r: Any, archive: _ArchiveReader, report: VerifyReport) -> None:
     """Re-hash the spool copy, or the archived one once housekeeping removed the spool copy."""
-    path = Path(r["spool_path"]) if r["spool_path"] else None
+    path = stationpaths.spool_file(cfg, r["spool_path"])
     if path is not None and r["spool_removed_at"] is None and path.exists():
         where, actual, size = str(path), hash_file(path), os.path.getsize(path)
     elif r["archive_ref"]:

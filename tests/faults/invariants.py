@@ -71,11 +71,11 @@ def check_invariants(
     events = _custody_by_recording(db)
     manifests = {rec.serial: rec for rec in recorders}
     for r in rows:
-        bad += _check_row(r, manifests, events, release_after)
+        bad += _check_row(r, manifests, events, release_after, cfg.spool_dir)
     for rec in recorders:
         bad += _check_sources(rec, by_key, final)
     copies, temps = _spool_files(cfg.spool_dir)
-    vouched = {r["spool_path"] for r in rows if r["spool_path"]}
+    vouched = {str(cfg.spool_dir / r["spool_path"]) for r in rows if r["spool_path"]}
     if final:
         bad += [f"spool temp file left after recovery: {t}" for t in sorted(temps)]
         bad += [f"spool file no ledger row vouches for: {c}" for c in sorted(copies - vouched)]
@@ -106,6 +106,7 @@ def _check_row(
     manifests: dict[str, Recorder],
     events: dict[str, list[str]],
     release_after: str,
+    spool: Path,
 ) -> list[str]:
     rid, state, rel = r["id"], r["state"], bytes(r["source_path_raw"])
     rec = manifests.get(r["serial"])
@@ -123,7 +124,7 @@ def _check_row(
     if (
         state in HASHED
         and not removed
-        and not (r["spool_path"] and Path(r["spool_path"]).is_file())
+        and not (r["spool_path"] and (spool / r["spool_path"]).is_file())
     ):
         bad.append(f"{where}: spool copy {r['spool_path']} missing")
     if state == "failed" and not r["reason"]:

@@ -96,7 +96,7 @@ def test_disk_full_mid_copy_then_resume(make_station, small_tmpfs, faultfs, tmp_
     assert big["state"] == "failed" and "No space left on device" in big["reason"]
     # Nothing half-written kept, nothing marked spooled without its copy.
     kept = {str(p) for p in spool.rglob("*") if p.is_file() and p != filler}
-    assert kept == {r["spool_path"] for r in rows if r["spool_path"]}
+    assert kept == {str(st.cfg().spool_dir / r["spool_path"]) for r in rows if r["spool_path"]}
     assert check_invariants(st.config_path, [rec], final=False, release_after="never") == []
 
     filler.unlink()  # space freed: the next run completes

@@ -41,7 +41,7 @@ def _decide(ctx, rid):
 def test_all_four_hold_erases_source(archived):
     ctx, rid, clip = archived
     assert _decide(ctx, rid).allowed
-    assert wipegate.release(ctx.cfg, ctx.ledger, rid).allowed
+    assert wipegate.release(ctx.cfg, ctx.ledger, rid, Archiver(ctx).store).allowed
     assert not clip.exists()
     assert rec.get(ctx.ledger.connect(), rid)["state"] == "released"
 
@@ -113,4 +113,11 @@ def test_quarantined_is_never_released(archived):
     with ctx.ledger.tx() as conn:
         rec.set_state(conn, rid, "quarantined")
     assert not wipegate.release(ctx.cfg, ctx.ledger, rid).allowed
+    assert clip.exists()
+
+
+def test_archived_without_asking_the_store_keeps_the_source(archived):
+    ctx, rid, clip = archived
+    d = wipegate.release(ctx.cfg, ctx.ledger, rid)  # no store to ask: any doubt keeps it
+    assert not d.allowed and "store" in d.reason
     assert clip.exists()
