@@ -99,9 +99,12 @@ class Store(Protocol):
 def open_store(ctx: Context) -> Store:
     url = ctx.cfg.archive_url
     if url.startswith("file://"):
+        from agent import stationpaths
         from agent.archive_local import LocalArchive
 
-        return LocalArchive(url, ctx.cfg.archive.off_station)
+        store = LocalArchive(url, ctx.cfg.archive.off_station)
+        stationpaths.check_root(ctx.cfg, ctx.ledger.connect(), "archive", store.root)
+        return store
     from agent.archive_s3 import S3Archive
 
     return S3Archive(ctx)

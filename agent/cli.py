@@ -39,9 +39,13 @@ def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from agent import stationpaths
     from agent.daemon import Daemon
 
-    return Daemon(_context(args)).run_forever()
+    ctx = _context(args)
+    # Before anything creates a directory: a root without its marker is refused, not filled.
+    stationpaths.check_roots(ctx.cfg, ctx.ledger.connect())
+    return Daemon(ctx).run_forever()
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -113,6 +117,27 @@ def cmd_export(args: argparse.Namespace) -> int:
         if result.manifest:
             print(f"manifest {result.manifest}")
     return 1 if result.failed else 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from agent import backup
+
+    path = args.config or os.environ.get("EVIDENCE_AGENT_CONFIG")
+    cfg_file = Path(path) if path else None
+    result = backup.backup(config_mod.load(args.config), Path(args.dest), cfg_file)
+    for problem in result.problems:
+        print(f"PROBLEM {problem}", file=sys.stderr)
+    print(f"backup {result.dest}: {len(result.files)} files, manifest {backup.MANIFEST}")
+    return 1 if result.problems else 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from agent import backup
+
+    cfg = config_mod.load(args.config)
+    n = backup.restore(cfg, Path(args.src))
+    print(f"restored {n} files into {cfg.station.data_dir}; run `evidence-agent verify` next")
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -236,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--reason", required=True, help="why they are retrieved (logged)")
     sp.add_argument("--operator", required=True, help="who retrieves them (logged)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
+    sp = add("backup", cmd_backup, "consistent backup: ledger, copies, keys, config, manifest")
+    sp.add_argument("dest", help="new or empty directory to write the backup into")
+    sp = add("restore", cmd_restore, "restore a backup into the configured (empty) data dir")
+    sp.add_argument("src", help="a directory written by `evidence-agent backup`")
     sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
     sp.add_argument("file", nargs="?")
     sp = add("demo", cmd_demo, "simulated dock with several recorders, live view, summary")

@@ -70,6 +70,9 @@ class Context:
     @cached_property
     def spool(self) -> Path:
         path = self.cfg.spool_dir
+        # A spool without its marker while the ledger has copies there is refused here, in
+        # every process, before anything is written onto what may be the wrong disk.
+        stationpaths.check_root(self.cfg, self.ledger.connect(), "spool", path)
         path.mkdir(parents=True, exist_ok=True, mode=0o750)
         return path
 

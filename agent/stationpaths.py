@@ -134,25 +134,31 @@ def copies_under(conn: sqlite3.Connection, name: str) -> int:
 
 def check_roots(cfg: AgentConfig, conn: sqlite3.Connection) -> None:
     """Before `run` starts: every root is the one the ledger knows, or refuse naming it."""
-    station = cfg.station.id
     for name, root in roots(cfg).items():
-        marker = read_marker(root)
-        if marker is None:
-            n = copies_under(conn, name)
-            if n:
-                raise RootError(
-                    f"{root} has no root marker ({MARKER}) but the ledger has {n} copies "
-                    f"there: mount the disk that holds the station's {name} root, or fix "
-                    f"{_key(name)} in the config; nothing was changed"
-                )
-            write_marker(root, station, name)
-            logger.info("created root marker in %s (%s root)", root, name)
-        elif marker.get("station") != station or marker.get("root") != name:
+        check_root(cfg, conn, name, root)
+
+
+def check_root(cfg: AgentConfig, conn: sqlite3.Connection, name: str, root: Path) -> None:
+    """Refuse a root that lacks its marker while the ledger has copies there (or holds
+    another station's or root's marker); give a new, empty root its marker."""
+    station = cfg.station.id
+    marker = read_marker(root)
+    if marker is None:
+        n = copies_under(conn, name)
+        if n:
             raise RootError(
-                f"{root / MARKER} belongs to station {marker.get('station')!r}, root "
-                f"{marker.get('root')!r}, not this station's ({station!r}) {name} root: "
-                f"check {_key(name)} and station.id"
+                f"{root} has no root marker ({MARKER}) but the ledger has {n} copies "
+                f"there: mount the disk that holds the station's {name} root, or fix "
+                f"{_key(name)} in the config; nothing was changed"
             )
+        write_marker(root, station, name)
+        logger.info("created root marker in %s (%s root)", root, name)
+    elif marker.get("station") != station or marker.get("root") != name:
+        raise RootError(
+            f"{root / MARKER} belongs to station {marker.get('station')!r}, root "
+            f"{marker.get('root')!r}, not this station's ({station!r}) {name} root: "
+            f"check {_key(name)} and station.id"
+        )
 
 
 def _key(name: str) -> str:

@@ -19,6 +19,7 @@ from agent import custody, stationpaths
 def migrate(conn: sqlite3.Connection, roots: Mapping[str, Path], station: str | None) -> None:
     conn.execute("ALTER TABLE recordings ADD COLUMN path_outside_roots TEXT")
     converted: dict[str, int] = {"spool": 0, "archive": 0}
+    present: dict[str, int] = {"spool": 0, "archive": 0}
     flagged: list[str] = []
     rows = conn.execute(
         "SELECT id, spool_path, archive_ref FROM recordings"
@@ -34,6 +35,7 @@ def migrate(conn: sqlite3.Connection, roots: Mapping[str, Path], station: str | 
             else:
                 updates["spool_path"] = rel
                 converted["spool"] += 1
+                present["spool"] += Path(spool_path).is_file()
         if archive_ref and archive_ref.startswith("file://") and "archive" in roots:
             path = stationpaths.local_archive_root(archive_ref)
             rel = stationpaths.relative_to_root(path or "", roots["archive"])
@@ -42,6 +44,7 @@ def migrate(conn: sqlite3.Connection, roots: Mapping[str, Path], station: str | 
             else:
                 updates["archive_ref"] = stationpaths.LOCAL_REF_PREFIX + rel
                 converted["archive"] += 1
+                present["archive"] += path is not None and path.is_file()
         if problems:
             updates["path_outside_roots"] = "; ".join(problems)
             flagged.append(rid)
@@ -59,15 +62,13 @@ def migrate(conn: sqlite3.Connection, roots: Mapping[str, Path], station: str | 
             },
         )
     if station is not None:
-        _mark(conn, roots, station, converted)
+        _mark(roots, station, present)
 
 
-def _mark(
-    conn: sqlite3.Connection, roots: Mapping[str, Path], station: str, converted: dict[str, int]
-) -> None:
-    """The roots this station used so far get their marker (they are the right ones: the
-    ledger's absolute paths pointed into them)."""
-    for name, n in converted.items():
+def _mark(roots: Mapping[str, Path], station: str, present: dict[str, int]) -> None:
+    """The roots this station used so far get their marker: they are the right ones, since
+    copies the ledger's absolute paths named are there (an unmounted disk gets none)."""
+    for name, n in present.items():
         root = roots.get(name)
         if n and root is not None and root.is_dir():
             stationpaths.write_marker(root, station, name)
