@@ -98,10 +98,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from agent.export import Exporter
+    from agent.safeexport import ExportInterrupted
 
-    result = Exporter(_context(args)).run(
-        args.ids, Path(args.to), reason=args.reason, operator=args.operator
-    )
+    try:
+        result = Exporter(_context(args)).run(
+            args.ids, Path(args.to), reason=args.reason, operator=args.operator
+        )
+    except ExportInterrupted as exc:
+        print(f"evidence-agent: {exc}; recorded as export.aborted", file=sys.stderr)
+        return 128 + exc.signum
     if args.json:
         doc = {
             "manifest": str(result.manifest) if result.manifest else None,
