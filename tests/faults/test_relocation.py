@@ -14,8 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import stat
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 
 from agent.archiver import Archiver
 from agent.stationpaths import MARKER
+from faults.daemonrun import run_until_ready
 from fixtures.archive import drain
 from fixtures.station import Station, write_config
 
@@ -48,30 +47,8 @@ def _prepared(make_station, bodycam) -> tuple[Station, list[str]]:
     arch = Archiver(ctx)
     drain(arch)
     ctx.close()
-    assert _run_until_ready(st) == 0  # first start: creates the root markers
+    assert run_until_ready(st) == 0  # first start: creates the root markers
     return st, ids
-
-
-def _run_until_ready(st: Station) -> int:
-    """`evidence-agent run` until systemd READY (recovery has run), then SIGTERM."""
-    sock_path = st.dir / "notify.sock"
-    sock_path.unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(sock_path))
-    sock.settimeout(60)
-    proc = st.popen("run", env={"NOTIFY_SOCKET": str(sock_path)})
-    try:
-        while b"READY=1" not in sock.recv(4096):
-            pass
-    except TimeoutError:
-        proc.kill()
-        raise AssertionError(f"run never got ready: {proc.communicate()[1]}") from None
-    finally:
-        sock.close()
-    proc.send_signal(signal.SIGTERM)
-    rc = proc.wait(timeout=60)
-    proc.communicate()
-    return rc
 
 
 def _elsewhere(st: Station, data_dir: Path) -> Station:
@@ -121,7 +98,7 @@ def test_moved_copied_linked_or_restored_station_keeps_everything(
     assert len(spool_before) == 3 and len(archive_before) >= 3
 
     new = _relocate(how, st)
-    assert _run_until_ready(new) == 0  # recovery ran: before the fix it emptied the spool
+    assert run_until_ready(new) == 0  # recovery ran: before the fix it emptied the spool
     assert _files(new.data_dir / "spool") == spool_before  # nothing deleted, nothing moved
     after = _files(new.data_dir / "archive")  # new checkpoint anchors may be added
     assert archive_before.items() <= after.items()

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
@@ -33,7 +32,8 @@ def _assert_consistent(station, clips) -> None:
         assert r["sha256"] == _sha(clip)
         assert _sha(station.data_dir / "spool" / r["spool_path"]) == r["sha256"]
     # Every file in the spool is vouched for by a ledger row: no partial or orphan copy.
-    assert _spool_files(station) == {str(station.data_dir / "spool" / r["spool_path"]) for r in rows}
+    spool = station.data_dir / "spool"
+    assert _spool_files(station) == {str(spool / r["spool_path"]) for r in rows}
 
 
 @pytest.mark.parametrize("point", ["copy.mid", "copy.after_fsync", "copy.after_rename"])
@@ -44,7 +44,8 @@ def test_crash_point_then_restart(station, bodycam, point):
     rows = ledger_rows(station, "SELECT state, spool_path FROM recordings")
     spooled = [r for r in rows if r["state"] == "spooled"]
     assert len(spooled) == 1  # the first clip completed before the crash on the second
-    assert {str(station.data_dir / "spool" / r["spool_path"]) for r in spooled} <= _spool_files(station)
+    spool = station.data_dir / "spool"
+    assert {str(spool / r["spool_path"]) for r in spooled} <= _spool_files(station)
 
     again = station.cli("ingest", str(vol), "--json", check=True)
     assert json.loads(again.stdout)["failed"] == []

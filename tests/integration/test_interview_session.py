@@ -7,7 +7,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from agent.interview import commands
 from agent.interview import sessions as ses

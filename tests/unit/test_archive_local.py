@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-from pathlib import Path
 
 from agent import clock
 from agent.archiver import Archiver
