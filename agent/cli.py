@@ -124,6 +124,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_verify_export(args: argparse.Namespace) -> int:
+    from agent.exportverify import load_pubkey, verify_export
+
+    report = verify_export(Path(args.dir), load_pubkey(Path(args.pubkey)))
+    if args.json:
+        doc = {"ok": report.ok, "manifests": report.manifests,
+               "files_checked": report.files_checked, "problems": report.problems}  # fmt: skip
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        for problem in report.problems:
+            print(f"PROBLEM {problem}")
+        print(f"{'OK' if report.ok else 'FAILED'}: {report.manifests} manifests, "
+              f"{report.files_checked} files checked")  # fmt: skip
+    return 0 if report.ok else 1
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from agent import backup
 
@@ -266,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--reason", required=True, help="why they are retrieved (logged)")
     sp.add_argument("--operator", required=True, help="who retrieves them (logged)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
+    sp = add("verify-export", cmd_verify_export, "check an export offline (no ledger needed)")
+    sp.add_argument("dir", help="the export directory")
+    sp.add_argument("--pubkey", required=True, help="the station's public key (PEM)")
+    sp.add_argument("--json", action="store_true")
     sp = add("backup", cmd_backup, "consistent backup: ledger, copies, keys, config, manifest")
     sp.add_argument("dest", help="new or empty directory to write the backup into")
     sp = add("restore", cmd_restore, "restore a backup into the configured (empty) data dir")

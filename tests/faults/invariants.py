@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from faults.harness import Recorder
 
+ROOT_MARKER = ".evidence-agent-root.json"
 HASHED = ("spooled", "archived", "released", "quarantined")
 UNREADABLE = ("cannot read archived copy", "cannot read the archived checkpoint")
 
@@ -37,6 +38,8 @@ def _spool_files(spool: Path) -> tuple[set[str], set[str]]:
     if not spool.exists():
         return copies, temps
     for p in spool.rglob("*"):
+        if p.name == ROOT_MARKER:  # the root's marker (agent.stationpaths), not a copy
+            continue
         if p.is_file() or p.is_symlink():
             (temps if ".tmp" in p.relative_to(spool).parts else copies).add(str(p))
     return copies, temps

@@ -19,7 +19,7 @@ def _sha(path) -> str:
 
 def _spool_files(station) -> set[str]:
     spool = station.data_dir / "spool"
-    return {str(p) for p in spool.rglob("*") if p.is_file()}
+    return {str(p) for p in spool.rglob("*") if p.is_file() and not p.name.startswith(".evid")}
 
 
 def _assert_consistent(station, clips) -> None:
