@@ -115,7 +115,8 @@ def test_disk_full_mid_copy_then_resume(make_station, small_tmpfs, faultfs, tmp_
 def test_daemon_pauses_on_a_full_spool_and_resumes_when_space_frees(
     make_station, small_tmpfs, daemon, tmp_path
 ):
-    spool = small_tmpfs(tmp_path / "spool", 4 << 20)
+    # Room for the four 1 MiB clips and the spool's root marker (one tmpfs page).
+    spool = small_tmpfs(tmp_path / "spool", (4 << 20) + (64 << 10))
     st = _spool_station(make_station, spool, "max_parallel = 2")
     recs = []
     for i in range(2):
