@@ -24,7 +24,7 @@ from agent.archiver import Archiver
 from agent.stationpaths import MARKER
 from faults.daemonrun import run_until_ready
 from fixtures.archive import drain
-from fixtures.station import Station, write_config
+from fixtures.station import Station, wait_for, write_config
 
 
 def _files(root: Path) -> dict[str, str]:
@@ -144,3 +144,42 @@ def test_backup_refuses_to_restore_over_a_ledger(make_station, bodycam):
     out = st.cli("restore", str(dest))
     assert out.returncode != 0 and "already exists" in out.stderr
     assert _files(st.data_dir) == before
+
+
+def test_backup_while_the_daemon_ingests_restores_elsewhere_and_verifies(
+    make_station, bodycam, daemon
+):
+    st = make_station()
+    vol, _ = bodycam(serial="ZFY1210", clips=6, seconds=2.0)
+    daemon(st)
+    shutil.copytree(vol, st.mount_root / "ZFY1210")  # docked: the daemon ingests it
+    db = st.data_dir / "ledger.sqlite3"
+
+    def hashed() -> int:
+        if not db.exists():
+            return 0
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM recordings WHERE sha256 IS NOT NULL")
+                       .fetchone()[0])  # fmt: skip
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            conn.close()
+
+    wait_for(lambda: hashed() >= 1, timeout=60, what="first copy while ingesting")
+    dest = st.dir / "live-backup"
+    out = st.cli("backup", str(dest))
+    assert out.returncode == 0, out.stderr
+    in_backup = sqlite3.connect(dest / "ledger.sqlite3")
+    n = in_backup.execute("SELECT COUNT(*) FROM recordings WHERE sha256 IS NOT NULL").fetchone()[0]
+    in_backup.close()
+    assert n >= 1
+    wait_for(lambda: hashed() == 6, timeout=120, what="ingest finished after the backup")
+
+    new = _elsewhere(st, st.dir / "elsewhere" / "data")
+    restored = new.cli("restore", str(dest))
+    assert restored.returncode == 0, restored.stderr
+    verify = new.cli("verify", "--json")
+    report = json.loads(verify.stdout)
+    assert verify.returncode == 0 and report["recordings_checked"] == n, verify.stdout
