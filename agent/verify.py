@@ -33,6 +33,9 @@ class VerifyReport:
     checkpoints: int = 0
     anchors_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    # Rows migration 0008 found outside every root: kept and checked where they point, listed
+    # here so an operator can move them back under a root (not a failure by itself).
+    paths_outside_roots: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -50,6 +53,10 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
         "SELECT id, sha256, size, spool_path, spool_removed_at, archive_ref, state"
         " FROM recordings WHERE sha256 IS NOT NULL"
     )
+    report.paths_outside_roots = [
+        r[0] for r in ctx.ledger.query(
+            "SELECT id FROM recordings WHERE path_outside_roots IS NOT NULL ORDER BY id")
+    ]  # fmt: skip
     archive = _ArchiveReader(ctx)
     for r in rows:
         _check_copy(ctx.cfg, r, archive, report)

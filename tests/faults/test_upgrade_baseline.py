@@ -99,6 +99,7 @@ def test_v010_station_upgrades_in_place(baseline_tree, station, bodycam, tmp_pat
     verify = station.cli("verify", "--json")
     report = json.loads(verify.stdout)
     assert verify.returncode == 0 and report["recordings_checked"] == 3, verify.stdout
+    assert report["paths_outside_roots"] == [rows[0][0]]
     after = {**_tree(station.data_dir), **_tree(moved.parent)}
     assert before.items() <= after.items()  # nothing moved, deleted or changed
 
