@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, clock, custody, stationpaths
-from agent.config import AgentConfig
-from agent.errors import AgentError
-from agent.ledger import Ledger
+from agent import __version__, stationpaths
+from agent.config.loader import AgentConfig
+from agent.core import clock
+from agent.core.errors import AgentError
+from agent.ledger import custody
+from agent.ledger.db import Ledger
 
 logger = logging.getLogger(__name__)
 

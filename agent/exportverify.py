@@ -21,9 +21,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.custody import canonical
-from agent.errors import AgentError
-from agent.stationkey import fingerprint
+from agent.core.errors import AgentError
+from agent.ledger.custody import canonical
+from agent.ledger.stationkey import fingerprint
 
 
 @dataclass

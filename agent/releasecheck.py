@@ -14,10 +14,10 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent import clock
-from agent.archive_store import Store
-from agent.config import AgentConfig
-from agent.errors import AgentError
+from agent.archive.store import Store
+from agent.config.loader import AgentConfig
+from agent.core import clock
+from agent.core.errors import AgentError
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def _retention_refusal(cfg: AgentConfig, store: Any, ref: str) -> str | None:
 
 def retained_until(store: Any, ref: str) -> datetime | None:
     """The Object Lock retain-until date the store reports for this version (None: none)."""
-    from agent.archive_s3 import parse_ref
-    from agent.archive_verify import head
+    from agent.archive.s3.store import parse_ref
+    from agent.archive.s3.verify import head
 
     bucket, key, version = parse_ref(ref)
     h = head(store.client, bucket, key, version, store.tr)

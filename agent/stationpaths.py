@@ -22,8 +22,8 @@ import uuid
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from agent.config import AgentConfig
-from agent.errors import AgentError
+from agent.config.loader import AgentConfig
+from agent.core.errors import AgentError
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from agent import custody, wipegate
-from agent import recordings as rec
-from agent.context import Context
-from agent.errors import AgentError, CommandError, UnknownRecordingError
-from agent.ids import is_recording_id, is_sha_prefix
+from agent.core.errors import AgentError, CommandError, UnknownRecordingError
+from agent.core.ids import is_recording_id, is_sha_prefix
+from agent.ledger import custody
+from agent.ledger import recordings as rec
 from agent.mqtt.lazy import optional
+from agent.retention import wipegate
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,9 @@ def _resolve(ctx: Context, refs: list[str]) -> list[str]:
 
 
 def run_tag(cmd: TagCommand, env: Env) -> dict[str, Any]:
-    tag = optional("agent.tagging", "tag")
+    tag = optional("agent.tagging.apply", "tag")
     if tag is None:
-        raise CommandError("tagging not available on this station (agent.tagging is missing)")
+        raise CommandError("tagging not available on this station (agent.tagging.apply is missing)")
     try:
         results = tag(
             env.ctx,
@@ -153,7 +154,7 @@ def run_rescan(_cmd: RescanCommand, env: Env) -> dict[str, Any]:
 
 def _store(env: Env) -> Any:
     """The archive store the wipe gate asks before erasing (None: it then keeps the source)."""
-    from agent.archive_store import open_store
+    from agent.archive.store import open_store
 
     try:
         return open_store(env.ctx)

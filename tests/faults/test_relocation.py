@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.archiver import Archiver
+from agent.archive.archiver import Archiver
 from agent.stationpaths import MARKER
 from faults.daemonrun import run_until_ready
 from fixtures.archive import drain

@@ -30,8 +30,8 @@ BASELINE = (ROOT / "tests" / "upgrade" / "baseline").read_text(encoding="utf-8")
 _ARCHIVE = """
 import sys
 from agent import config
-from agent.archiver import Archiver
-from agent.context import Context
+from agent.archive.archiver import Archiver
+from agent.station.context import Context
 arch = Archiver(Context(config.load(sys.argv[1])))
 for _ in range(200):
     if arch.step() >= 1.0 and arch.next_pending() is None:

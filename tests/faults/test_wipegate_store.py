@@ -8,10 +8,10 @@ checksum and retention (with `archive.release_retention_margin_days`) or the sou
 
 from __future__ import annotations
 
-from agent import recordings as rec
-from agent import wipegate
-from agent.archive_s3 import parse_ref
-from agent.archiver import Archiver
+from agent.archive.archiver import Archiver
+from agent.archive.s3.store import parse_ref
+from agent.ledger import recordings as rec
+from agent.retention import wipegate
 from fixtures.archive import drain, ingest_volume
 
 
