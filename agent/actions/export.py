@@ -2,8 +2,12 @@
 
 Each recording is fetched from the spool copy when there is one that still matches, else from
 the archive; its SHA-256 is verified while copying (a mismatch is refused, never exported). A
-signed manifest (hashes, metadata, custody excerpt) goes next to the files, and every export
-is a custody event naming the operator, the time and the reason (调阅监督).
+signed manifest (hashes, metadata, custody excerpt) and a `SHA256SUMS` file go next to the
+files, and every export is a custody event naming the operator, the time and the reason
+(调阅监督): `export.started` before the first byte is written, then `recording.exported` per
+file, or `export.aborted` on an error or SIGTERM/SIGINT (a SIGKILL leaves `export.started`
+alone, which shows the export as unfinished). Writes go through agent.actions.safeexport:
+relative to a directory fd, never through a symlink, never over an existing file, owner-only.
 """
 
 from __future__ import annotations
@@ -11,20 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from agent.actions.safeexport import ExportDir, ExportTargetError, sha256sums, signals_abort
 from agent.archive.store import Store, current_metadata
 from agent.archive.stores import open_store
-from agent.core import clock
+from agent.core import clock, crashpoint
 from agent.core.errors import AgentError, ArchiveError, IntegrityError
-from agent.core.safefs import fsync_dir
 from agent.ledger import custody, events, stationkey
+from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.rules import archive_keys
 from agent.station.context import Context
@@ -72,38 +75,52 @@ class Exporter:
             raise ExportError("--operator must name who retrieves them")
         conn = self.ctx.ledger.connect()
         ids = list(dict.fromkeys(rec.resolve(conn, r) for r in refs))
+        target = ExportDir(to)
         try:
-            to.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ExportError(f"cannot create export directory {to}: {exc.strerror}") from exc
+            with signals_abort():
+                return self._run(ids, target, reason, operator)
+        finally:
+            target.close()
+
+    def _run(self, ids: list[str], target: ExportDir, reason: str, operator: str) -> ExportResult:
+        export_id = uuid.uuid4().hex
+        self._started(export_id, ids, target.path, reason, operator)
         result = ExportResult()
-        for rid in ids:
-            try:
-                result.exported.append(self._one(rid, to))
-            except (ExportError, ArchiveError, IntegrityError, OSError) as exc:
-                logger.error("recording %s not exported: %s", rid, exc)
-                result.failed.append((rid, str(exc)))
+        try:
+            for rid in ids:
+                try:
+                    result.exported.append(self._one(rid, target))
+                except (ExportError, ArchiveError, IntegrityError, OSError) as exc:
+                    logger.error("recording %s not exported: %s", rid, exc)
+                    result.failed.append((rid, str(exc)))
+            if result.exported:
+                self._record(result, target.path, reason, operator, export_id)
+        except BaseException as exc:
+            done = {e.recording_id for e in result.exported}
+            self._aborted(export_id, [r for r in ids if r not in done], operator, repr(exc))
+            raise
+        if result.failed:
+            self._aborted(export_id, [r for r, _ in result.failed], operator, "failed")
         if result.exported:
-            self._record(result, to, reason, operator)
-            result.manifest = self._manifest(result, to, reason, operator)
+            result.manifest = self._manifest(result, target, reason, operator)
         return result
 
     # --- one file --------------------------------------------------------------------------
 
-    def _one(self, rid: str, to: Path) -> Exported:
+    def _one(self, rid: str, to: ExportDir) -> Exported:
         row = rec.get(self.ctx.ledger.connect(), rid)
         assert row is not None
         if not row["sha256"]:
             raise ExportError(f"recording {rid} has not been copied yet (state {row['state']})")
         name = f"{rid}{archive_keys.extension(row['source_path'])}"
-        dest = to / name
-        if dest.exists():
-            raise ExportError(f"{dest} already exists; export into an empty directory")
+        dest = name
+        if to.exists(name):
+            raise ExportError(f"{to.path / name} already exists; export into an empty directory")
         source = "spool"
-        spool = Path(row["spool_path"]) if row["spool_path"] else None
+        spool = stationpaths.spool_file(self.ctx.cfg, row["spool_path"])
         if spool is not None and row["spool_removed_at"] is None and spool.exists():
             with open(spool, "rb") as f:
-                ok = self._copy(f, dest, row["sha256"])
+                ok = self._copy(f, to, dest, row["sha256"])
             if not ok:
                 self._violation(rid, "spool", str(spool))
                 source = "archive"
@@ -113,7 +130,7 @@ class Exporter:
             if not row["archive_ref"]:
                 raise ExportError(f"recording {rid} has no usable spool copy and is not archived")
             with self.store.open_read(row["archive_ref"]) as f:
-                if not self._copy(f, dest, row["sha256"]):
+                if not self._copy(f, to, dest, row["sha256"]):
                     self._violation(rid, "archive", row["archive_ref"])
                     raise IntegrityError(
                         f"archived copy {row['archive_ref']} of {rid} does not match its SHA-256"
@@ -121,23 +138,14 @@ class Exporter:
         return Exported(rid, name, row["sha256"], int(row["size"]), source)
 
     @staticmethod
-    def _copy(src: IO[bytes], dest: Path, sha256: str) -> bool:
-        """Copy to `dest` via a temp name, hashing; keep it only if the hash matches."""
-        tmp = dest.with_name(f".{dest.name}.partial")
-        h = hashlib.sha256()
-        with open(tmp, "wb") as out:
-            while data := src.read(4 << 20):
-                h.update(data)
-                out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        if h.hexdigest() != sha256:
-            tmp.unlink()
-            return False
-        os.chmod(tmp, 0o444)
-        os.rename(tmp, dest)
-        fsync_dir(dest.parent)
-        return True
+    def _copy(src: IO[bytes], to: ExportDir, name: str, sha256: str) -> bool:
+        """Copy to `name` in the target, hashing; the name appears only if the hash matches."""
+        try:
+            actual = to.write_verified(name, src, sha256)
+        except ExportTargetError as exc:
+            raise ExportError(str(exc)) from exc
+        crashpoint.hit("export.after_file")
+        return actual == sha256
 
     def _violation(self, rid: str, where: str, path: str) -> None:
         logger.error("recording %s: %s copy %s does not match its SHA-256", rid, where, path)
@@ -149,13 +157,48 @@ class Exporter:
 
     # --- custody and manifest --------------------------------------------------------------
 
-    def _record(self, result: ExportResult, to: Path, reason: str, operator: str) -> None:
+    def _started(
+        self, export_id: str, ids: list[str], to: Path, reason: str, operator: str
+    ) -> None:
+        with self.ctx.ledger.tx() as conn:
+            for rid in ids:
+                custody.append(
+                    conn,
+                    "export.started",
+                    {
+                        "export": export_id,
+                        "operator": operator,
+                        "reason": reason,
+                        "to": str(to.resolve()),
+                    },  # fmt: skip
+                    recording_id=rid,
+                    actor=operator,
+                )
+        crashpoint.hit("export.after_started")
+
+    def _aborted(self, export_id: str, ids: list[str], operator: str, why: str) -> None:
+        if not ids:
+            return
+        with self.ctx.ledger.tx() as conn:
+            for rid in ids:
+                custody.append(
+                    conn,
+                    "export.aborted",
+                    {"export": export_id, "operator": operator, "reason": why},
+                    recording_id=rid,
+                    actor=operator,
+                )
+
+    def _record(
+        self, result: ExportResult, to: Path, reason: str, operator: str, export_id: str
+    ) -> None:
         with self.ctx.ledger.tx() as conn:
             for e in result.exported:
                 custody.append(
                     conn,
                     "recording.exported",
                     {
+                        "export": export_id,
                         "operator": operator,
                         "reason": reason,
                         "to": str(to.resolve()),
@@ -174,7 +217,7 @@ class Exporter:
             )
             custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
 
-    def _manifest(self, result: ExportResult, to: Path, reason: str, operator: str) -> Path:
+    def _manifest(self, result: ExportResult, to: ExportDir, reason: str, operator: str) -> Path:
         conn = self.ctx.ledger.connect()
         items = [self._item(conn, e) for e in result.exported]
         body: dict[str, Any] = {
@@ -191,10 +234,18 @@ class Exporter:
         body["key_fingerprint"] = stationkey.fingerprint(key.public_key())
         body["signature"] = key.sign(custody.canonical(body).encode("utf-8")).hex()
         stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
-        path = to / f"manifest-{stamp}.json"
-        with _atomic(path) as f:
-            f.write(json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8"))
-        return path
+        name = f"manifest-{stamp}.json"
+        data = json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8")
+        sums = [(e.sha256, e.file) for e in result.exported]
+        sums.append((hashlib.sha256(data).hexdigest(), name))
+        try:
+            to.write_bytes(name, data)
+            # SHA256SUMS lets `sha256sum -c` check the files without the station's tools.
+            sums_name = "SHA256SUMS" if not to.exists("SHA256SUMS") else f"SHA256SUMS-{stamp}"
+            to.write_bytes(sums_name, sha256sums(sums))
+        except ExportTargetError as exc:
+            raise ExportError(str(exc)) from exc
+        return to.path / name
 
     def _item(self, conn: sqlite3.Connection, e: Exported) -> dict[str, Any]:
         row = rec.get(conn, e.recording_id)
@@ -230,14 +281,3 @@ class Exporter:
             "metadata_version": version,
             "custody": excerpt,
         }
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[IO[bytes]]:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as f:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
-    fsync_dir(path.parent)

@@ -10,13 +10,13 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
 from agent.ledger import custody, stationkey
+from agent.ledger import paths as stationpaths
 from agent.rules import archive_keys
 from agent.station.context import Context
 from agent.tagging import metadata
@@ -40,6 +40,9 @@ class VerifyReport:
     # Spool files recovery moved aside (agent.ingest.spool): listed for the operator, not a
     # failure, since no ledger row names them and nothing was lost.
     orphans: list[str] = field(default_factory=list)
+    # Rows migration 0008 found outside every root: kept and checked where they point, listed
+    # here so an operator can move them back under a root (not a failure by itself).
+    paths_outside_roots: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -57,9 +60,13 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
         "SELECT id, sha256, size, spool_path, spool_removed_at, archive_ref, state"
         " FROM recordings WHERE sha256 IS NOT NULL"
     )
+    report.paths_outside_roots = [
+        r[0] for r in ctx.ledger.query(
+            "SELECT id FROM recordings WHERE path_outside_roots IS NOT NULL ORDER BY id")
+    ]  # fmt: skip
     archive = _ArchiveReader(ctx)
     for r in rows:
-        _check_copy(r, archive, report)
+        _check_copy(ctx.cfg, r, archive, report)
         if progress:
             progress(r["id"])
     conn = ctx.ledger.connect()
@@ -95,9 +102,9 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     return report
 
 
-def _check_copy(r: Any, archive: _ArchiveReader, report: VerifyReport) -> None:
+def _check_copy(cfg: Any, r: Any, archive: _ArchiveReader, report: VerifyReport) -> None:
     """Re-hash the spool copy, or the archived one once housekeeping removed the spool copy."""
-    path = Path(r["spool_path"]) if r["spool_path"] else None
+    path = stationpaths.spool_file(cfg, r["spool_path"])
     if path is not None and r["spool_removed_at"] is None and path.exists():
         where, actual, size = str(path), hash_file(path), os.path.getsize(path)
     elif r["archive_ref"]:

@@ -1,6 +1,6 @@
 """Archive spooled recordings (earliest deadline first) and release them through the gate.
 
-The store is chosen by `archive.url` (agent.archive.store.open_store). A recording becomes
+The store is chosen by `archive.url` (agent.archive.stores.open_store). A recording becomes
 `archived` only after the store confirmed the object, its checksum and its retention; the
 ledger row, its custody event and the `archive.completed` event commit together. Problems
 come in two kinds: the store's (down, credentials, bucket, clock: the whole queue waits with
@@ -28,6 +28,7 @@ from agent.archive.throttle import current_limit, seconds_until_change
 from agent.core import clock, crashpoint
 from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
 from agent.ledger import custody, events
+from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.station.context import Context
 
@@ -85,8 +86,14 @@ class Archiver:
             self._busy.add(rows[0]["id"])
         prepare = getattr(self.store, "prepare", None)
         if prepare is not None and len(rows) > 1:
-            prepare(Path(rows[1]["spool_path"]), int(rows[1]["size"]))
+            prepare(self._spool(rows[1]), int(rows[1]["size"]))
         return rows[0]
+
+    def _spool(self, row: sqlite3.Row) -> Path:
+        path = stationpaths.spool_file(self.ctx.cfg, row["spool_path"])
+        if path is None:
+            raise IntegrityError(f"recording {row['id']} has no spool copy recorded")
+        return path
 
     def bandwidth_now(self) -> int | None:
         """Apply the cap in force now to the store's limiter; returns it (0 = paused)."""
@@ -131,7 +138,7 @@ class Archiver:
         started = time.monotonic()
         crashpoint.hit("archive.before_put")
         try:
-            stored = self.store.put(Path(row["spool_path"]), spec)
+            stored = self.store.put(self._spool(row), spec)
         except InterruptedError:
             raise  # shutting down: the upload stays resumable, nothing failed
         except SpoolIntegrityError as exc:

@@ -19,8 +19,9 @@ from urllib.parse import urlparse
 from agent.archive.store import LockSpec, ObjectSpec, Stored
 from agent.core import crashpoint
 from agent.core.copier import hash_file
-from agent.core.errors import IntegrityError, SpoolIntegrityError
+from agent.core.errors import AgentError, IntegrityError, SpoolIntegrityError
 from agent.core.safefs import fsync_dir
+from agent.ledger.paths import LOCAL_REF_PREFIX, safe_join
 
 
 class LocalArchive:
@@ -35,14 +36,21 @@ class LocalArchive:
         return self.root / sha256[:2] / sha256
 
     def ref(self, sha256: str) -> str:
-        return f"file://{self.path_for(sha256)}"
+        # Relative to the archive root, so a moved or restored data dir still finds it.
+        return f"{LOCAL_REF_PREFIX}{sha256[:2]}/{sha256}"
 
     def _path(self, ref: str) -> Path:
-        # Resolved first: `..` segments and symlinks are judged by where they lead.
-        parsed = urlparse(ref)
-        path = Path(os.path.realpath(parsed.path))
-        root = Path(os.path.realpath(self.root))
-        if parsed.scheme != "file" or root not in path.parents:
+        if not ref.startswith("file://"):
+            if not ref.startswith(LOCAL_REF_PREFIX):
+                raise IntegrityError(f"archive ref {ref} is not a local archive reference")
+            try:
+                return safe_join(self.root, ref[len(LOCAL_REF_PREFIX) :])
+            except AgentError as exc:
+                raise IntegrityError(f"archive ref {ref}: {exc}") from exc
+        # An absolute ref from before migration 0008 (kept because it was outside the root),
+        # resolved first: `..` segments and symlinks are judged by where they lead.
+        path = Path(os.path.realpath(urlparse(ref).path))
+        if Path(os.path.realpath(self.root)) not in path.parents:
             raise IntegrityError(f"archive ref {ref} is outside the archive {self.root}")
         return path
 

@@ -38,6 +38,7 @@ def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon.main import Daemon
+    from agent.ledger import paths as stationpaths
     from agent.station.context import Context
     from agent.station.ownership import DaemonLock, require_owner
 
@@ -46,7 +47,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     lock = DaemonLock(cfg.locks_dir, cfg.station.data_dir)
     lock.acquire()  # one daemon per data dir, held until this process ends
     try:
-        return Daemon(Context(cfg)).run_forever()
+        ctx = Context(cfg)
+        # Before anything creates a directory: a root without its marker is refused, not filled.
+        stationpaths.check_roots(ctx.cfg, ctx.ledger.connect())
+        return Daemon(ctx).run_forever()
     finally:
         lock.release()
 
@@ -109,10 +113,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from agent.actions.export import Exporter
+    from agent.actions.safeexport import ExportInterrupted
 
-    result = Exporter(_context(args)).run(
-        args.ids, Path(args.to), reason=args.reason, operator=args.operator
-    )
+    try:
+        result = Exporter(_context(args)).run(
+            args.ids, Path(args.to), reason=args.reason, operator=args.operator
+        )
+    except ExportInterrupted as exc:
+        print(f"evidence-agent: {exc}; recorded as export.aborted", file=sys.stderr)
+        return 128 + exc.signum
     if args.json:
         doc = {
             "manifest": str(result.manifest) if result.manifest else None,
@@ -128,6 +137,43 @@ def cmd_export(args: argparse.Namespace) -> int:
         if result.manifest:
             print(f"manifest {result.manifest}")
     return 1 if result.failed else 0
+
+
+def cmd_verify_export(args: argparse.Namespace) -> int:
+    from agent.actions.exportverify import load_pubkey, verify_export
+
+    report = verify_export(Path(args.dir), load_pubkey(Path(args.pubkey)))
+    if args.json:
+        doc = {"ok": report.ok, "manifests": report.manifests,
+               "files_checked": report.files_checked, "problems": report.problems}  # fmt: skip
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        for problem in report.problems:
+            print(f"PROBLEM {problem}")
+        print(f"{'OK' if report.ok else 'FAILED'}: {report.manifests} manifests, "
+              f"{report.files_checked} files checked")  # fmt: skip
+    return 0 if report.ok else 1
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from agent.actions import backup
+
+    path = args.config or os.environ.get("EVIDENCE_AGENT_CONFIG")
+    cfg_file = Path(path) if path else None
+    result = backup.backup(config_mod.load(args.config), Path(args.dest), cfg_file)
+    for problem in result.problems:
+        print(f"PROBLEM {problem}", file=sys.stderr)
+    print(f"backup {result.dest}: {len(result.files)} files, manifest {backup.MANIFEST}")
+    return 1 if result.problems else 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from agent.actions import backup
+
+    cfg = config_mod.load(args.config)
+    n = backup.restore(cfg, Path(args.src))
+    print(f"restored {n} files into {cfg.station.data_dir}; run `evidence-agent verify` next")
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -205,7 +251,18 @@ AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.
 
 
 def _add_station_commands(add: AddCommand) -> None:
-    """`demo` and `install-systemd`: setting a station up rather than running it."""
+    """Setting a station up, keeping it and moving it: `demo`, `install-systemd`, `backup`,
+    `restore`, and `verify-export` (checks an export away from any station)."""
+    sp = add("verify-export", cmd_verify_export, "check an export offline (no ledger needed)")
+    sp.add_argument("dir", help="the export directory")
+    sp.add_argument("--pubkey", required=True, help="the station's public key (PEM)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("backup", cmd_backup, "consistent backup: ledger, copies, keys, config, manifest")
+    sp.add_argument("dest", help="new or empty directory to write the backup into")
+    sp = add("restore", cmd_restore, "restore a backup into the configured (empty) data dir")
+    sp.add_argument("src", help="a directory written by `evidence-agent backup`")
+    sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
+    sp.add_argument("file", nargs="?")
     sp = add("demo", cmd_demo, "simulated dock with several recorders, live view, summary")
     sp.add_argument("--recorders", type=int, default=4)
     sp.add_argument("--clips", type=int, default=3)
@@ -291,8 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--reason", required=True, help="why they are retrieved (logged)")
     sp.add_argument("--operator", required=True, help="who retrieves them (logged)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
-    sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
-    sp.add_argument("file", nargs="?")
     _add_station_commands(add)
     sp = add("interview", cmd_interview, "interview-room sessions: start, stop, mark, report")
     from agent.cli.interview import add_arguments as add_interview

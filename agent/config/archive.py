@@ -190,6 +190,13 @@ class ArchiveConfig(Section):
         "spool_keep_days (oldest first); never a copy that is not verifiably archived.",
     )
     housekeep_seconds: float = Field(300.0, gt=0, description="How often spool housekeeping runs.")
+    release_retention_margin_days: int = Field(
+        30,
+        ge=0,
+        le=36500,
+        description="Before the wipe gate erases a source, the store must report Object Lock "
+        "retention for the archived object that holds at least this many more days.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -1,8 +1,9 @@
 """Named crash points for the kill harness (FoundationDB's BUGGIFY idea).
 
-They do nothing unless `EVIDENCE_AGENT_CRASHPOINT=<name>[:<nth>]` is set; then the process
-SIGKILLs itself the nth time (default first) it passes that point, so a test can stop the
-agent exactly between, say, fsync and rename.
+They do nothing unless `EVIDENCE_AGENT_CRASHPOINT=<name>[:<nth>[:<signal>]]` is set; then the
+process SIGKILLs itself (or sends itself the named signal, e.g. TERM, to test a clean abort)
+the nth time (default first) it passes that point, so a test can stop the agent exactly
+between, say, fsync and rename.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ _lock = threading.Lock()
 _counts: dict[str, int] = {}
 
 
-def _target() -> tuple[str, int] | None:
+def _target() -> tuple[str, int, int] | None:
     spec = os.environ.get(_ENV)
     if not spec:
         return None
-    name, _, nth = spec.partition(":")
-    return name, int(nth) if nth else 1
+    name, _, rest = spec.partition(":")
+    nth, _, sig = rest.partition(":")
+    signum = getattr(signal, f"SIG{sig}") if sig else signal.SIGKILL
+    return name, int(nth) if nth else 1, int(signum)
 
 
 def hit(name: str) -> None:
@@ -32,4 +35,4 @@ def hit(name: str) -> None:
     with _lock:
         _counts[name] = _counts.get(name, 0) + 1
         if _counts[name] >= target[1]:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), target[2])

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.archive.archiver import Archiver
+from agent.archive.stores import open_store
 from agent.compliance.engine import ComplianceMonitor
 from agent.core.errors import AgentError, SpoolFullError
 from agent.daemon.sdnotify import SystemdNotifier
@@ -50,7 +51,8 @@ class Daemon:
         self.ctx = ctx
         self.stop = ctx.stop
         self.ingestor = Ingestor(ctx, progress)
-        self.archiver = Archiver(ctx, release=Releaser(ctx).release_ready)
+        store = open_store(ctx)
+        self.archiver = Archiver(ctx, store, release=Releaser(ctx, store).release_ready)
         self.compliance = ComplianceMonitor(ctx)  # last_summary: the MQTT compliance payload
         self.watcher = VolumeWatcher(ctx.cfg, self.stop, self._on_ready, self._on_gone)
         self.notifier = SystemdNotifier()

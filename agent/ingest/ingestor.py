@@ -24,6 +24,7 @@ from agent.core.errors import IntegrityError, SourceChangedError, SpoolFullError
 from agent.core.safefs import SourceFile, open_beneath
 from agent.ingest import spool as spoolsweep
 from agent.ledger import custody, events
+from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.recorders import recclock
 from agent.recorders.inventory import canonical_vendor
@@ -386,7 +387,7 @@ class Ingestor:
                 rid,
                 state,
                 sha256=result.sha256,
-                spool_path=str(dest),
+                spool_path=stationpaths.spool_stored(self.cfg, dest),
                 spooled_at=at,
                 verified_at=at if result.verified else None,
                 source_size_at_hash=total,
@@ -401,7 +402,7 @@ class Ingestor:
                     "sha256": result.sha256,
                     "size": total,
                     "alg": "sha256",
-                    "spool_path": str(dest),
+                    "spool_path": stationpaths.spool_stored(self.cfg, dest),
                     "verified_reread": result.verified,
                     "source": row["source_path"],
                     "serial": serial,

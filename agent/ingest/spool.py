@@ -25,9 +25,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.config.loader import AgentConfig
 from agent.core import clock
 from agent.core.safefs import display, stat_beneath
 from agent.ledger import custody, events
+from agent.ledger import paths as stationpaths
 from agent.rules import archive_keys
 from agent.station.context import Context
 
@@ -64,14 +66,18 @@ class Known:
         return path.name in self.names
 
 
-def known_files(conn: sqlite3.Connection) -> Known:
+def known_files(conn: sqlite3.Connection, cfg: AgentConfig) -> Known:
     known = Known(set(), set(), set())
     for (stored,) in conn.execute("SELECT spool_path FROM recordings WHERE spool_path IS NOT NULL"):
-        known.paths.add(os.path.realpath(stored))
-        if OWN_NAME_RE.match(os.path.basename(stored)):
-            known.names.add(os.path.basename(stored))
+        # Stored relative to the spool root (migration 0008); flagged old rows stay absolute.
+        path = stationpaths.spool_file(cfg, stored)
+        if path is None:
+            continue
+        known.paths.add(os.path.realpath(path))
+        if OWN_NAME_RE.match(path.name):
+            known.names.add(path.name)
         try:
-            st = os.stat(stored)
+            st = os.stat(path)
         except OSError:
             continue
         known.inodes.add((st.st_dev, st.st_ino))
@@ -81,7 +87,7 @@ def known_files(conn: sqlite3.Connection) -> Known:
 def sweep(ctx: Context) -> int:
     """Recover the spool after a crash; returns how many stray files were moved aside.
     Call only with the spool lock held exclusively (see agent.ledger.copylocks)."""
-    known = known_files(ctx.ledger.connect())
+    known = known_files(ctx.ledger.connect(), ctx.cfg)
     moved = 0
     for f in sorted(ctx.spool_tmp.iterdir()):
         if known.names_file(f):
@@ -156,7 +162,8 @@ def check_missing(ctx: Context) -> int:
     )
     back = 0
     for r in rows:
-        if os.path.isfile(r["spool_path"]):
+        copy = stationpaths.spool_file(ctx.cfg, r["spool_path"])
+        if copy is not None and copy.is_file():
             continue
         try:
             docked = r["docked"] and r["volume"]

@@ -18,6 +18,7 @@ from rich.table import Table
 from agent.core.copier import hash_file
 from agent.interview import sessions as ses
 from agent.interview.coverage import per_camera
+from agent.ledger import paths as stationpaths
 from agent.station.context import Context
 
 
@@ -32,7 +33,7 @@ def build(ctx: Context, ref: str, verify: bool = True) -> dict[str, Any]:
         end = time.time()  # still recording: coverage so far
     cams = per_camera(conn, sid, start, end, tolerance)
     segments = [
-        _segment(conn, r, verify)
+        _segment(ctx.cfg, conn, r, verify)
         for r in conn.execute(
             "SELECT * FROM interview_segments WHERE session_id=? ORDER BY camera, seq", (sid,)
         )
@@ -92,13 +93,13 @@ def _diff(a: str | None, b: str | None) -> float | None:
     return None if ea is None or eb is None else round(eb - ea, 3)
 
 
-def _segment(conn: Any, r: Any, verify: bool) -> dict[str, Any]:
+def _segment(cfg: Any, conn: Any, r: Any, verify: bool) -> dict[str, Any]:
     rec = None
     if r["recording_id"]:
         rec = conn.execute(
             "SELECT state, sha256, spool_path FROM recordings WHERE id=?", (r["recording_id"],)
         ).fetchone()
-    copy = Path(rec["spool_path"]) if rec is not None and rec["spool_path"] else None
+    copy = stationpaths.spool_file(cfg, rec["spool_path"]) if rec is not None else None
     if copy is None or not copy.exists():
         copy = Path(r["volume"]) / r["path"]
     hash_ok = None

@@ -2,19 +2,22 @@
 
 WAL + synchronous=FULL so a committed row survives power loss; every write is one
 `BEGIN IMMEDIATE` transaction so concurrent processes serialise instead of failing half-way;
-schema changes are numbered SQL migrations applied in order and recorded in `user_version`.
+schema changes are numbered SQL migrations applied in order and recorded in `user_version`;
+a migration that must know the station's roots (paths) is a `NNNN_*.py` module whose
+`migrate(conn, roots, station)` runs in the same transaction.
 Connections are per thread (sqlite3 objects must not cross threads).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.resources
 import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from agent.core.errors import LedgerError
@@ -34,15 +37,35 @@ class StationConnection(sqlite3.Connection):
 def _migrations() -> list[tuple[int, str, str]]:
     found = []
     for res in importlib.resources.files("agent.ledger.migrations").iterdir():
-        m = re.match(r"^(\d{4})_.*\.sql$", res.name)
+        m = re.match(r"^(\d{4})_.*\.(sql|py)$", res.name)
         if m:
-            found.append((int(m.group(1)), res.name, res.read_text(encoding="utf-8")))
+            text = res.read_text(encoding="utf-8") if m.group(2) == "sql" else ""
+            found.append((int(m.group(1)), res.name, text))
     return sorted(found)
 
 
+def _run_python_migration(
+    conn: sqlite3.Connection, name: str, roots: Mapping[str, Path], station: str | None
+) -> None:
+    module = importlib.import_module(f"agent.ledger.migrations.{name.removesuffix('.py')}")
+    module.migrate(conn, roots, station)
+
+
 class Ledger:
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        roots: Mapping[str, Path] | None = None,
+        station: str | None = None,
+    ) -> None:
         self.path = path
+        # Python migrations need the roots; without a config they are the embedded defaults.
+        self.roots = roots or {
+            "data": path.parent,
+            "spool": path.parent / "spool",
+            "archive": path.parent / "archive",
+        }
+        self.station = station
         self._local = threading.local()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +157,8 @@ class Ledger:
                 if number <= current:
                     continue
                 logger.info("ledger %s: applying migration %s", self.path, name)
+                if name.endswith(".py"):
+                    _run_python_migration(conn, name, self.roots, self.station)
                 for stmt in _split_sql(sql):
                     conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version={number}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,6 +23,8 @@ from agent.ledger import recordings as rec
 from agent.mqtt.lazy import optional
 from agent.retention import wipegate
 from agent.station.context import Context
+
+logger = logging.getLogger(__name__)
 
 
 def _ref(value: str) -> str:
@@ -149,6 +152,17 @@ def run_rescan(_cmd: RescanCommand, env: Env) -> dict[str, Any]:
     return {"rescan": "requested"}
 
 
+def _store(env: Env) -> Any:
+    """The archive store the wipe gate asks before erasing (None: it then keeps the source)."""
+    from agent.archive.stores import open_store
+
+    try:
+        return open_store(env.ctx)
+    except Exception:  # noqa: BLE001 - no store means no release, never a crash
+        logger.exception("cannot open the archive store for release")
+        return None
+
+
 def run_release(cmd: ReleaseCommand, env: Env) -> dict[str, Any]:
     ctx = env.ctx
     out = []
@@ -158,7 +172,7 @@ def run_release(cmd: ReleaseCommand, env: Env) -> dict[str, Any]:
             serial = row["serial"] if row is not None else "?"
             out.append({"recording": rid, "released": False, "reason": f"{serial} not docked"})
             continue
-        decision = wipegate.release(ctx.cfg, ctx.ledger, rid)
+        decision = wipegate.release(ctx.cfg, ctx.ledger, rid, _store(env))
         out.append({"recording": rid, "released": decision.allowed, "reason": decision.reason})
     return {"recordings": out}
 

@@ -20,6 +20,7 @@ from agent.core import clock
 from agent.core.errors import ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir
 from agent.ledger import custody
+from agent.ledger import paths as stationpaths
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ def housekeep(ctx: Context, store: Store) -> HousekeepResult:
 
 
 def _remove(ctx: Context, row: sqlite3.Row, why: str) -> int:
-    path = Path(row["spool_path"])
+    path = stationpaths.spool_file(ctx.cfg, row["spool_path"])
+    assert path is not None  # _candidates selects rows with a spool_path
     size = path.stat().st_size if path.exists() else 0
     at = clock.iso(clock.now())
     # Commit first: a crash before the unlink leaves a file the next pass removes; the other
@@ -90,7 +92,7 @@ def _remove(ctx: Context, row: sqlite3.Row, why: str) -> int:
         custody.append(
             conn,
             "spool.removed",
-            {"path": str(path), "reason": why, "archive_ref": row["archive_ref"]},
+            {"path": row["spool_path"], "reason": why, "archive_ref": row["archive_ref"]},
             recording_id=row["id"],
         )
     _unlink(path)
@@ -111,6 +113,6 @@ def _finish_interrupted(ctx: Context) -> None:
         "SELECT spool_path FROM recordings WHERE spool_removed_at IS NOT NULL"
         " AND spool_path IS NOT NULL"
     ):
-        p = Path(r["spool_path"])
-        if p.exists():
+        p = stationpaths.spool_file(ctx.cfg, r["spool_path"])
+        if p is not None and p.exists():
             _unlink(p)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import threading
 
+from agent.archive.store import Store
 from agent.retention import wipegate
 from agent.station.context import Context
 
 
 class Releaser:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, store: Store) -> None:
         self.ctx = ctx
+        self.store = store  # the gate asks it again right before erasing
         self._lock = threading.Lock()  # several archive threads share one releaser
 
     def release_ready(self) -> int:
@@ -36,6 +38,6 @@ class Releaser:
         )
         n = 0
         for r in rows:
-            if wipegate.release(self.ctx.cfg, self.ctx.ledger, r["id"]).allowed:
+            if wipegate.release(self.ctx.cfg, self.ctx.ledger, r["id"], self.store).allowed:
                 n += 1
         return n

@@ -5,7 +5,9 @@ A recording may be erased only when all four hold (docs/architecture.md):
   2. the source's size and mtime are unchanged since it was hashed;
   3. the configured release point (`spooled` or `archived`, off-station) is reached;
   4. the ledger row saying all that is committed (re-read through a fresh connection).
-Any doubt keeps the source. `ingest DIR` never calls this.
+Any doubt keeps the source. `ingest DIR` never calls this. An archived recording is
+confirmed with the store itself immediately before erasing (agent.retention.releasecheck): a past
+verification in the ledger is not enough.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.archive.store import Store
 from agent.config.loader import AgentConfig
 from agent.core import crashpoint
+from agent.core.errors import AgentError
 from agent.core.safefs import display, stat_beneath, unlink_beneath
 from agent.ledger import custody, events
+from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.ledger.db import Ledger
+from agent.retention.releasecheck import store_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +40,16 @@ class Decision:
 def _off_station(cfg: AgentConfig, archive_ref: str | None) -> bool:
     if not archive_ref:
         return False
-    if archive_ref.startswith("file://"):
+    if archive_ref.startswith("file:"):  # file:KEY (relative) and legacy file:///abs
         return cfg.archive.off_station
     return True  # s3:// and other remote stores are off the station by construction
 
 
-def _spool_copy_present(row: sqlite3.Row) -> bool:
+def _spool_copy_present(cfg: AgentConfig, row: sqlite3.Row) -> bool:
     try:
-        return Path(row["spool_path"]).stat().st_size == row["size"]
-    except OSError:
+        path = stationpaths.spool_file(cfg, row["spool_path"])
+        return path is not None and path.stat().st_size == row["size"]
+    except (OSError, AgentError):
         return False
 
 
@@ -67,7 +74,7 @@ def _durable_copy(cfg: AgentConfig, row: sqlite3.Row) -> str | None:
     """1. a durable, verified spool copy."""
     if not (row["sha256"] and row["spool_path"] and row["spooled_at"] and row["verified_at"]):
         return "no durable, verified spool copy recorded"
-    if row["state"] == "spooled" and not _spool_copy_present(row):
+    if row["state"] == "spooled" and not _spool_copy_present(cfg, row):
         # Not archived yet: the spool copy the ledger vouches for is the only other copy.
         return f"spool copy {row['spool_path']} is missing or has the wrong size"
     return None
@@ -128,12 +135,20 @@ def committed_row(db_path: Path, rid: str) -> sqlite3.Row | None:
         conn.close()
 
 
-def release(cfg: AgentConfig, ledger: Ledger, rid: str) -> Decision:
-    """Erase recording `rid` from its recorder if the gate holds. Returns the decision."""
+def release(cfg: AgentConfig, ledger: Ledger, rid: str, store: Store | None = None) -> Decision:
+    """Erase recording `rid` from its recorder if the gate holds. Returns the decision.
+
+    `store` is asked again right before erasing an archived recording; without one an
+    archived recording is kept.
+    """
     row = rec.get(ledger.connect(), rid)
     if row is None:
         return Decision(False, "unknown recording")
     decision = check(cfg, row, committed_row(ledger.path, rid))
+    if decision.allowed and row["state"] == "archived":
+        refusal = store_refusal(cfg, store, row)
+        if refusal is not None:
+            decision = Decision(False, refusal)
     if not decision.allowed:
         logger.debug("recording %s kept on recorder: %s", rid, decision.reason)
         return decision

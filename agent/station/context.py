@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config.loader import AgentConfig
+from agent.ledger import paths as stationpaths
 from agent.ledger import stationkey
 from agent.ledger.copylocks import DeviceLocks, SpoolLock
 from agent.ledger.db import Ledger
@@ -32,7 +33,7 @@ class Context:
         self.cfg = cfg
         self.stop = threading.Event()
         cfg.station.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-        self.ledger = Ledger(cfg.ledger_path)
+        self.ledger = Ledger(cfg.ledger_path, stationpaths.roots(cfg), cfg.station.id)
         self.ledger.identify(cfg.station.id, cfg.station.timezone)
 
     @property
@@ -72,6 +73,9 @@ class Context:
     @cached_property
     def spool(self) -> Path:
         path = self.cfg.spool_dir
+        # A spool without its marker while the ledger has copies there is refused here, in
+        # every process, before anything is written onto what may be the wrong disk.
+        stationpaths.check_root(self.cfg, self.ledger.connect(), "spool", path)
         path.mkdir(parents=True, exist_ok=True, mode=0o750)
         return path
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from faults.harness import Recorder
 
+ROOT_MARKER = ".evidence-agent-root.json"
 HASHED = ("spooled", "archived", "released", "quarantined")
 UNREADABLE = ("cannot read archived copy", "cannot read the archived checkpoint")
 
@@ -40,6 +41,8 @@ def _spool_files(spool: Path) -> tuple[set[str], set[str]]:
         parts = p.relative_to(spool).parts
         if parts[0] == ".orphans":
             continue  # moved aside by recovery with a custody event (agent.ingest.spool)
+        if p.name == ROOT_MARKER:  # the root's marker (agent.ledger.paths), not a copy
+            continue
         if p.is_file() or p.is_symlink():
             (temps if ".tmp" in parts else copies).add(str(p))
     return copies, temps
@@ -74,11 +77,11 @@ def check_invariants(
     events = _custody_by_recording(db)
     manifests = {rec.serial: rec for rec in recorders}
     for r in rows:
-        bad += _check_row(r, manifests, events, release_after)
+        bad += _check_row(r, manifests, events, release_after, cfg.spool_dir)
     for rec in recorders:
         bad += _check_sources(rec, by_key, final)
     copies, temps = _spool_files(cfg.spool_dir)
-    vouched = {r["spool_path"] for r in rows if r["spool_path"]}
+    vouched = {str(cfg.spool_dir / r["spool_path"]) for r in rows if r["spool_path"]}
     if final:
         bad += [f"spool temp file left after recovery: {t}" for t in sorted(temps)]
         bad += [f"spool file no ledger row vouches for: {c}" for c in sorted(copies - vouched)]
@@ -109,6 +112,7 @@ def _check_row(
     manifests: dict[str, Recorder],
     events: dict[str, list[str]],
     release_after: str,
+    spool: Path,
 ) -> list[str]:
     rid, state, rel = r["id"], r["state"], bytes(r["source_path_raw"])
     rec = manifests.get(r["serial"])
@@ -126,7 +130,7 @@ def _check_row(
     if (
         state in HASHED
         and not removed
-        and not (r["spool_path"] and Path(r["spool_path"]).is_file())
+        and not (r["spool_path"] and (spool / r["spool_path"]).is_file())
     ):
         bad.append(f"{where}: spool copy {r['spool_path']} missing")
     if state == "failed" and not r["reason"]:

@@ -39,7 +39,10 @@ def test_bit_flip_in_spool_is_refused_with_integrity_violation(s3_station, bodyc
     vol, _ = bodycam(serial="ZFY0401", clips=2, seconds=1.0)
     ctx = s3.context()
     bad, good = ingest_volume(ctx, vol)
-    spool = Path(ctx.ledger.one("SELECT spool_path FROM recordings WHERE id=?", (bad,))[0])
+    spool = (
+        ctx.cfg.spool_dir
+        / ctx.ledger.one("SELECT spool_path FROM recordings WHERE id=?", (bad,))[0]
+    )
     data = bytearray(spool.read_bytes())
     data[len(data) // 2] ^= 0x10
     spool.chmod(0o644)
@@ -176,7 +179,10 @@ def test_spool_read_error_fails_one_recording_only(s3_station, bodycam) -> None:
     vol, _ = bodycam(serial="ZFY0408", clips=2, seconds=1.0)
     ctx = s3.context()
     lost, fine = ingest_volume(ctx, vol)
-    Path(ctx.ledger.one("SELECT spool_path FROM recordings WHERE id=?", (lost,))[0]).unlink()
+    (
+        ctx.cfg.spool_dir
+        / ctx.ledger.one("SELECT spool_path FROM recordings WHERE id=?", (lost,))[0]
+    ).unlink()
     drain(Archiver(ctx))
     assert _states(ctx) == {lost: "spooled", fine: "archived"}
     failed = _events(ctx, "archive.failed")
@@ -210,10 +216,10 @@ def test_parts_stored_but_not_recorded_are_adopted(s3_station, seaweed, bodycam)
             ),
         )
         key = store.object_key(spec)
-        _, parts = plan(Path(row["spool_path"]), spec.size, 5 * MIB)
+        _, parts = plan(ctx.cfg.spool_dir / row["spool_path"], spec.size, 5 * MIB)
         up = MultipartUploader(store.client, ctx.ledger, s3.bucket, 2, ctx.stop, store.tr)
         uid = up._create(key, spec, 5 * MIB, parts, store._metadata(spec))
-        data = Path(row["spool_path"]).read_bytes()
+        data = (ctx.cfg.spool_dir / row["spool_path"]).read_bytes()
         for p in parts[:3]:  # stored on the server; the ledger never heard of them
             store.client.upload_part(
                 Bucket=s3.bucket,

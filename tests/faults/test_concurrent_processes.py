@@ -80,8 +80,10 @@ def test_gate_at_spooled_keeps_the_source_when_the_spool_copy_is_gone(make_stati
     row = ing.claim(retry_seconds=0)
     assert ing.ingest(row).state == "spooled"
     spooled = rec_ops.get(ctx.ledger.connect(), row["id"])
-    os.chmod(spooled["spool_path"], 0o600)
-    os.unlink(spooled["spool_path"])  # the ledger says spooled, the disk disagrees
+    os.chmod(ctx.cfg.spool_dir / spooled["spool_path"], 0o600)
+    os.unlink(
+        ctx.cfg.spool_dir / spooled["spool_path"]
+    )  # the ledger says spooled, the disk disagrees
     decision = wipegate.release(ctx.cfg, ctx.ledger, row["id"])
     assert not decision.allowed and "missing" in decision.reason
     assert clip.exists()

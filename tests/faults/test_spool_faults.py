@@ -10,6 +10,7 @@ import random
 import threading
 import time
 
+from agent.ledger.paths import write_marker
 from faults.harness import Recorder, check_invariants
 from fixtures.station import ledger_rows, wait_for
 
@@ -26,6 +27,8 @@ def _spool_station(make_station, spool, extra=""):
 def test_failed_fsync_is_never_retried_the_copy_is_redone(make_station, faultfs, tmp_path):
     spool = tmp_path / "spool"
     (tmp_path / "spool-disk").mkdir()
+    # A spool disk in use carries its root marker; the fault is for the copy, not for that.
+    write_marker(tmp_path / "spool-disk", "test-station", "spool")
     fm = faultfs(
         tmp_path / "spool-disk", spool, kind="spool", fsync_eio=[{"path": "*", "times": 1}]
     )
@@ -95,8 +98,12 @@ def test_disk_full_mid_copy_then_resume(make_station, small_tmpfs, faultfs, tmp_
     big = next(r for r in rows if r["size"] == 6 << 20)
     assert big["state"] == "failed" and "No space left on device" in big["reason"]
     # Nothing half-written kept, nothing marked spooled without its copy.
-    kept = {str(p) for p in spool.rglob("*") if p.is_file() and p != filler}
-    assert kept == {r["spool_path"] for r in rows if r["spool_path"]}
+    kept = {
+        str(p)
+        for p in spool.rglob("*")
+        if p.is_file() and p != filler and p.name != ".evidence-agent-root.json"
+    }
+    assert kept == {str(st.cfg().spool_dir / r["spool_path"]) for r in rows if r["spool_path"]}
     assert check_invariants(st.config_path, [rec], final=False, release_after="never") == []
 
     filler.unlink()  # space freed: the next run completes
@@ -108,7 +115,8 @@ def test_disk_full_mid_copy_then_resume(make_station, small_tmpfs, faultfs, tmp_
 def test_daemon_pauses_on_a_full_spool_and_resumes_when_space_frees(
     make_station, small_tmpfs, daemon, tmp_path
 ):
-    spool = small_tmpfs(tmp_path / "spool", 4 << 20)
+    # Room for the four 1 MiB clips and the spool's root marker (one tmpfs page).
+    spool = small_tmpfs(tmp_path / "spool", (4 << 20) + (64 << 10))
     st = _spool_station(make_station, spool, "max_parallel = 2")
     recs = []
     for i in range(2):

@@ -13,7 +13,8 @@ from fixtures.archive import drain, ingest_volume
 
 
 def _spool(ctx, rid: str) -> Path:  # type: ignore[no-untyped-def]
-    return Path(ctx.ledger.one("SELECT spool_path FROM recordings WHERE id=?", (rid,))[0])
+    row = ctx.ledger.one("SELECT spool_path FROM recordings WHERE id=?", (rid,))
+    return ctx.cfg.spool_dir / row[0]
 
 
 def test_housekeeping_then_export_from_the_store(s3_station, bodycam, tmp_path) -> None:  # type: ignore[no-untyped-def]

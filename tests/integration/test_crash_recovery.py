@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,13 @@ def _sha(path) -> str:
 
 def _spool_files(station) -> set[str]:
     spool = station.data_dir / "spool"
-    # Files recovery moved aside (.orphans) are accounted for by a custody event each.
-    return {str(p) for p in spool.rglob("*") if p.is_file() and ".orphans" not in p.parts}
+    # Files recovery moved aside (.orphans) are accounted for by a custody event each; the
+    # root marker is not a copy.
+    return {
+        str(p)
+        for p in spool.rglob("*")
+        if p.is_file() and ".orphans" not in p.parts and not p.name.startswith(".evid")
+    }
 
 
 def _assert_consistent(station, clips) -> None:
@@ -32,9 +36,10 @@ def _assert_consistent(station, clips) -> None:
         r = by_name[clip.name]
         assert r["state"] in ("spooled", "archived")
         assert r["sha256"] == _sha(clip)
-        assert _sha(Path(r["spool_path"])) == r["sha256"]
+        assert _sha(station.data_dir / "spool" / r["spool_path"]) == r["sha256"]
     # Every file in the spool is vouched for by a ledger row: no partial or orphan copy.
-    assert _spool_files(station) == {r["spool_path"] for r in rows}
+    spool = station.data_dir / "spool"
+    assert _spool_files(station) == {str(spool / r["spool_path"]) for r in rows}
 
 
 @pytest.mark.parametrize("point", ["copy.mid", "copy.after_fsync", "copy.after_rename"])
@@ -45,7 +50,8 @@ def test_crash_point_then_restart(station, bodycam, point):
     rows = ledger_rows(station, "SELECT state, spool_path FROM recordings")
     spooled = [r for r in rows if r["state"] == "spooled"]
     assert len(spooled) == 1  # the first clip completed before the crash on the second
-    assert {r["spool_path"] for r in spooled} <= _spool_files(station)
+    spool = station.data_dir / "spool"
+    assert {str(spool / r["spool_path"]) for r in spooled} <= _spool_files(station)
 
     again = station.cli("ingest", str(vol), "--json", check=True)
     assert json.loads(again.stdout)["failed"] == []

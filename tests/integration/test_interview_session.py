@@ -7,7 +7,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from agent.interview import commands
 from agent.interview import sessions as ses
@@ -64,7 +63,7 @@ def test_thirty_second_session_in_ten_second_segments(
     assert len(rows) == 3
     total = 0.0
     for r in rows:
-        spool = Path(str(r["spool_path"]))
+        spool = d.ctx.cfg.spool_dir / str(r["spool_path"])
         probe = ffprobe_streams(spool)
         assert probe["types"] == {"video", "audio"}, r["path"]
         total += probe["duration"]
@@ -201,7 +200,7 @@ def test_video_only_fallback_without_ffmpeg_says_so(
     assert commands.stop(d.ctx, {"source": "test"})["ok"]
     rows = _wait_ingested(d, sid)
     assert len(rows) >= 2
-    probe = ffprobe_streams(Path(str(rows[0]["spool_path"])))
+    probe = ffprobe_streams(d.ctx.cfg.spool_dir / str(rows[0]["spool_path"]))
     assert probe["types"] == {"video"}
     doc = json.loads(st.cli("interview", "report", "last", "--json", check=True).stdout)
     assert doc["session"]["video_only"] is True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from pathlib import Path
 
 from fixtures.station import ledger_rows
 
@@ -19,7 +18,7 @@ def _ingest(station, bodycam):
 def test_flipped_byte_in_spool_copy(station, bodycam):
     _ingest(station, bodycam)
     row = ledger_rows(station, "SELECT id, spool_path FROM recordings ORDER BY id LIMIT 1")[0]
-    path = Path(row["spool_path"])
+    path = station.data_dir / "spool" / row["spool_path"]
     os.chmod(path, 0o640)  # spool copies are read-only; an attacker or a fault does not care
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01

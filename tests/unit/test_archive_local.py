@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-from pathlib import Path
 
 from agent.actions.export import Exporter
 from agent.archive.archiver import Archiver
@@ -25,7 +24,7 @@ def test_local_archive_end_to_end(station, bodycam, tmp_path) -> None:  # type: 
     rows = ctx.ledger.query("SELECT id, state, archive_ref, sha256 FROM recordings")
     assert {r["state"] for r in rows} == {"archived"}
     for r in rows:
-        path = Path(r["archive_ref"].removeprefix("file://"))
+        path = station.data_dir / "archive" / r["archive_ref"].removeprefix("file:")
         assert path.name == r["sha256"] and stat.S_IMODE(path.stat().st_mode) == 0o444
     docs = station.data_dir / "archive" / "_docs"
     assert (docs / "_sidecars" / f"{a}.meta.json" / "v000001.json").exists()
@@ -42,7 +41,7 @@ def test_local_bit_flip_is_refused(station, bodycam) -> None:  # type: ignore[no
     vol, _ = bodycam(serial="ZFY0702", clips=1, seconds=1.0)
     ctx = station.context()
     (rid,) = ingest_volume(ctx, vol)
-    spool = Path(ctx.ledger.one("SELECT spool_path FROM recordings")[0])
+    spool = ctx.cfg.spool_dir / ctx.ledger.one("SELECT spool_path FROM recordings")[0]
     data = bytearray(spool.read_bytes())
     data[100] ^= 1
     spool.write_bytes(bytes(data))

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from agent.archive.archiver import Archiver
+from agent.archive.stores import open_store
 from agent.ingest.ingestor import Ingestor
 from agent.ledger import recordings as rec
 from agent.retention import wipegate
@@ -42,7 +43,7 @@ def _decide(ctx, rid):
 def test_all_four_hold_erases_source(archived):
     ctx, rid, clip = archived
     assert _decide(ctx, rid).allowed
-    assert wipegate.release(ctx.cfg, ctx.ledger, rid).allowed
+    assert wipegate.release(ctx.cfg, ctx.ledger, rid, Archiver(ctx).store).allowed
     assert not clip.exists()
     assert rec.get(ctx.ledger.connect(), rid)["state"] == "released"
 
@@ -103,7 +104,8 @@ def test_default_config_never_erases(make_station, bodycam):
     ing = Ingestor(ctx)
     ing.register_volume(vol)
     ing.ingest(ing.claim(retry_seconds=0))
-    arch = Archiver(ctx, release=Releaser(ctx).release_ready)
+    store = open_store(ctx)
+    arch = Archiver(ctx, store, release=Releaser(ctx, store).release_ready)
     arch.archive_one(arch.next_pending())
     assert arch.release_ready() == 0
     assert clips[0].exists()
@@ -114,4 +116,11 @@ def test_quarantined_is_never_released(archived):
     with ctx.ledger.tx() as conn:
         rec.set_state(conn, rid, "quarantined")
     assert not wipegate.release(ctx.cfg, ctx.ledger, rid).allowed
+    assert clip.exists()
+
+
+def test_archived_without_asking_the_store_keeps_the_source(archived):
+    ctx, rid, clip = archived
+    d = wipegate.release(ctx.cfg, ctx.ledger, rid)  # no store to ask: any doubt keeps it
+    assert not d.allowed and "store" in d.reason
     assert clip.exists()
