@@ -32,8 +32,14 @@ def _volume(st: Station, serial: str = "ZFY0701", clips: int = 3) -> Path:
     return vol
 
 
-def _copies(st: Station) -> dict[str, str]:
-    return {r["spool_path"]: r["sha256"] for r in ledger_rows(st, "SELECT * FROM recordings")}
+def _copy(st: Station, stored: str) -> Path:
+    """The file a row's spool_path names (stored relative to the spool root since 0008)."""
+    return st.data_dir / "spool" / stored
+
+
+def _copies(st: Station) -> dict[Path, str]:
+    rows = ledger_rows(st, "SELECT * FROM recordings")
+    return {_copy(st, r["spool_path"]): r["sha256"] for r in rows}
 
 
 def _sql(st: Station, sql: str, *params: object) -> None:
@@ -75,7 +81,7 @@ def test_recovery_removes_only_its_own_temps_and_moves_strays_aside(station) -> 
     spool = station.data_dir / "spool"
     rows = ledger_rows(station, "SELECT * FROM recordings ORDER BY id")
     # A v0.1.0 station whose recorder said serial ".tmp": its copy lives in <spool>/.tmp.
-    old = Path(rows[0]["spool_path"])
+    old = _copy(station, rows[0]["spool_path"])
     legacy = spool / ".tmp" / old.name
     os.rename(old, legacy)
     _sql(station, "UPDATE recordings SET spool_path=? WHERE id=?", str(legacy), rows[0]["id"])
@@ -97,7 +103,7 @@ def test_recovery_removes_only_its_own_temps_and_moves_strays_aside(station) -> 
     assert not own_temp.exists()
     assert sha256_of(legacy) == rows[0]["sha256"], "a ledger-named copy was touched"
     for r in rows[1:]:
-        assert sha256_of(r["spool_path"]) == r["sha256"]
+        assert sha256_of(_copy(station, r["spool_path"])) == r["sha256"]
     assert not not_ours.exists() and not stray.exists()
     moved = sorted(p.read_bytes() for p in (spool / ".orphans").iterdir())
     assert not os.path.lexists(hostile)
@@ -123,8 +129,8 @@ def test_missing_spooled_copy_is_a_violation_and_is_copied_again(station) -> Non
         while (row := ing.claim([report.device_id], retry_seconds=0)) is not None:
             assert ing.ingest(row).state == "spooled"
         victim = ctx.ledger.query("SELECT * FROM recordings ORDER BY id LIMIT 1")[0]
-        os.chmod(victim["spool_path"], 0o600)
-        os.unlink(victim["spool_path"])
+        os.chmod(_copy(station, victim["spool_path"]), 0o600)
+        os.unlink(_copy(station, victim["spool_path"]))
         ing.recover()
         after = ctx.ledger.one("SELECT * FROM recordings WHERE id=?", (victim["id"],))
         assert after is not None and after["state"] == "discovered"
@@ -140,12 +146,12 @@ def test_missing_spooled_copy_is_a_violation_and_is_copied_again(station) -> Non
         assert row is not None and ing.ingest(row).state == "spooled"
         again = ctx.ledger.one("SELECT * FROM recordings WHERE id=?", (victim["id"],))
         assert again is not None and again["sha256"] == victim["sha256"]
-        assert sha256_of(again["spool_path"]) == victim["sha256"]
+        assert sha256_of(_copy(station, again["spool_path"])) == victim["sha256"]
         # Source gone too (undocked): reported once, the row is left as it is for an operator.
         other = ctx.ledger.query("SELECT * FROM recordings WHERE id!=?", (victim["id"],))[0]
         ing.undock(vol)
-        os.chmod(other["spool_path"], 0o600)
-        os.unlink(other["spool_path"])
+        os.chmod(_copy(station, other["spool_path"]), 0o600)
+        os.unlink(_copy(station, other["spool_path"]))
         ing.recover()
         ing.recover()
         n = ctx.ledger.one(

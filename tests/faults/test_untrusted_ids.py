@@ -74,15 +74,16 @@ def _assert_held(st: Station, ctx: Context, vol: Path, manifest: dict[bytes, str
         assert r["serial"] == stand_in
         assert r["state"] == "quarantined", r
         assert "refused" in r["reason"] and "quarantine" in r["reason"]
-        assert Path(r["spool_path"]).parent.name == f"device-{r['device_id']}"
-        assert sha256_of(r["spool_path"]) == r["sha256"] == manifest[bytes(r["source_path_raw"])]
+        copy = st.data_dir / "spool" / r["spool_path"]  # relative to the spool root
+        assert copy.parent.name == f"device-{r['device_id']}"
+        assert sha256_of(copy) == r["sha256"] == manifest[bytes(r["source_path_raw"])]
     # Recovery (start-up, periodic) and a release pass change nothing of it.
     Ingestor(ctx).recover()
     assert Archiver(ctx).release_ready() == 0
     for rel in manifest:
         assert os.path.isfile(os.path.join(os.fsencode(vol), rel)), "source erased"
     for r in rows:
-        assert os.path.isfile(r["spool_path"]), "spool copy lost"
+        assert (st.data_dir / "spool" / r["spool_path"]).is_file(), "spool copy lost"
     # Nothing written outside the spool's own folders (`..` once wrote into data_dir).
     assert not list(st.data_dir.glob("*.mp4")) and not list((ctx.spool / ".tmp").glob("*.mp4"))
     rec = Recorder.of(vol, stand_in, manifest)
@@ -182,7 +183,8 @@ def test_dot_volume_label_with_the_daemon_releasing_only_durable_copies(  # type
     for r in ledger_rows(st, "SELECT * FROM recordings"):
         # Released only with a durable, verified copy that still matches the recorder's file.
         assert r["state"] == "released" and r["verified_at"] and r["released_at"]
-        assert sha256_of(r["spool_path"]) == r["sha256"] == manifest[bytes(r["source_path_raw"])]
+        copy = st.data_dir / "spool" / r["spool_path"]
+        assert sha256_of(copy) == r["sha256"] == manifest[bytes(r["source_path_raw"])]
         types = [
             e["type"]
             for e in ledger_rows(

@@ -64,8 +64,11 @@ def test_v010_spool_by_serial_is_kept_in_place(station, baseline_tree: Path) -> 
     rows = ledger_rows(station, "SELECT * FROM recordings")
     for path, sha in before.items():
         assert sha256_of(path) == sha, f"{path} moved, lost or changed"
-    assert {r["spool_path"]: r["sha256"] for r in rows if r["spool_path"] in before} == before
-    (added,) = [r for r in rows if r["spool_path"] not in before]
+    # Paths are stored relative to the spool root after migration 0008; the files stay put.
+    spool = station.data_dir / "spool"
+    after = {str(spool / r["spool_path"]): r["sha256"] for r in rows}
+    assert {p: after[p] for p in before} == before
+    (added,) = [r for r in rows if str(spool / r["spool_path"]) not in before]
     assert Path(added["spool_path"]).parent.name == f"device-{added['device_id']}"
     assert not (station.data_dir / "spool" / ".orphans").exists()
     assert station.cli("verify").returncode == 0
