@@ -42,7 +42,9 @@ class LocalArchive:
     def _path(self, ref: str) -> Path:
         if not ref.startswith("file://"):
             if not ref.startswith(LOCAL_REF_PREFIX):
-                raise IntegrityError(f"archive ref {ref} is not a local archive reference")
+                raise IntegrityError(
+                    f"archive ref {ref} is outside the archive {self.root}: not a local reference"
+                )
             try:
                 return safe_join(self.root, ref[len(LOCAL_REF_PREFIX) :])
             except AgentError as exc:

@@ -156,7 +156,7 @@ def test_hostile_volume_ingests_the_legit_refuses_the_rest(make_station, bodycam
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("device nodes and loop mounts need root; CI runs as root")
         pytest.skip("device nodes need root")
-    st = make_station("max_file_bytes = 1073741824")
+    st = make_station("max_file_bytes = 1073741824", ledger=False)
     decoy = tmp_path / "decoy"
     decoy.mkdir()
     (decoy / "secret.MP4").write_bytes(b"outside the volume: must never be read")

@@ -30,8 +30,8 @@ BASELINE = (ROOT / "tests" / "upgrade" / "baseline").read_text(encoding="utf-8")
 _ARCHIVE = """
 import sys
 from agent import config
-from agent.archive.archiver import Archiver
-from agent.station.context import Context
+from agent.archiver import Archiver
+from agent.context import Context
 arch = Archiver(Context(config.load(sys.argv[1])))
 for _ in range(200):
     if arch.step() >= 1.0 and arch.next_pending() is None:
@@ -75,7 +75,8 @@ def _tree(root: Path) -> dict[str, str]:
     }
 
 
-def test_v010_station_upgrades_in_place(baseline_tree, station, bodycam, tmp_path):
+def test_v010_station_upgrades_in_place(baseline_tree, make_station, bodycam, tmp_path):
+    station = make_station(ledger=False)  # the baseline creates the ledger, as v0.1.0 did
     vol, _ = bodycam(serial="ZFY1280", clips=3, seconds=1.0)
     cfg = str(station.config_path)
     out = _baseline(baseline_tree, "-m", "agent", "--config", cfg, "ingest", str(vol), "--json")

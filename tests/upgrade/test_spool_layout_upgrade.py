@@ -39,7 +39,8 @@ def _clip(vol: Path, serial: str, n: int) -> None:
     os.utime(p, (1_790_000_000 + n, 1_790_000_000 + n))
 
 
-def test_v010_spool_by_serial_is_kept_in_place(station, baseline_tree: Path) -> None:  # type: ignore[no-untyped-def]
+def test_v010_spool_by_serial_is_kept_in_place(make_station, baseline_tree: Path) -> None:  # type: ignore[no-untyped-def]
+    station = make_station(ledger=False)  # the baseline creates the ledger, as v0.1.0 did
     vol = station.mount_root / "ZFY0901"
     vol.mkdir()
     (vol / "DEVINFO.TXT").write_text("vendor=ZFY\nserial=ZFY0901\n", encoding="utf-8")
