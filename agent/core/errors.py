@@ -129,7 +129,7 @@ class NotOwnerError(AgentError):
     """A command that writes the ledger directly was run by someone other than the data dir's
     owner; the message gives the `sudo -u <owner> ...` line to run instead."""
 
-    exit_code = 77  # EX_NOPERM, as for every refusal (DESIGN.md "Who acts")
+    exit_code = 77  # EX_NOPERM, as for every refusal (docs/access.md)
 
 
 class AlreadyRunningError(AgentError):
