@@ -93,26 +93,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from agent.actions.export import Exporter
+    from agent.cli import client
 
-    result = Exporter(_context(args)).run(
-        args.ids, Path(args.to), reason=args.reason, operator=args.operator
-    )
+    params = {"refs": args.ids, "reason": args.reason, "operator": args.operator}
+    result = client.export(config_mod.load(args.config), params, Path(args.to))
     if args.json:
-        doc = {
-            "manifest": str(result.manifest) if result.manifest else None,
-            "exported": [vars(e) for e in result.exported],
-            "failed": [{"id": rid, "reason": why} for rid, why in result.failed],
-        }
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        for e in result.exported:
-            print(f"exported {e.recording_id} -> {Path(args.to) / e.file} (from {e.source})")
-        for rid, why in result.failed:
+        for e in result["exported"]:
+            print(f"exported {e['recording_id']} -> {Path(args.to) / e['file']} ({e['source']})")
+        for rid, why in result["failed"]:
             print(f"FAILED {rid}: {why}", file=sys.stderr)
-        if result.manifest:
-            print(f"manifest {result.manifest}")
-    return 1 if result.failed else 0
+        if result.get("manifest"):
+            print(f"manifest {result['manifest']}")
+    return 1 if result["failed"] else 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -144,20 +138,21 @@ def cmd_interview(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from agent.actions.quarantine import decide
+    from agent.cli import client
 
-    results = decide(_context(args), args.ids, args.command, args.operator, args.reason)
+    params = {"refs": args.ids, "reason": args.reason, "operator": args.operator}
+    results = client.call(config_mod.load(args.config), args.command, params)
     if args.json:
-        print(json.dumps([r.__dict__ for r in results], ensure_ascii=False, indent=2))
+        print(json.dumps(results, ensure_ascii=False, indent=2))
     else:
         for r in results:
-            print(("ok    " if r.ok else "FAIL  ") + r.message)
-        if args.command == "accept" and any(r.ok for r in results):
+            print(("ok    " if r["ok"] else "FAIL  ") + r["message"])
+        if args.command == "accept" and any(r["ok"] for r in results):
             print(
                 "note: later recordings of these recorders are quarantined too until they are "
                 "added to the inventory file (inventory.file)"
             )
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if all(r["ok"] for r in results) else 1
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -248,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sp = add(verb, cmd_decide, what)
         sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
-        sp.add_argument("--operator", required=True, help="id of the operator deciding")
+        sp.add_argument("--operator", help="optional; must be you (you are who you log in as)")
         sp.add_argument("--reason", required=True, help="why (kept in the custody log)")
         sp.add_argument("--json", action="store_true")
     sp = add("verify", cmd_verify, "re-hash copies, check custody chain and signatures")
@@ -257,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
     sp.add_argument("--to", required=True, help="directory to write the copies into")
     sp.add_argument("--reason", required=True, help="why they are retrieved (logged)")
-    sp.add_argument("--operator", required=True, help="who retrieves them (logged)")
+    sp.add_argument("--operator", help="optional; must be you (you are who you log in as)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
     sp.add_argument("file", nargs="?")
@@ -269,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.cli.compliance import add_parsers as add_compliance
 
     add_compliance(add)
+    from agent.cli.audit import add_parser as add_audit
+
+    add_audit(add)
     sp = add("simulate", cmd_simulate, "run hardware simulators")
     from simulators.cli import add_arguments
 
