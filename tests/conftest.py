@@ -20,4 +20,5 @@ pytest_plugins = [
     "fixtures.seaweed",
     "fixtures.archive",
     "fixtures.interview",
+    "fixtures.access",
 ]

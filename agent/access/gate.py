@@ -203,7 +203,7 @@ def _who(register: Register, caller: Caller) -> tuple[Operator | None, str]:
         return None, f"operator {op.officer_id} ({op.login}) is not active in {register.path}"
     typed = (caller.typed or "").strip()
     if typed and typed not in (op.officer_id, op.login):
-        return None, (
+        return op, (
             f"--operator {typed!r} is not you: you are authenticated as operator "
             f"{op.officer_id} ({op.login}); drop --operator or give your own id"
         )
@@ -219,8 +219,8 @@ def authorize(
 ) -> Decision:
     """May `caller` do `action` on `recordings`? The one place roles are decided."""
     op, why = _who(register, caller)
-    if op is None:
-        return Decision(False, None, why, recordings)
+    if op is None or why:
+        return Decision(False, op, why, recordings)
     if action not in ANY:
         return Decision(False, op, f"unknown action {action!r}", recordings)
     if any(op.has(r) for r in ANY[action]):
@@ -264,7 +264,6 @@ def record_refusal(ledger: Ledger, caller: Caller, action: str, decision: Decisi
             conn,
             "access.refused",
             payload,
-            recording_id=decision.recordings[0] if len(decision.recordings) == 1 else None,
             actor=f"operator:{op.officer_id}" if op else caller.actor(),
         )
 
@@ -284,9 +283,8 @@ def record_grant(
             "roles": list(op.roles),
             "recordings": recordings,
         },
-        recording_id=recordings[0] if len(recordings) == 1 else None,
         actor=f"operator:{op.officer_id}",
-    )
+    )  # recording_id stays empty: the recordings are in the payload, found by the audit
 
 
 Resolve = Callable[[sqlite3.Connection], list[str]]

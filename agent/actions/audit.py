@@ -46,7 +46,8 @@ class Query:
     def from_params(cls, params: dict[str, Any]) -> Query:
         q = cls()
         for key in ("recording", "operator", "since", "until", "kind"):
-            value = params.get(key)
+            # "operator" in a gate request is the (checked) typed identity; the filter is by_.
+            value = params.get("by_operator" if key == "operator" else key)
             if value is not None and (not isinstance(value, str) or len(value) > 100):
                 raise AuditError(f"{key}: expected text")
             setattr(q, key, value or None)
@@ -66,8 +67,11 @@ class Query:
 def _where(q: Query) -> tuple[str, list[Any]]:
     sql, args = ["1=1"], []
     if q.recording:
-        sql.append("recording_id = ?")
-        args.append(q.recording)
+        sql.append(
+            "(recording_id = ? OR EXISTS (SELECT 1 FROM json_each(payload, '$.recordings')"
+            " WHERE value = ?))"
+        )
+        args += [q.recording, q.recording]
     if q.operator:
         sql.append(
             "(actor IN (?, ?) OR json_extract(payload, '$.operator') = ?"
@@ -91,11 +95,13 @@ def _in_period(at: str, lo: datetime | None, hi: datetime | None) -> bool:
     return (lo is None or when >= lo) and (hi is None or when < hi)
 
 
-def _operator_of(row: sqlite3.Row, payload: dict[str, Any]) -> str | None:
+def _operator_of(row: sqlite3.Row, payload: dict[str, Any], ops: dict[str, Any]) -> str | None:
     if isinstance(payload.get("operator"), str):
         return str(payload["operator"])
     actor = str(row["actor"])
-    return actor.split(":", 1)[1] if actor.startswith("operator:") else None
+    if actor.startswith("operator:"):
+        return actor.split(":", 1)[1]
+    return actor if actor in ops else None  # tagging records the bare officer id
 
 
 def collect(ctx: Context, conn: sqlite3.Connection, q: Query) -> dict[str, Any]:
@@ -109,7 +115,7 @@ def collect(ctx: Context, conn: sqlite3.Connection, q: Query) -> dict[str, Any]:
         if not _in_period(row["at"], lo, hi):
             continue
         payload = json.loads(row["payload"])
-        who = _operator_of(row, payload)
+        who = _operator_of(row, payload, ops)
         info = ops.get(who or "", {})
         when = clock.parse_iso(row["at"])
         events.append(
@@ -134,9 +140,16 @@ def collect(ctx: Context, conn: sqlite3.Connection, q: Query) -> dict[str, Any]:
     doc: dict[str, Any] = {"query": q.as_dict(), "station": ctx.station_id, "events": events}
     if q.recording:
         doc["recording"] = _recording(conn, q.recording)
-        last = max((e["seq"] for e in events), default=0)
+        # Reading the audit is itself recorded; the checkpoint must cover what was read.
+        last = max((e["seq"] for e in events if not _is_read(e)), default=0)
         doc["checkpoint"] = _covering(conn, last)
     return doc
+
+
+def _is_read(event: dict[str, Any]) -> bool:
+    return event["type"] == "audit.read" or (
+        event["type"] == "access.granted" and event["payload"].get("action") == "audit"
+    )
 
 
 def _recording(conn: sqlite3.Connection, rid: str) -> dict[str, Any] | None:
@@ -169,8 +182,7 @@ def record_read(ctx: Context, actor: str, q: Query, via: str) -> None:
         custody.append(
             conn,
             "audit.read",
-            {"via": via, "query": q.as_dict()},
-            recording_id=q.recording,
+            {"via": via, "query": q.as_dict(), "recordings": [q.recording] if q.recording else []},
             actor=actor,
         )
 

@@ -35,7 +35,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     tz = cfg.station.timezone
     params = {
         "recording": args.recording,
-        "operator": args.operator_filter,
+        "by_operator": args.operator_filter,
         "since": parse_when(args.since, tz).isoformat() if args.since else None,
         "until": parse_when(args.until, tz, end=True).isoformat() if args.until else None,
         "kind": args.kind,
@@ -47,8 +47,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ctx = Context(cfg)
         q = audit.Query.from_params(params)
         audit.resolve(ctx, q)
-        audit.record_read(ctx, f"uid:{os.geteuid()}", q, "direct")
         doc = audit.collect(ctx, ctx.ledger.connect(), q)
+        audit.record_read(ctx, f"uid:{os.geteuid()}", q, "direct")
     else:
         from agent.cli import client
 
