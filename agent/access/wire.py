@@ -20,6 +20,10 @@ class WireError(Exception):
     """The peer sent something that is not a frame of this protocol, or went away."""
 
 
+class Closed(WireError):
+    """The peer closed the connection before sending anything (e.g. a liveness probe)."""
+
+
 def send(sock: socket.socket, doc: dict[str, Any], fds: list[int] | None = None) -> None:
     body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     if len(body) > MAX_FRAME:
@@ -39,6 +43,8 @@ def _recv_exact(sock: socket.socket, n: int, fds: list[int]) -> bytes:
         data, got, _flags, _addr = socket.recv_fds(sock, n - len(buf), MAX_FDS)
         fds.extend(got)
         if not data:
+            if not buf and n == 4:
+                raise Closed("connection closed")
             raise WireError("connection closed in the middle of a frame")
         buf += data
     return buf

@@ -142,6 +142,8 @@ class ApiServer:
             for fd in fds:
                 os.close(fd)  # a client has no business sending descriptors
             self._reply(conn, self.handle(caller, doc, conn))
+        except wire.Closed:
+            pass  # a probe: is the gate there?
         except (wire.WireError, OSError) as exc:
             logger.warning("gate: bad request: %s", exc)
         finally:

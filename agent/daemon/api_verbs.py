@@ -30,10 +30,14 @@ def _tag_refs(server: Server, params: dict[str, Any]) -> list[str]:
     out = refs(params)
     serial = text(params, "serial", limit=64)
     if serial:
-        lo, hi = (clock.parse_iso(text(params, k, limit=40) or None) for k in ("from", "to"))
+        lo_s, hi_s = text(params, "from", limit=40), text(params, "to", limit=40)
+        lo, hi = clock.parse_iso(lo_s or None), clock.parse_iso(hi_s or None)
         picked = select_recordings(server.ctx, serial, lo, hi)
         if not picked:
-            raise TagError(f"recorder {serial} has no recordings starting in the given range")
+            raise TagError(
+                f"recorder {serial} has no recordings starting in the range "
+                f"{lo_s or '…'} to {hi_s or '…'}"
+            )
         out += picked
     return out
 
@@ -69,7 +73,7 @@ def _decide(verb: str) -> Handler:
     def handle(server: Server, caller: Caller, params: dict[str, Any], _s: Any) -> Any:
         from agent.actions.quarantine import decide
 
-        reason = text(params, "reason", required=True)
+        reason = text(params, "reason")  # an empty one is decide()'s own error
         wanted = refs(params)
 
         def resolve(conn: sqlite3.Connection) -> list[str]:
