@@ -62,6 +62,9 @@ def call(cfg: AgentConfig, verb: str, params: dict[str, Any]) -> Any:
 
 def _write(fd: int, dest: Path, sha256: str) -> bool:
     """Copy a descriptor to `dest` via a temp name, hashing; keep it only if it matches."""
+    if dest.exists():
+        os.close(fd)
+        raise FileExistsError(f"{dest} already exists; export into an empty directory")
     tmp = dest.with_name(f".{dest.name}.partial")
     h = hashlib.sha256()
     with os.fdopen(fd, "rb") as src, open(tmp, "xb") as out:
@@ -99,6 +102,8 @@ def export(cfg: AgentConfig, params: dict[str, Any], to: Path) -> dict[str, Any]
             dest = to / Path(str(item["file"])).name
             try:
                 (done if _write(fd, dest, item["sha256"]) else mismatch).append(item["id"])
+            except FileExistsError as exc:
+                failed.append([item["id"], str(exc)])
             except OSError as exc:
                 failed.append([item["id"], f"{dest}: {exc.strerror}"])
         wire.send(sock, {"done": done, "mismatch": mismatch, "failed": failed, "to": str(to)})
@@ -106,7 +111,7 @@ def export(cfg: AgentConfig, params: dict[str, Any], to: Path) -> dict[str, Any]
     result = dict(_answer(final))
     manifest = result.get("manifest")
     if manifest:
-        stamp = str(manifest["exported_at"]).replace(":", "").replace("-", "")[:15]
+        stamp = "".join(c for c in str(manifest["exported_at"])[:26] if c.isdigit() or c == "T")
         path = to / f"manifest-{stamp}.json"
         tmp = path.with_name(f".{path.name}.partial")
         tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -131,7 +131,7 @@ def _finish(
                        "file": e.file, "source": e.source, "sha256": e.sha256}  # fmt: skip
             custody.append(
                 conn, "recording.exported", payload, recording_id=e.recording_id,
-                actor=f"operator:{op.officer_id}",
+                actor=op.officer_id,  # as exports always named it
             )  # fmt: skip
         if exported:
             events.emit(conn, "recording.exported", recordings=[e.recording_id for e in exported],
