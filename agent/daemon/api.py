@@ -71,13 +71,29 @@ class ApiServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o660)
-        self._chgrp()
+        gid = self._chgrp()
+        if gid is not None:
+            self._private_data_dir(gid)
         sock.listen(MAX_CLIENTS)
         sock.settimeout(0.5)
         self._sock = sock
         self.register.refresh()
 
-    def _chgrp(self) -> None:
+    def _private_data_dir(self, gid: int) -> None:
+        """Operators are in the socket's group; if that is the data dir's group too, the data
+        dir loses its group bits, so an operator can never read the ledger or the key."""
+        data_dir = self.ctx.cfg.station.data_dir
+        st = data_dir.stat()
+        if st.st_gid == gid and st.st_mode & 0o070 and st.st_uid == os.geteuid():
+            os.chmod(data_dir, st.st_mode & 0o7707)
+            logger.warning(
+                "%s: group access removed: its group %s is also the gate's (api.group), whose "
+                "members are operators",
+                data_dir,
+                self.ctx.cfg.api.group,
+            )
+
+    def _chgrp(self) -> int | None:
         group = self.ctx.cfg.api.group
         try:
             gid = grp.getgrnam(group).gr_gid
@@ -88,11 +104,12 @@ class ApiServer:
                 self.path,
                 self.path,
             )
-            return
+            return None
         try:
             os.chown(self.path, -1, gid)
         except OSError as exc:
             logger.warning("cannot give %s to group %s: %s", self.path, group, exc)
+        return gid
 
     def serve(self) -> None:
         """The accept loop (thread `api`); returns when the stop event is set."""

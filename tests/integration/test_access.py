@@ -51,9 +51,10 @@ def docked(users, bodycam):  # type: ignore[no-untyped-def]
     ingest = st.cli("ingest", str(vol), "--json", check=True)
     assert json.loads(ingest.stdout)["copied"] == 2
     ids = [r["id"] for r in json.loads(st.cli("status", "--json", check=True).stdout)["recordings"]]
-    gate = Gate(st).start()
+    st.gates.append(Gate(st).start())
     yield st, ids
-    gate.close()
+    for gate in st.gates:
+        gate.close()
     import shutil
 
     shutil.rmtree(base, ignore_errors=True)
@@ -117,9 +118,7 @@ def test_custodian_exports_as_itself_officer_may_not(users, docked):  # type: ig
     assert manifest["operator"] == "C001" and manifest["cert_no"] == "JZ-C001"
     assert {r["id"] for r in manifest["recordings"]} == set(ids)
     exported = _custody(st, "recording.exported")
-    assert {(e["recording_id"], e["actor"]) for e in exported} == {
-        (i, "operator:C001") for i in ids
-    }
+    assert {(e["recording_id"], e["actor"]) for e in exported} == {(i, "C001") for i in ids}
     assert len(_custody(st, "export.started")) == 2
     verify = st.cli("verify")
     assert verify.returncode == 0, verify.stdout
@@ -238,3 +237,31 @@ def test_no_register_or_a_broken_one_refuses_gated_actions_and_raises_an_alarm(u
         conn.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_data_dir_shared_with_the_gates_group_loses_its_group_bits(users, docked):  # type: ignore[no-untyped-def]
+    # Under systemd the service user's group is often `evidence`, the socket's group too: the
+    # gate must not leave operators a way into the ledger through the data dir's group.
+    st, _ = docked
+    os.chown(st.data_dir, 0, users.gid)
+    os.chmod(st.data_dir, 0o750)
+    ledger = st.data_dir / "ledger.sqlite3"
+    os.chown(ledger, 0, users.gid)
+    os.chmod(ledger, 0o640)
+    probe = (
+        "import sys\ntry: open(sys.argv[1], 'rb').close(); print('READ')\n"
+        "except PermissionError: print('DENIED')\n"
+    )
+    before = users.run(f"{users.prefix}off1", "-c", probe, str(ledger))
+    assert before.stdout.strip() == "READ"  # the hole this closes
+    st.gates[0].close()
+    gate = Gate(st).start()
+    try:
+        assert st.data_dir.stat().st_mode & 0o777 == 0o700
+        after = users.run(f"{users.prefix}off1", "-c", probe, str(ledger))
+        assert after.stdout.strip() == "DENIED"
+        assert (
+            users.cli(f"{users.prefix}cus", st, "accept", "0" * 12, "--reason", "x").returncode == 1
+        )
+    finally:
+        gate.close()
