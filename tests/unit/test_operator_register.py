@@ -55,3 +55,13 @@ def test_unknown_or_missing_columns_are_errors(tmp_path: Path) -> None:
         load_register(path)
     with pytest.raises(RegisterError, match="operators.file"):
         load_register(tmp_path / "absent.csv")
+
+
+def test_check_config_reports_a_broken_register(make_station) -> None:  # type: ignore[no-untyped-def]
+    st = make_station()
+    ok = st.cli("check-config")
+    assert ok.returncode == 0, ok.stderr
+    (st.dir / "operators.csv").write_text(HEADER + "1,zhang,张三,chief,C1,1\n", encoding="utf-8")
+    bad = st.cli("check-config")
+    assert bad.returncode == 78
+    assert "operators.file:" in bad.stderr and "line 2, column 'roles'" in bad.stderr
