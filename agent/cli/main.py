@@ -102,8 +102,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         for e in result["exported"]:
             print(f"exported {e['recording_id']} -> {Path(args.to) / e['file']} ({e['source']})")
-        for rid, why in result["failed"]:
-            print(f"FAILED {rid}: {why}", file=sys.stderr)
+        for f in result["failed"]:
+            print(f"FAILED {f['id']}: {f['reason']}", file=sys.stderr)
         if result.get("manifest"):
             print(f"manifest {result['manifest']}")
     return 1 if result["failed"] else 0

@@ -15,6 +15,7 @@ import shutil
 import socket
 import sqlite3
 import tempfile
+import uuid
 from typing import Any
 
 from agent.access import gate, wire
@@ -52,15 +53,22 @@ def serve_export(
     ctx = server.ctx
     reason = text(params, "reason", required=True)
     to = text(params, "to", required=True, limit=4096)  # shown in custody; never opened here
+    export_id = str(uuid.uuid4())  # ties export.started to recording.exported, as `export` does
 
     def started(conn: sqlite3.Connection, op: Operator, ids: list[str]) -> Operator:
         for rid in ids:
             custody.append(
                 conn,
                 "export.started",
-                {"operator": op.officer_id, "via": caller.via, "reason": reason, "to": to},
+                {
+                    "export": export_id,
+                    "operator": op.officer_id,
+                    "via": caller.via,
+                    "reason": reason,
+                    "to": to,
+                },
                 recording_id=rid,
-                actor=f"operator:{op.officer_id}",
+                actor=op.officer_id,
             )
         return op
 
@@ -100,6 +108,7 @@ def serve_export(
     reply, extra = wire.recv(s)
     for fd in extra:
         os.close(fd)
+    reply["export"] = export_id
     return _finish(server, op, files, reply, reason, failed)
 
 
@@ -127,7 +136,8 @@ def _finish(
             events.emit(conn, "integrity.violation", recording=rid, where=where)
             failed.append([rid, f"the {where} copy does not match its SHA-256; not exported"])
         for e in exported:
-            payload = {"operator": op.officer_id, "via": "cli", "reason": reason, "to": to,
+            payload = {"export": reply["export"], "operator": op.officer_id, "via": "cli",
+                       "reason": reason, "to": to,
                        "file": e.file, "source": e.source, "sha256": e.sha256}  # fmt: skip
             custody.append(
                 conn, "recording.exported", payload, recording_id=e.recording_id,
@@ -137,18 +147,20 @@ def _finish(
             events.emit(conn, "recording.exported", recordings=[e.recording_id for e in exported],
                         operator=op.officer_id)  # fmt: skip
             custody.checkpoint(conn, ctx.key, ctx.station_id)
-    manifest = _manifest(server, op, exported, reason) if exported else None
-    return {"manifest": manifest, "exported": [vars(e) for e in exported], "failed": failed}
+    manifest = _manifest(server, op, exported, reason, reply["export"]) if exported else None
+    failures = [{"id": rid, "reason": why} for rid, why in failed]  # as `export --json` has it
+    return {"manifest": manifest, "exported": [vars(e) for e in exported], "failed": failures}
 
 
 def _manifest(
-    server: Server, op: Operator, exported: list[Exported], reason: str
+    server: Server, op: Operator, exported: list[Exported], reason: str, export_id: str
 ) -> dict[str, Any]:
     ctx = server.ctx
     conn = ctx.ledger.connect()
     exporter = Exporter(ctx)
     body: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA,
+        "export": export_id,
         "station": ctx.station_id,
         "operator": op.officer_id,
         "operator_name": op.name,
