@@ -25,4 +25,5 @@ pytest_plugins = [
     "fixtures.seaweed",
     "fixtures.archive",
     "fixtures.interview",
+    "fixtures.access",
 ]

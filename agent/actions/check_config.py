@@ -14,7 +14,21 @@ def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
         problems += interview_problems(cfg)
     problems += _mqtt_problems(cfg)
     problems += _archive_problems(cfg)
+    problems += _register_problems(cfg)
     return problems
+
+
+def _register_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
+    """A broken operator register refuses every gated action: say so before it bites."""
+    if cfg.operators.file is None:
+        return []
+    from agent.access.register import RegisterError, load_register
+
+    try:
+        load_register(cfg.operators.file)
+    except RegisterError as exc:
+        return [("operators.file", f"{exc} (gated actions would be refused)")]
+    return []
 
 
 def _file_problems(cfg: AgentConfig) -> list[tuple[str, str]]:

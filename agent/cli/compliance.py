@@ -105,7 +105,47 @@ def _refs(args: argparse.Namespace, ctx: Any) -> list[str]:
     return refs
 
 
+def _request(args: argparse.Namespace, tz: str) -> dict[str, Any]:
+    """The tag request for the gate; recorder/time selection is resolved by the daemon."""
+    refs = list(args.refs)
+    if args.refs_file:
+        fh = sys.stdin if args.refs_file == "-" else open(args.refs_file, encoding="utf-8")  # noqa: SIM115
+        with fh:
+            refs += [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
+    if (args.start_from or args.start_to) and not args.serial:
+        raise TagError("--from/--to select a recorder's clips: give --serial too")
+    lo = parse_when(args.start_from, tz) if args.start_from else None
+    hi = parse_when(args.start_to, tz, end=True) if args.start_to else None
+    return {
+        "refs": refs,
+        "serial": args.serial,
+        "from": lo.isoformat() if lo else None,
+        "to": hi.isoformat() if hi else None,
+        "fields": _fields(args),
+        "reason": args.reason,
+        "operator": args.operator,
+    }
+
+
 def cmd_tag(args: argparse.Namespace) -> int:
+    if args.show or args.dry_run:
+        return _tag_read(args)  # reads: the data dir's owner and root, directly
+    from agent.cli import client
+    from agent.config import loader as config_mod
+
+    cfg = config_mod.load(args.config)
+    results = client.call(cfg, "tag", _request(args, cfg.station.timezone))
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return 0
+    for r in results:
+        what = ", ".join(r["changed"]) if r["changed"] else "no change"
+        due = f"; deadline now {r['deadline']}" if r["deadline_recomputed"] else ""
+        print(f"{r['recording_id']}: metadata version {r['version']} ({what}){due}")
+    return 0
+
+
+def _tag_read(args: argparse.Namespace) -> int:
     from agent.tagging import apply as tagging
 
     ctx = _context(args)
@@ -116,22 +156,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         else:
             _print_show(doc)
         return 0
-    refs = _refs(args, ctx)
-    if args.dry_run:
-        print("\n".join(refs))
-        return 0
-    if not args.operator:
-        raise TagError("--operator ID is required: who is tagging (recorded in the custody log)")
-    results = tagging.tag(
-        ctx, refs, _fields(args), actor=args.operator, reason=args.reason, origin="cli"
-    )
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
-        return 0
-    for r in results:
-        what = ", ".join(r.changed) if r.changed else "no change"
-        due = f"; deadline now {r.deadline}" if r.deadline_recomputed else ""
-        print(f"{r.recording_id}: metadata version {r.version} ({what}){due}")
+    print("\n".join(_refs(args, ctx)))
     return 0
 
 
@@ -220,7 +245,7 @@ def add_parsers(add: Add) -> None:
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any field, repeatable")
     sp.add_argument("--clear", action="append", metavar="KEY", help="clear a field, repeatable")
     sp.add_argument(
-        "--operator", metavar="ID", help="who is tagging (officer/operator id); required"
+        "--operator", metavar="ID", help="optional; must be you (you are who you log in as)"
     )
     sp.add_argument(
         "--reason", metavar="TEXT", help="why; required when a value that was set changes"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -54,8 +55,24 @@ def _config(work: Path) -> config_mod.AgentConfig:
         "EVIDENCE_AGENT__INGEST__SPOOL_RESERVE_BYTES": "0",
         "EVIDENCE_AGENT__CREDENTIALS__FILE": f'"{work / "credentials"}"',
         "EVIDENCE_AGENT__DRIVERS": drivers,
+        # Its own register and gate: whoever runs the demo may tag, decide and export in it.
+        "EVIDENCE_AGENT__OPERATORS__FILE": f'"{_demo_register(work)}"',
+        "EVIDENCE_AGENT__API__SOCKET": f'"{work / "run" / "api.sock"}"',
     }
     return config_mod.load(None, environ=env)
+
+
+def _demo_register(work: Path) -> Path:
+    import pwd
+
+    login = pwd.getpwuid(os.geteuid()).pw_name
+    path = work / "operators.csv"
+    path.write_text(
+        "officer_id,login,name,roles,cert_no,active\n"
+        f"demo,{login},演示操作员,officer;custodian;supervisor;admin,DEMO-0001,1\n",
+        encoding="utf-8",
+    )
+    return path
 
 
 class _Board:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -24,7 +23,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     st.add_argument("--subject", help="the person interviewed")
     st.add_argument("--proves", help="what the recording proves (证明对象)")
     st.add_argument("--note", help="free text kept with the session")
-    st.add_argument("--operator", help="who asks (default: your user name)")
+    st.add_argument("--operator", help="optional; must be you (you are who you log in as)")
     st.add_argument("--no-wait", action="store_true", help="return once requested")
     st.add_argument("--json", action="store_true")
     sp_ = verbs.add_parser("stop", help="stop the session (waits until it is closed)")
@@ -46,18 +45,33 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, context: ContextFn) -> int:
+    if args.verb in ("start", "stop", "mark"):
+        return _gated(args)  # through the daemon's gate: no ledger access from here
     ctx = context(args)
-    handler = {"start": _start, "stop": _stop, "mark": _mark, "report": _report, "list": _list}
+    handler = {"report": _report, "list": _list}
     return handler[args.verb](ctx, args)
 
 
-def _operator(args: argparse.Namespace) -> str:
-    if args.operator:
-        return str(args.operator)
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
+def _gated(args: argparse.Namespace) -> int:
+    from agent.cli import client
+    from agent.config import loader as config_mod
+
+    cfg = config_mod.load(args.config)
+    if args.verb == "start":
+        params: dict[str, Any] = {
+            "case_number": args.case,
+            "interviewers": args.interviewer,
+            "subject": args.subject,
+            "proves": args.proves,
+            "notes": args.note,
+        }
+    elif args.verb == "stop":
+        params = {"session": args.session}
+    else:
+        params = {"note": args.note}
+    params.update(operator=args.operator, wait=not getattr(args, "no_wait", False))
+    result = client.call(cfg, f"interview.{args.verb}", params)
+    return {"start": _start, "stop": _stop, "mark": _mark}[args.verb](result, args)
 
 
 def _print(result: dict[str, Any], as_json: bool, ok_text: str) -> int:
@@ -72,30 +86,14 @@ def _print(result: dict[str, Any], as_json: bool, ok_text: str) -> int:
     return 0
 
 
-def _start(ctx: Context, args: argparse.Namespace) -> int:
-    from agent.interview import commands
-
-    params = {
-        "case_number": args.case,
-        "interviewers": args.interviewer,
-        "subject": args.subject,
-        "proves": args.proves,
-        "notes": args.note,
-        "source": "cli",
-        "operator": _operator(args),
-    }
-    result = commands.start(ctx, params, wait=not args.no_wait)
+def _start(result: dict[str, Any], args: argparse.Namespace) -> int:
     text = "session {session} {state} (room {room}, case {case_number}) since {started_at}"
     if args.no_wait:
         text = "session {session} requested"
     return _print(result, args.json, text)
 
 
-def _stop(ctx: Context, args: argparse.Namespace) -> int:
-    from agent.interview import commands
-
-    params = {"session": args.session, "source": "cli", "operator": _operator(args)}
-    result = commands.stop(ctx, params, wait=not args.no_wait)
+def _stop(result: dict[str, Any], args: argparse.Namespace) -> int:
     if result.get("coverage") is not None:
         result["coverage_pct"] = round(100 * result["coverage"], 2)
     text = "session {session} {state}: {started_at} -> {ended_at}, coverage {coverage_pct} %"
@@ -104,11 +102,8 @@ def _stop(ctx: Context, args: argparse.Namespace) -> int:
     return _print(result, args.json, text)
 
 
-def _mark(ctx: Context, args: argparse.Namespace) -> int:
-    from agent.interview import commands
-
-    params = {"note": args.note, "source": "cli", "operator": _operator(args)}
-    return _print(commands.mark(ctx, params), args.json, "session {session}: mark at {at}")
+def _mark(result: dict[str, Any], args: argparse.Namespace) -> int:
+    return _print(result, args.json, "session {session}: mark at {at}")
 
 
 def _report(ctx: Context, args: argparse.Namespace) -> int:

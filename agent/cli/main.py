@@ -112,31 +112,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from agent.actions.export import Exporter
     from agent.actions.safeexport import ExportInterrupted
+    from agent.cli import client
 
+    params = {"refs": args.ids, "reason": args.reason, "operator": args.operator}
     try:
-        result = Exporter(_context(args)).run(
-            args.ids, Path(args.to), reason=args.reason, operator=args.operator
-        )
+        result = client.export(config_mod.load(args.config), params, Path(args.to))
     except ExportInterrupted as exc:
         print(f"evidence-agent: {exc}; recorded as export.aborted", file=sys.stderr)
         return 128 + exc.signum
     if args.json:
-        doc = {
-            "manifest": str(result.manifest) if result.manifest else None,
-            "exported": [vars(e) for e in result.exported],
-            "failed": [{"id": rid, "reason": why} for rid, why in result.failed],
-        }
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        for e in result.exported:
-            print(f"exported {e.recording_id} -> {Path(args.to) / e.file} (from {e.source})")
-        for rid, why in result.failed:
-            print(f"FAILED {rid}: {why}", file=sys.stderr)
-        if result.manifest:
-            print(f"manifest {result.manifest}")
-    return 1 if result.failed else 0
+        for e in result["exported"]:
+            print(f"exported {e['recording_id']} -> {Path(args.to) / e['file']} ({e['source']})")
+        for f in result["failed"]:
+            print(f"FAILED {f['id']}: {f['reason']}", file=sys.stderr)
+        if result.get("manifest"):
+            print(f"manifest {result['manifest']}")
+    return 1 if result["failed"] else 0
 
 
 def cmd_verify_export(args: argparse.Namespace) -> int:
@@ -210,20 +204,21 @@ def cmd_interview(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from agent.actions.quarantine import decide
+    from agent.cli import client
 
-    results = decide(_context(args), args.ids, args.command, args.operator, args.reason)
+    params = {"refs": args.ids, "reason": args.reason, "operator": args.operator}
+    results = client.call(config_mod.load(args.config), args.command, params)
     if args.json:
-        print(json.dumps([r.__dict__ for r in results], ensure_ascii=False, indent=2))
+        print(json.dumps(results, ensure_ascii=False, indent=2))
     else:
         for r in results:
-            print(("ok    " if r.ok else "FAIL  ") + r.message)
-        if args.command == "accept" and any(r.ok for r in results):
+            print(("ok    " if r["ok"] else "FAIL  ") + r["message"])
+        if args.command == "accept" and any(r["ok"] for r in results):
             print(
                 "note: later recordings of these recorders are quarantined too until they are "
                 "added to the inventory file (inventory.file)"
             )
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if all(r["ok"] for r in results) else 1
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -337,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sp = add(verb, cmd_decide, what)
         sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
-        sp.add_argument("--operator", required=True, help="id of the operator deciding")
+        sp.add_argument("--operator", help="optional; must be you (you are who you log in as)")
         sp.add_argument("--reason", required=True, help="why (kept in the custody log)")
         sp.add_argument("--json", action="store_true")
     sp = add("verify", cmd_verify, "re-hash copies, check custody chain and signatures")
@@ -346,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
     sp.add_argument("--to", required=True, help="directory to write the copies into")
     sp.add_argument("--reason", required=True, help="why they are retrieved (logged)")
-    sp.add_argument("--operator", required=True, help="who retrieves them (logged)")
+    sp.add_argument("--operator", help="optional; must be you (you are who you log in as)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_station_commands(add)
     sp = add("interview", cmd_interview, "interview-room sessions: start, stop, mark, report")
@@ -356,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.cli.compliance import add_parsers as add_compliance
 
     add_compliance(add)
+    from agent.cli.audit import add_parser as add_audit
+
+    add_audit(add)
     sp = add("simulate", cmd_simulate, "run hardware simulators")
     from simulators.cli import add_arguments
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from agent.config.access import ApiConfig, OperatorsConfig
 from agent.config.archive import ArchiveConfig
 from agent.config.base import Section
 from agent.config.compliance import ComplianceConfig, TaggingConfig
@@ -46,6 +47,8 @@ class AgentConfig(Section):
     credentials: CredentialsConfig = Field(default_factory=CredentialsConfig)  # type: ignore[arg-type]
     recorders: RecordersConfig = Field(default_factory=RecordersConfig)  # type: ignore[arg-type]
     interview: InterviewConfig = Field(default_factory=InterviewConfig)  # type: ignore[arg-type]
+    operators: OperatorsConfig = Field(default_factory=OperatorsConfig)  # type: ignore[arg-type]
+    api: ApiConfig = Field(default_factory=ApiConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
     @property
@@ -165,6 +168,8 @@ def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
     cfg.ingest.spool_dir = fix(cfg.ingest.spool_dir)
     cfg.inventory.file = fix(cfg.inventory.file)
     cfg.roster.file = fix(cfg.roster.file)
+    cfg.operators.file = fix(cfg.operators.file)
+    cfg.api.socket = fix(cfg.api.socket) or cfg.api.socket
     cfg.compliance.calendar_overrides = fix(cfg.compliance.calendar_overrides)
     cfg.credentials.file = fix(cfg.credentials.file)
     cfg.mqtt.tls_ca_file = fix(cfg.mqtt.tls_ca_file)

@@ -236,12 +236,24 @@ class Daemon:
         if self.interview is not None:
             self.threads += self.interview.start(self._supervised)
         self.threads += self.watcher.start()
+        self.threads += self._start_api()
         self.notifier.ready()
         logger.info(
             "evidence-agent running: station %s, watching %s",
             self.ctx.station_id,
             ", ".join(map(str, self.ctx.cfg.detect.mount_roots)),
         )
+
+    def _start_api(self) -> list[threading.Thread]:
+        """The gate for tag/accept/reject/export/audit/interview (agent.daemon.api)."""
+        from agent.daemon.api import ApiServer
+
+        try:
+            return [ApiServer(self.ctx, self.stop).start()]
+        except (AgentError, OSError) as exc:
+            # Ingest goes on; gated actions are unavailable until the socket can be made.
+            logger.error("gate not started at %s (api.socket): %s", self.ctx.cfg.api.socket, exc)
+            return []
 
     def shutdown(self) -> None:
         self.notifier.stopping()

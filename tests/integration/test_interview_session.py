@@ -223,10 +223,13 @@ def test_check_config_names_what_an_interview_room_lacks(
     assert proc.returncode == 78 and "interview.cameras.0.video" in proc.stderr
 
 
-def test_cli_refuses_when_no_service_runs(make_interview_station: Callable[..., Station]) -> None:
+def test_cli_refuses_when_no_service_runs(
+    make_interview_station: Callable[..., Station], make_station: Callable[..., Station]
+) -> None:
     st = make_interview_station()
     proc = st.cli("interview", "start", "--case", "C-9")
     assert proc.returncode == 1
     assert "interview service is not running" in proc.stderr
-    dock = st.cli("interview", "start", env={"EVIDENCE_AGENT__STATION__ROLE": "dock"})
+    # The gate's (the daemon's) config decides the role, so a dock station is asked.
+    dock = make_station(name="dock").cli("interview", "start")
     assert dock.returncode == 1 and 'station.role = "interview"' in dock.stderr

@@ -1,0 +1,1 @@
+"""Who may act: the operator register, roles and the one authorisation function."""

@@ -1,0 +1,197 @@
+"""Exports through the gate: the daemon authorises and hands out read-only descriptors.
+
+The client, running as the operator, writes the files into the operator's own directory (the
+daemon never writes outside its data dir). Steps on one connection: the daemon grants and
+records `export.started`, sends read-only descriptors of the copies (SCM_RIGHTS; an archived
+copy is first fetched into an unlinked temp file); the client copies and hashes them and
+says which arrived intact; the daemon records `recording.exported` (or `integrity.violation`)
+and returns the signed manifest for the client to write.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import tempfile
+import uuid
+from typing import Any
+
+from agent.access import gate, wire
+from agent.access.gate import Caller
+from agent.access.register import Operator
+from agent.actions.export import MANIFEST_SCHEMA, Exported, Exporter
+from agent.core import clock
+from agent.core.errors import AgentError
+from agent.daemon.api_params import Server, refs, resolver, text
+from agent.ledger import custody, events, paths, stationkey
+from agent.ledger import recordings as rec
+from agent.rules import archive_keys
+
+
+def _open(exporter: Exporter, row: sqlite3.Row) -> tuple[int, str]:
+    # Stored relative to the spool root (migration 0008); old flagged rows stay absolute.
+    spool = paths.spool_file(exporter.ctx.cfg, row["spool_path"])
+    if spool is not None and row["spool_removed_at"] is None and spool.exists():
+        return os.open(spool, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "spool"
+    if not row["archive_ref"]:
+        raise AgentError(f"recording {row['id']} has no spool copy and is not archived")
+    tmpdir = exporter.ctx.cfg.station.data_dir / "tmp"
+    tmpdir.mkdir(exist_ok=True, mode=0o700)
+    tmp = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115 - its fd is handed to the client
+    with exporter.store.open_read(row["archive_ref"]) as src:
+        shutil.copyfileobj(src, tmp, 4 << 20)
+    tmp.flush()
+    fd = os.open(f"/proc/self/fd/{tmp.fileno()}", os.O_RDONLY | os.O_CLOEXEC)
+    tmp.close()
+    return fd, "archive"
+
+
+def serve_export(
+    server: Server, caller: Caller, params: dict[str, Any], s: socket.socket
+) -> dict[str, Any]:
+    ctx = server.ctx
+    reason = text(params, "reason", required=True)
+    to = text(params, "to", required=True, limit=4096)  # shown in custody; never opened here
+    export_id = str(uuid.uuid4())  # ties export.started to recording.exported, as `export` does
+
+    def started(conn: sqlite3.Connection, op: Operator, ids: list[str]) -> Operator:
+        for rid in ids:
+            custody.append(
+                conn,
+                "export.started",
+                {
+                    "export": export_id,
+                    "operator": op.officer_id,
+                    "via": caller.via,
+                    "reason": reason,
+                    "to": to,
+                },
+                recording_id=rid,
+                actor=op.officer_id,
+            )
+        return op
+
+    wanted = refs(params)
+    if not wanted:
+        raise AgentError("no recordings given: name them by id or SHA-256 prefix")
+    resolve = resolver(wanted)
+    op = gate.run(ctx.ledger, server.register, caller, "export", resolve, started)
+    exporter = Exporter(ctx)
+    files, fds, failed = [], [], []
+    for rid in resolve(ctx.ledger.connect()):
+        row = rec.get(ctx.ledger.connect(), rid)
+        assert row is not None
+        try:
+            if not row["sha256"]:
+                raise AgentError(f"recording {rid} has not been copied yet ({row['state']})")
+            fd, source = _open(exporter, row)
+        except (AgentError, OSError) as exc:
+            failed.append([rid, str(exc)])
+            continue
+        fds.append(fd)
+        name = f"{rid}{archive_keys.extension(row['source_path'])}"
+        files.append(
+            {
+                "id": rid,
+                "file": name,
+                "sha256": row["sha256"],
+                "size": row["size"],
+                "source": source,
+            }
+        )
+    try:
+        wire.send(s, {"stage": "files", "files": files, "failed": failed}, fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    reply, extra = wire.recv(s)
+    for fd in extra:
+        os.close(fd)
+    reply["export"] = export_id
+    if "aborted" in reply:
+        _aborted(server, op, export_id, [f["id"] for f in files], f"signal {reply['aborted']}")
+        return {"aborted": True}
+    result = _finish(server, op, files, reply, reason, failed)
+    _aborted(server, op, export_id, [rid for rid, _ in failed], "failed")
+    return result
+
+
+def _aborted(server: Server, op: Operator, export_id: str, ids: list[str], why: str) -> None:
+    """`export.aborted` for what was started and not exported (the client said so)."""
+    if not ids:
+        return
+    with server.ctx.ledger.tx() as conn:
+        for rid in ids:
+            custody.append(
+                conn,
+                "export.aborted",
+                {"export": export_id, "operator": op.officer_id, "reason": why[:200]},
+                recording_id=rid,
+                actor=op.officer_id,
+            )
+
+
+def _finish(
+    server: Server,
+    op: Operator,
+    files: list[dict[str, Any]],
+    reply: dict[str, Any],
+    reason: str,
+    failed: list[list[str]],
+) -> dict[str, Any]:
+    ctx = server.ctx
+    by_id = {f["id"]: f for f in files}
+    done_ids = [d for d in reply.get("done", []) if isinstance(d, str) and d in by_id]
+    bad_ids = [d for d in reply.get("mismatch", []) if isinstance(d, str) and d in by_id]
+    to = str(reply.get("to", ""))[:4096]
+    for rid, why in reply.get("failed", []) if isinstance(reply.get("failed"), list) else []:
+        failed.append([str(rid)[:64], str(why)[:500]])
+    exported = [Exported(f["id"], f["file"], f["sha256"], int(f["size"]), f["source"])
+                for f in files if f["id"] in done_ids]  # fmt: skip
+    with ctx.ledger.tx() as conn:
+        for rid in bad_ids:
+            where = by_id[rid]["source"]
+            custody.append(conn, "integrity.violation", {"where": where}, recording_id=rid)
+            events.emit(conn, "integrity.violation", recording=rid, where=where)
+            failed.append([rid, f"the {where} copy does not match its SHA-256; not exported"])
+        for e in exported:
+            payload = {"export": reply["export"], "operator": op.officer_id, "via": "cli",
+                       "reason": reason, "to": to,
+                       "file": e.file, "source": e.source, "sha256": e.sha256}  # fmt: skip
+            custody.append(
+                conn, "recording.exported", payload, recording_id=e.recording_id,
+                actor=op.officer_id,  # as exports always named it
+            )  # fmt: skip
+        if exported:
+            events.emit(conn, "recording.exported", recordings=[e.recording_id for e in exported],
+                        operator=op.officer_id)  # fmt: skip
+            custody.checkpoint(conn, ctx.key, ctx.station_id)
+    manifest = _manifest(server, op, exported, reason, reply["export"]) if exported else None
+    failures = [{"id": rid, "reason": why} for rid, why in failed]  # as `export --json` has it
+    return {"manifest": manifest, "exported": [vars(e) for e in exported], "failed": failures}
+
+
+def _manifest(
+    server: Server, op: Operator, exported: list[Exported], reason: str, export_id: str
+) -> dict[str, Any]:
+    ctx = server.ctx
+    conn = ctx.ledger.connect()
+    exporter = Exporter(ctx)
+    body: dict[str, Any] = {
+        "schema": MANIFEST_SCHEMA,
+        "export": export_id,
+        "station": ctx.station_id,
+        "operator": op.officer_id,
+        "operator_name": op.name,
+        "cert_no": op.cert_no,
+        "reason": reason,
+        "exported_at": clock.iso(clock.now()),
+        "hash_alg": "sha256",
+        "recordings": [exporter._item(conn, e) for e in exported],
+        "checkpoint": custody.latest_checkpoint(conn),
+    }
+    body["key_fingerprint"] = stationkey.fingerprint(ctx.key.public_key())
+    body["signature"] = ctx.key.sign(custody.canonical(body).encode("utf-8")).hex()
+    return body
