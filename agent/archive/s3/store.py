@@ -19,12 +19,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
+from agent.archive.s3 import bucket
 from agent.archive.s3.abandon import abort_abandoned
 from agent.archive.s3.client import error_code, make_client, parse_url, translate
 from agent.archive.s3.multipart import MultipartUploader
@@ -36,8 +35,6 @@ from agent.core import clock
 from agent.core.errors import (
     AgentError,
     ArchiveAuthError,
-    ArchiveBucketError,
-    ArchiveClockError,
     CredentialsError,
     IntegrityError,
     SpoolIntegrityError,
@@ -49,7 +46,6 @@ from agent.station.context import Context
 logger = logging.getLogger(__name__)
 
 PREFLIGHT_SECONDS = 600.0  # re-check the bucket this often (and after any failure)
-MAX_SKEW = timedelta(minutes=15)  # S3's own limit for signed requests
 
 
 def parse_ref(ref: str) -> tuple[str, str, str | None]:
@@ -119,42 +115,10 @@ class S3Archive:
             resp = self.client.head_bucket(Bucket=b)
         except Exception as exc:
             raise self.tr(exc, f"open bucket {b}") from exc
-        self._check_clock(resp)
+        bucket.check_clock(resp, self.cfg.archive.endpoint_url or "AWS S3")
         if self.cfg.archive.object_lock:
-            try:
-                conf = self.client.get_object_lock_configuration(Bucket=b)
-                enabled = conf["ObjectLockConfiguration"].get("ObjectLockEnabled") == "Enabled"
-            except Exception as exc:
-                if error_code(exc) != "ObjectLockConfigurationNotFoundError":
-                    raise self.tr(exc, f"read Object Lock configuration of bucket {b}") from exc
-                enabled = False
-            if not enabled:
-                raise ArchiveBucketError(
-                    f"bucket {b} has no Object Lock, but archive.object_lock requires it: "
-                    "evidence would not be write-once. Use a bucket created with Object Lock "
-                    "(--object-lock-enabled-for-bucket), or set archive.object_lock = false "
-                    "for a store without it"
-                )
+            bucket.require_object_lock(self.client, b, self.tr)
         self._checked_at = time.monotonic()
-
-    def _check_clock(self, resp: Any) -> None:
-        date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-        if not date:
-            return
-        try:
-            skew = clock.now() - parsedate_to_datetime(date)
-        except (TypeError, ValueError):
-            return
-        if abs(skew) > MAX_SKEW:
-            raise ArchiveClockError(
-                f"the station clock is {skew.total_seconds():+.0f} s off the store's "
-                f"({self.cfg.archive.endpoint_url or 'AWS S3'}); retention dates and signed "
-                "requests would be wrong. Synchronise the clock (chrony/timedatectl)"
-            )
-        if abs(skew) > timedelta(minutes=1):
-            logger.warning(
-                "station clock differs from the store's by %+.0f s", skew.total_seconds()
-            )
 
     # --- put -----------------------------------------------------------------------------
 
