@@ -24,10 +24,10 @@ SYSCONFDIR_ENV = "EVIDENCE_AGENT_SYSCONFDIR"
 CONFIG_ENV = "EVIDENCE_AGENT_CONFIG"
 # Commands that bring their own simulated station: the admin's file must never leak into them.
 SELF_CONTAINED = frozenset({"demo", "simulate"})
-# Commands that look at an existing station's ledger. `run` and `ingest DIR` create one.
-LEDGER_READERS = frozenset(
-    {"status", "verify", "report", "tag", "export", "accept", "reject", "interview"}
-)
+# Commands that read an existing station's ledger directly. `run` and `ingest DIR` create one;
+# gated actions (tag, accept, reject, export, interview start/stop/mark) go through the
+# daemon's gate, whose process holds the ledger: their callers may not even see the data dir.
+LEDGER_READERS = frozenset({"status", "verify", "report"})
 # Global options repeated on every subcommand (default SUPPRESS, so an absent option leaves the
 # value parsed before the subcommand alone instead of resetting it to the subparser's default).
 GLOBAL_DESTS = ("config", "log_level")
@@ -71,7 +71,12 @@ def require_ledger(ledger_path: Path, data_dir: Path, config: str | None) -> Non
 
 def needs_ledger(args: argparse.Namespace) -> bool:
     """True when the parsed command reads an existing station's ledger."""
-    return getattr(args, "command", None) in LEDGER_READERS
+    command = getattr(args, "command", None)
+    if command == "tag":  # --show and --dry-run read; tagging itself asks the gate
+        return bool(getattr(args, "show", None) or getattr(args, "dry_run", False))
+    if command == "interview":  # report and list read; start, stop and mark ask the gate
+        return getattr(args, "verb", None) in ("report", "list")
+    return command in LEDGER_READERS
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from agent.archive.archiver import Archiver
 from agent.ledger.paths import MARKER
 from faults.daemonrun import run_until_ready
 from fixtures.archive import drain
-from fixtures.station import Station, wait_for, write_config
+from fixtures.station import Station, wait_for
 
 
 def _files(root: Path) -> dict[str, str]:
@@ -52,8 +54,16 @@ def _prepared(make_station, bodycam) -> tuple[Station, list[str]]:
 
 
 def _elsewhere(st: Station, data_dir: Path) -> Station:
+    """The same station's config (its operator register included), at another data dir and
+    with a socket of its own for the gate."""
     cfg = st.dir / f"agent-{data_dir.name}.toml"
-    write_config(cfg, data_dir, st.mount_root)
+    text = st.config_path.read_text(encoding="utf-8")
+    text = text.replace(f'data_dir = "{st.data_dir}"', f'data_dir = "{data_dir}"')
+    sock = re.search(r'socket = "([^"]+)"', text)
+    if sock:
+        new_dir = tempfile.mkdtemp(prefix="eas-")
+        text = text.replace(sock.group(1), f"{new_dir}/api.sock")
+    cfg.write_text(text, encoding="utf-8")
     return Station(st.dir, cfg, data_dir, st.mount_root)
 
 

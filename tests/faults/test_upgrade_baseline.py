@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from faults.daemonrun import run_until_ready
+from fixtures.station import v010_config
 from toolcheck import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +79,7 @@ def _tree(root: Path) -> dict[str, str]:
 def test_v010_station_upgrades_in_place(baseline_tree, make_station, bodycam, tmp_path):
     station = make_station(ledger=False)  # the baseline creates the ledger, as v0.1.0 did
     vol, _ = bodycam(serial="ZFY1280", clips=3, seconds=1.0)
-    cfg = str(station.config_path)
+    cfg = str(v010_config(station))  # the baseline reads the config as v0.1.0 knew it
     out = _baseline(baseline_tree, "-m", "agent", "--config", cfg, "ingest", str(vol), "--json")
     assert json.loads(out.stdout)["copied"] == 3
     _baseline(baseline_tree, "-c", _ARCHIVE, cfg)

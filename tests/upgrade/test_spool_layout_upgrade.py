@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from faults.harness import sha256_of
-from fixtures.station import ROOT, ledger_rows
+from fixtures.station import ROOT, ledger_rows, v010_config
 
 BASELINE = (ROOT / "tests" / "upgrade" / "baseline").read_text(encoding="utf-8").strip()
 
@@ -49,7 +49,7 @@ def test_v010_spool_by_serial_is_kept_in_place(make_station, baseline_tree: Path
     env = {**os.environ, "PYTHONPATH": str(baseline_tree)}
     env.pop("EVIDENCE_AGENT_CONFIG", None)
     old = subprocess.run(
-        [sys.executable, "-m", "agent", "--config", str(station.config_path), "ingest", str(vol)],
+        [sys.executable, "-m", "agent", "--config", str(v010_config(station)), "ingest", str(vol)],
         cwd=baseline_tree, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert old.returncode == 0, old.stderr
