@@ -13,6 +13,7 @@ from pathlib import Path
 from agent import __version__
 from agent import config as config_mod
 from agent.errors import AgentError, ConfigError
+from agent.recordings import STATES
 
 logger = logging.getLogger("agent")
 
@@ -54,9 +55,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     from agent import status
 
     ctx = _context(args)
-    doc = status.document(
-        ctx, limit=args.limit, state=args.state, since=args.since, history=args.history
-    )
+    filters = {
+        "limit": args.limit,
+        "state": args.state,
+        "since": args.since,
+        "recorder": args.recorder,
+        "before": args.before,
+    }
+    if args.json and args.limit == 0:
+        status.stream(ctx, sys.stdout, history=args.history, **filters)
+        return 0
+    doc = status.document(ctx, history=args.history, **filters)
     if args.json:
         print(status.to_json(doc))
     else:
@@ -181,6 +190,16 @@ def cmd_install_systemd(args: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------------------------
 
 
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 or more)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evidence-agent", description=__doc__)
     p.add_argument(
@@ -211,9 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp = add("status", cmd_status, "station, recorders, queue and recordings")
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--limit", type=int, default=None)
-    sp.add_argument("--state", default=None)
+    sp.add_argument(
+        "--limit",
+        type=_nonnegative,
+        default=100,
+        help="most recent recordings to list (default 100; 0 = all, streamed with --json)",
+    )
+    sp.add_argument("--state", default=None, choices=STATES, help="only recordings in STATE")
     sp.add_argument("--since", default=None, help="ISO date/time: recordings starting after")
+    sp.add_argument("--recorder", default=None, metavar="SERIAL", help="only this recorder's")
+    sp.add_argument(
+        "--before",
+        default=None,
+        metavar="ID",
+        help="next page: recordings older than this one (next_before of the previous page)",
+    )
     sp.add_argument(
         "--history",
         action="store_true",

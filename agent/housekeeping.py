@@ -105,11 +105,22 @@ def _unlink(path: Path) -> None:
 
 
 def _finish_interrupted(ctx: Context) -> None:
-    """Removals committed but not carried out (crash between commit and unlink)."""
+    """Removals committed but not carried out (crash between commit and unlink).
+
+    Only removals since the last finished pass are looked at (`housekeeping.checked_through`
+    in kv, by the `recordings_spool_removed` index): the rest were unlinked long ago.
+    """
+    since = ctx.ledger.get_kv("housekeeping.checked_through") or ""
+    latest = since
     for r in ctx.ledger.query(
-        "SELECT spool_path FROM recordings WHERE spool_removed_at IS NOT NULL"
-        " AND spool_path IS NOT NULL"
+        "SELECT spool_path, spool_removed_at FROM recordings WHERE spool_removed_at IS NOT NULL"
+        " AND spool_path IS NOT NULL AND spool_removed_at >= ? ORDER BY spool_removed_at",
+        (since,),
     ):
         p = Path(r["spool_path"])
         if p.exists():
             _unlink(p)
+        latest = max(latest, r["spool_removed_at"])
+    if latest != since:
+        with ctx.ledger.tx() as conn:
+            ctx.ledger.set_kv(conn, "housekeeping.checked_through", latest)

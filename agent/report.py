@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from sqlite3 import Row
 from typing import Any
 
 from rich.console import Console
@@ -18,9 +20,11 @@ from rich.table import Table
 
 from agent import clock
 from agent.compliance import (
+    MADE_SQL,
     RECORDING_SQL,
     classify,
     evaluate,
+    made_range_start,
     recording_dict,
     unit_payload,
     warn_window,
@@ -41,6 +45,22 @@ def _in_period(r: dict[str, Any], ctx: Context, start: date | None, end: date | 
     return (start is None or day >= start) and (end is None or day <= end)
 
 
+def _period_rows(ctx: Context, start: date | None, end: date | None) -> Iterator[Row]:
+    """Candidate rows for [start, end] by an index range on when they were made (widened by
+    a day for mixed UTC offsets; `_in_period` decides exactly). No period: every recording."""
+    if start is None and end is None:
+        yield from ctx.ledger.connect().execute(RECORDING_SQL)
+        return
+    tz = ctx.calendar.tz
+    lo = made_range_start(datetime.combine(start or date.min, time.min, tz)) if start else ""
+    hi = datetime.combine(end, time.max, tz) + timedelta(days=1) if end else None
+    sql, params = RECORDING_SQL + f" WHERE {MADE_SQL} >= ?", [lo]
+    if hi is not None:
+        sql += f" AND {MADE_SQL} <= ?"
+        params.append(clock.iso(hi) or "")
+    yield from ctx.ledger.connect().execute(sql, params)
+
+
 def build(
     ctx: Context,
     *,
@@ -52,20 +72,20 @@ def build(
     """The report document: recordings made (local date of their end) in [start, end]."""
     snap = evaluate(ctx, now)
     warn = warn_window(ctx)
+    age = timedelta(hours=ctx.cfg.compliance.untagged_after_hours)
     recs = []
-    for row in ctx.ledger.query(RECORDING_SQL + " ORDER BY r.deadline, r.start"):
+    for row in _period_rows(ctx, start, end):
         item = recording_dict(row, classify(row, snap.now, warn))
         if (unit is None or item["unit"] == unit) and _in_period(item, ctx, start, end):
+            item["tagged"] = item["case_number"] is not None
+            made = clock.parse_iso(row["end"]) or clock.parse_iso(row["discovered_at"])
+            item["untagged_overdue"] = not item["tagged"] and snap.now - (made or snap.now) > age
             recs.append(item)
+    recs.sort(key=lambda r: (r["deadline"] is not None, r["deadline"] or "", r["start"] or ""))
     counts = dict.fromkeys(STATUSES, 0)
     for r in recs:
         counts[r["deadline_status"] or "no_deadline"] += 1
-    untagged = {r["id"]: r for r in snap.untagged}
-    rows = []
-    for r in recs:
-        r["tagged"] = r["id"] not in untagged
-        r["untagged_overdue"] = bool(untagged.get(r["id"], {}).get("overdue"))
-        rows.append(r)
+    rows = recs
     units = [u for u in snap.units if unit is None or u.unit_id == unit]
     cc = ctx.cfg.compliance
     return {

@@ -16,6 +16,7 @@ from typing import Any
 from agent import clock, custody, status
 from agent.context import Context
 from agent.stationkey import fingerprint, public_raw
+from agent.status_query import counts_by_state
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +43,11 @@ def station_state(ctx: Context, started: float, outbox_pending: int) -> dict[str
     """`status --json`'s station object plus what a dashboard watches (queues, deadlines)."""
     q = ctx.ledger
     counts = {s: 0 for s in (*QUEUED, "quarantined")}
-    for r in q.query("SELECT state, COUNT(*) n FROM recordings GROUP BY state"):
-        if r["state"] in counts:
-            counts[r["state"]] = int(r["n"])
-    spooled = q.one(
-        "SELECT COUNT(*) n, COALESCE(SUM(size), 0) b FROM recordings WHERE state = 'spooled'"
-    )
+    by_state = counts_by_state(q.connect())  # trigger-kept counts, not a pass over history
+    for state in counts:
+        counts[state] = by_state.get(state, (0, 0))[0]
+    n, b = by_state.get("spooled", (0, 0))
+    spooled = {"n": n, "b": b}
     deadlines = q.one(
         "SELECT MIN(deadline) oldest, SUM(julianday(deadline) < julianday('now')) overdue"
         " FROM recordings WHERE deadline IS NOT NULL AND deadline_met_at IS NULL"
@@ -89,9 +89,9 @@ def recorder_states(ctx: Context, progress: dict[str, Progress]) -> dict[str, di
     pending = {
         str(r["serial"]): (int(r["n"]), int(r["b"]))
         for r in ctx.ledger.query(
-            "SELECT d.serial, COUNT(*) n, COALESCE(SUM(r.size), 0) b FROM recordings r"
-            " JOIN devices d ON d.id = r.device_id"
-            f" WHERE r.state IN ({','.join('?' * len(QUEUED))}) GROUP BY d.serial",
+            "SELECT d.serial, SUM(c.n) n, SUM(c.bytes) b FROM recording_counts c"
+            " JOIN devices d ON d.id = c.device_id"
+            f" WHERE c.state IN ({','.join('?' * len(QUEUED))}) GROUP BY d.serial",
             QUEUED,
         )
     }
