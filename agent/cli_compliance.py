@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent import jsonout
 from agent.config_compliance import METADATA_KEYS
 from agent.errors import AgentError, TagError
 
@@ -173,7 +174,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for problem in doc["problems"]:
         print(f"evidence-agent: warning: {problem}", file=sys.stderr)
     if args.json:
-        data = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        data = (jsonout.dumps(doc) + "\n").encode("utf-8")
     elif args.csv:
         data = report.write_csv(doc, lang, args.section)
     else:
