@@ -36,7 +36,7 @@ def _candidates(ctx: Context) -> list[sqlite3.Row]:
         "SELECT id, spool_path, sha256, size, archive_ref, archived_at FROM recordings"
         " WHERE state IN ('archived', 'released') AND archive_verified_at IS NOT NULL"
         " AND archive_ref IS NOT NULL AND spool_path IS NOT NULL AND spool_removed_at IS NULL"
-        " ORDER BY archived_at ASC, id ASC"
+        " AND archived_at IS NOT NULL ORDER BY archived_at ASC, id ASC"
     )
 
 

@@ -442,19 +442,20 @@ class Ingestor:
             logger.info("recovered %d interrupted copies; they will be redone", n)
         return n
 
+    def _vouched(self, f: Path) -> bool:
+        # Spool files are named <recording id><ext> by _copy, the only writer of spool_path:
+        # one primary-key lookup per file on disk, never a read of every recording.
+        rid = f.name.split(".", 1)[0]
+        row = self.ctx.ledger.one("SELECT spool_path FROM recordings WHERE id = ?", (rid,))
+        return row is not None and row[0] == str(f)
+
     def _sweep_orphans(self) -> None:
         """Spool files no ledger row vouches for (renamed, then killed before commit)."""
-        known = {
-            r[0]
-            for r in self.ctx.ledger.query(
-                "SELECT spool_path FROM recordings WHERE spool_path IS NOT NULL"
-            )
-        }
         for sub in self.ctx.spool.iterdir():
             if not sub.is_dir() or sub.name.startswith("."):
                 continue
             for f in sub.iterdir():
-                if str(f) not in known:
+                if not self._vouched(f):
                     logger.info(
                         "removing unaccounted spool file %s (copy was interrupted "
                         "before its ledger commit; the source is still on the recorder)",

@@ -91,12 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         today = date.today()
         month = (today - timedelta(days=30)).isoformat(), today.isoformat()
         year = (today - timedelta(days=365)).isoformat(), today.isoformat()
+        report = ["report", "--json", "--from"]
         cases = [
             ("status", ["status"], 1.0),
             ("status --json", ["status", "--json"], 1.0),
-            ("report --json (month)", ["report", "--json", "--from", month[0], "--to", month[1]], 2.0),
-            ("report --json (year)", ["report", "--json", "--from", year[0], "--to", year[1]], 10.0),
-        ]  # fmt: skip
+            ("report --json (month)", [*report, month[0], "--to", month[1]], 2.0),
+            ("report --json (year)", [*report, year[0], "--to", year[1]], 10.0),
+        ]
         timed(agent_cmd(config, "status", "--json"))  # first open: migrations, page cache
         for what, cmd, target in cases:
             seconds, rss = timed(agent_cmd(config, *cmd))

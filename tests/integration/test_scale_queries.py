@@ -162,3 +162,35 @@ def test_status_table_keeps_serial_state_deadline_at_80_columns(
         line = next(line for line in text.splitlines() if r["serial"] in line)
         assert "failed" in line
         assert r["deadline"][:10] in line
+
+
+def test_idle_daemon_loops_never_scan_history(big_station: tuple[Station, Context]) -> None:
+    """Every loop body runs once at start: none of them may walk all recordings."""
+    from agent.daemon import Daemon
+
+    _st, ctx = big_station
+    statements: list[str] = []
+    connect = ctx.ledger.connect
+
+    def traced() -> sqlite3.Connection:
+        conn = connect()
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    ctx.ledger.connect = traced  # type: ignore[method-assign]
+    d = Daemon(ctx)
+    d.start()
+    try:
+        time.sleep(4.0)
+    finally:
+        d.shutdown()
+    ctx.ledger.connect = connect  # type: ignore[method-assign]
+    assert any("recording_counts" in s for s in statements), "the MQTT state was not built"
+    check = sqlite3.connect(ctx.ledger.path)
+    try:
+        trace = Trace(check)
+        trace.statements = statements
+        scans = trace.scans()
+    finally:
+        check.close()
+    assert not scans, "idle loops scan history:\n" + "\n".join(f"{d}: {s}" for d, s in scans)
