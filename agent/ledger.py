@@ -22,6 +22,18 @@ from agent.errors import LedgerError
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 60_000
+# A migration that builds indexes over years of history takes minutes on a dock PC; systemd
+# must not kill the agent as "failed to start" meanwhile (sd_notify EXTEND_TIMEOUT_USEC).
+MIGRATION_EXTEND_USEC = 15 * 60 * 1_000_000
+
+
+def _extend_start_timeout(name: str) -> None:
+    from agent.sdnotify import SystemdNotifier
+
+    notifier = SystemdNotifier()
+    notifier.notify(f"EXTEND_TIMEOUT_USEC={MIGRATION_EXTEND_USEC}")
+    notifier.status(f"upgrading the ledger: migration {name}")
+    notifier.close()
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -114,6 +126,7 @@ class Ledger:
                 if number <= current:
                     continue
                 logger.info("ledger %s: applying migration %s", self.path, name)
+                _extend_start_timeout(name)
                 for stmt in _split_sql(sql):
                     conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version={number}")
