@@ -29,6 +29,7 @@ from agent.errors import AgentError, SpoolFullError
 from agent.housekeeping import housekeep
 from agent.ingest import Ingestor, ProgressFn
 from agent.linker import Linker
+from agent.outbox_retention import enforce_cap
 from agent.recorders import DriverRunner
 from agent.sdnotify import SystemdNotifier
 from drivers import registry
@@ -135,6 +136,7 @@ class Daemon:
 
     def _housekeep_step(self) -> float:
         housekeep(self.ctx, self.archiver.store)
+        enforce_cap(self.ctx)  # the outbox is bounded whether or not MQTT is on
         return self.ctx.cfg.archive.housekeep_seconds
 
     def _recover_step(self) -> float:

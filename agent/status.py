@@ -174,7 +174,13 @@ def open_work(ctx: Context) -> dict[str, Any]:
                     {k: r[k] for k in ("id", "sha256", "serial", "state", "deadline")}
                     | {"deadline_status": status}
                 )
-    return {**work, "deadlines": counts, "deadlines_at_risk": risky}
+    return {
+        **work,
+        "deadlines": counts,
+        "deadlines_at_risk": risky,
+        "outbox_pending": sq.counter(conn, "outbox"),
+        "outbox_dropped": int(ctx.ledger.get_kv("outbox.dropped") or 0),
+    }
 
 
 def document(

@@ -44,7 +44,8 @@ WRITER = textwrap.dedent(
                                   None) for i in range(3)]
         for i in range(70):
             f = SourceFile(f"DCIM/{i:04d}.MP4".encode(), 1000 + i, 10**18 + i)
-            rid, _ = rec.discover_file(conn, devs[i % 3], f, {"deadline": "2026-01-01T00:00:00+08:00"})
+            due = {"deadline": "2026-01-01T00:00:00+08:00"}
+            rid, _ = rec.discover_file(conn, devs[i % 3], f, due)
             rec.set_state(conn, rid, states[i % 7])
             if i % 3 == 0:
                 metadata.add_version(conn, rid, {"case_number": f"C{i}"}, ["case_number"],
