@@ -28,6 +28,9 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr
     )
+    from agent.logthrottle import install
+
+    install()
 
 
 def _context(args: argparse.Namespace):  # type: ignore[no-untyped-def]
