@@ -431,6 +431,21 @@ class InterviewConfig(Section):
         return v
 
 
+class WatchdogConfig(Section):
+    default_deadline_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A supervised loop silent this long (beyond its own wait) counts as hung:"
+        " WATCHDOG=1 stops and systemd restarts the agent (needs WatchdogSec in the unit).",
+    )
+    deadlines: dict[str, float] = Field(
+        default_factory=lambda: {"archive": 900.0},
+        description="Per-loop deadlines in seconds, by loop name without its -N suffix"
+        " (ingest, archive, housekeep, checkpoint, recover, compliance, detect, mqtt-outbox,"
+        " mqtt-state, mqtt-commands, inventory, driver-<label>).",
+    )
+
+
 class AgentConfig(Section):
     station: StationConfig = Field(default_factory=StationConfig)  # type: ignore[arg-type]
     detect: DetectConfig = Field(default_factory=DetectConfig)  # type: ignore[arg-type]
@@ -448,6 +463,7 @@ class AgentConfig(Section):
     credentials: CredentialsConfig = Field(default_factory=CredentialsConfig)  # type: ignore[arg-type]
     recorders: RecordersConfig = Field(default_factory=RecordersConfig)  # type: ignore[arg-type]
     interview: InterviewConfig = Field(default_factory=InterviewConfig)  # type: ignore[arg-type]
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
     @property

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent import custody, devices, events
+from agent import custody, devices, events, hangpoint
 from agent.archiver import Archiver
 from agent.compliance import ComplianceMonitor
 from agent.context import Context
@@ -29,9 +29,11 @@ from agent.errors import AgentError, SpoolFullError
 from agent.housekeeping import housekeep
 from agent.ingest import Ingestor, ProgressFn
 from agent.linker import Linker
+from agent.liveness import Liveness
 from agent.outbox_retention import enforce_cap
 from agent.recorders import DriverRunner
 from agent.sdnotify import SystemdNotifier
+from agent.sdstatus import STATUS_SECONDS, status_line
 from drivers import registry
 from drivers.base import DeviceError, DriverEnv, DriverSettings
 
@@ -64,9 +66,15 @@ class Daemon:
         self.linker = Linker()
         self.ingestor.linker = self.linker
         self.runners: list[DriverRunner] = []
+        self._stale_reported: list[str] = []
         self.mqtt = self._mqtt_service()
         if self.mqtt is not None:
             self.ingestor.progress = _chain(progress, self.mqtt.on_progress)
+        wd = ctx.cfg.watchdog
+        self.liveness = Liveness(wd.default_deadline_seconds, wd.deadlines)
+        # A copy reports per chunk: a 4 GB file at USB 2.0 speed is slow, not hung.
+        self.ingestor.progress = _chain(self.ingestor.progress, self._copy_progress)
+        self.watcher.on_pass = lambda wait: self.liveness.progress("detect", wait)
 
     def _mqtt_service(self) -> MqttService | None:
         if not self.ctx.cfg.mqtt.url:
@@ -105,6 +113,7 @@ class Daemon:
 
         def loop() -> None:
             backoff = 1.0
+            self.liveness.register(name)
             while not self.stop.is_set():
                 try:
                     wait = body()
@@ -115,11 +124,13 @@ class Daemon:
                 except Exception:  # noqa: BLE001
                     logger.exception("%s failed; retrying in %.0f s", name, backoff)
                     wait, backoff = backoff, min(backoff * 2, 60.0)
+                self.liveness.progress(name, wait)  # a failed attempt is progress, too
                 if wait > 0 and wake is not None:
                     wake.wait(wait)
                     wake.clear()
                 elif wait > 0:
                     self.stop.wait(wait)
+            self.liveness.retire(name)
 
         t = threading.Thread(target=loop, name=name, daemon=True)
         return t
@@ -132,7 +143,12 @@ class Daemon:
         return 0.0
 
     def _archive_step(self) -> float:
+        hangpoint.hit("archive.step")
         return self.archiver.step()
+
+    def _copy_progress(self, _serial: str, _recording: str, _done: int, _total: int) -> None:
+        hangpoint.hit("ingest.chunk")
+        self.liveness.progress()  # this ingest thread's loop
 
     def _housekeep_step(self) -> float:
         housekeep(self.ctx, self.archiver.store)
@@ -155,8 +171,18 @@ class Daemon:
         return INVENTORY_SECONDS
 
     def _watchdog_step(self) -> float:
-        self.notifier.watchdog()
-        return self.notifier.watchdog_interval() or 3600.0
+        stale = self.liveness.stale()
+        if not stale:
+            self.notifier.watchdog()
+        elif stale != self._stale_reported:
+            logger.error(
+                "watchdog: no progress from %s within its deadline (watchdog.deadlines);"
+                " not pinging systemd, which restarts the agent",
+                ", ".join(stale),
+            )
+        self._stale_reported = stale
+        self.notifier.status(status_line(self.ctx, stale))
+        return self.notifier.watchdog_interval() or STATUS_SECONDS
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -222,7 +248,7 @@ class Daemon:
         if self.ctx.cfg.inventory.file is not None:
             self.threads.append(self._supervised("inventory", self._inventory_step))
         self.threads += self._start_drivers()
-        if self.notifier.watchdog_interval():
+        if self.notifier.enabled:  # pings (when WATCHDOG_USEC asks) and STATUS= lines
             self.threads.append(self._supervised("watchdog", self._watchdog_step))
         if self.mqtt is not None:
             self.mqtt.start()
