@@ -11,6 +11,8 @@ import json
 import uuid
 from typing import Any
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # the C encoder (no indent)
+
 
 def dumps(doc: dict[str, Any], compact: tuple[str, ...] = ("recordings",)) -> str:
     marks: dict[str, str] = {}
@@ -18,7 +20,7 @@ def dumps(doc: dict[str, Any], compact: tuple[str, ...] = ("recordings",)) -> st
     for key in compact:
         if isinstance(head.get(key), list) and head[key]:
             mark = f"@@{uuid.uuid4().hex}@@"
-            items = ",\n    ".join(json.dumps(x, ensure_ascii=False) for x in head[key])
+            items = ",\n    ".join(_ENCODER.encode(x) for x in head[key])
             marks[json.dumps(mark)] = "[\n    " + items + "\n  ]"
             head[key] = mark
     text = json.dumps(head, ensure_ascii=False, indent=2)
