@@ -86,7 +86,7 @@ class Trace:
 
 def _table(sql: str, name: str) -> str:
     """The table an alias in a plan line stands for."""
-    m = re.search(rf"\b(\w+)\s+(?:AS\s+)?{name}\b", sql, re.I)
+    m = re.search(rf"\b(?:FROM|JOIN)\s+(\w+)\s+(?:AS\s+)?{name}\b", sql, re.I)
     if name in BIG or m is None:
         return name
     return m.group(1)
