@@ -1,4 +1,4 @@
-"""Named hang points: the blocking sibling of crash points (agent.crashpoint).
+"""Named hang points: the blocking sibling of crash points (agent.core.crashpoint).
 
 They do nothing unless `EVIDENCE_AGENT_HANGPOINT=<name>[:<nth>]` is set; then the thread that
 passes that point the nth time (default first) blocks there for good, as a loop stuck in a

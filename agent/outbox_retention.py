@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from agent import custody
-from agent.context import Context
+from agent.ledger import custody
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

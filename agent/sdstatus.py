@@ -6,8 +6,8 @@ deadlines, so sending it every few seconds costs nothing on a ledger with years 
 
 from __future__ import annotations
 
-from agent import clock
-from agent.context import Context
+from agent.core import clock
+from agent.station.context import Context
 from agent.status_query import counter, counts_by_state
 
 STATUS_SECONDS = 10.0  # how often STATUS= is refreshed when no watchdog interval applies

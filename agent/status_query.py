@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import UnknownRecordingError
-from agent.recordings import resolve
+from agent.core.errors import UnknownRecordingError
+from agent.ledger.recordings import resolve
 
 # Must match the indexes of migration 0010 character for character.
 RECENT = "COALESCE(r.start, r.discovered_at)"

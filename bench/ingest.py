@@ -101,9 +101,9 @@ def inner(config: str, volume: str) -> None:
     """Time register + copy in-process (what the daemon does when a volume appears)."""
     import time
 
-    from agent import config as config_mod
-    from agent.context import Context
-    from agent.ingest import Ingestor
+    from agent.config import loader as config_mod
+    from agent.ingest.ingestor import Ingestor
+    from agent.station.context import Context
 
     ctx = Context(config_mod.load(config))
     ing = Ingestor(ctx)

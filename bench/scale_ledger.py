@@ -20,10 +20,12 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import clock, custody, events, metadata
-from agent import recordings as rec
-from agent.ledger import Ledger, _migrations
-from agent.volume import SourceFile
+from agent.core import clock
+from agent.ledger import custody, events
+from agent.ledger import recordings as rec
+from agent.ledger.db import Ledger, _migrations
+from agent.recorders.volume import SourceFile
+from agent.tagging import metadata
 from drivers.base import DeviceIdentity
 
 BATCH = 10_000

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from agent.archiver import Archiver  # noqa: E402
+from agent.archive.archiver import Archiver  # noqa: E402
 from fixtures.archive import MIB, ingest_volume, write_big_clip  # noqa: E402
 from fixtures.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed, s3_config  # noqa: E402
 from fixtures.station import write_config  # noqa: E402
@@ -37,8 +37,8 @@ def _agent_seconds(server: Seaweed, work: Path, volume: Path, run: int) -> tuple
     bucket = server.make_bucket(lock=True)
     extra = 'release_after = "never"\n' + s3_config(server.endpoint, bucket, base / "creds")
     write_config(base / "agent.toml", base / "data", base / "media", extra)
-    from agent import config
-    from agent.context import Context
+    from agent.config import loader as config
+    from agent.station.context import Context
 
     ctx = Context(config.load(base / "agent.toml", environ={}))
     ingest_volume(ctx, volume)

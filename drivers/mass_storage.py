@@ -1,4 +1,4 @@
-"""Mass-storage recorders: the volume itself is the device (detection lives in agent.detect).
+"""Mass-storage recorders: the volume itself is the device (detection lives in agent.recorders.detect).
 
 This driver exists so configs can name it and so identity read from a volume (device info file,
 file names, label) goes through the same DeviceIdentity as USB and serial identities.
@@ -22,6 +22,6 @@ class MassStorageDriver(Driver):
         return []  # volumes are found by the mount-root watcher, not by probing a bus
 
     def identify(self, handle: str) -> DeviceIdentity:
-        from agent.volume import identify_volume  # lazy: keeps drivers importable alone
+        from agent.recorders.volume import identify_volume  # lazy: keeps drivers importable alone
 
         return identify_volume(handle)

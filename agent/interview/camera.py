@@ -23,12 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.config import CameraConfig, InterviewConfig
-from agent.interview import sources
+from agent.config.loader import CameraConfig, InterviewConfig
 from agent.interview.ffproc import ProcessReport, describe_exit
 from agent.interview.runs import Capture, Run, jobs_for_run
 from agent.interview.segments import Job
 from agent.interview.watch import PictureWatch, SoundWatch
+from agent.rules import sources
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from agent.config import AgentConfig
+from agent.config.loader import AgentConfig
 
 
 def interview_problems(cfg: AgentConfig) -> list[tuple[str, str]]:

@@ -12,10 +12,10 @@ import queue
 import threading
 import time
 
-from agent.context import Context
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 from agent.interview import segments as segs
-from agent.interview import sources
+from agent.rules import sources
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

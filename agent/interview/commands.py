@@ -20,9 +20,9 @@ import threading
 import time
 from typing import Any
 
-from agent.context import Context
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 from agent.interview import sessions as ses
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +120,8 @@ def _metadata(params: dict[str, Any]) -> ses.Metadata:
 def _check_metadata(ctx: Context, meta: ses.Metadata) -> None:
     """The session's metadata becomes its recordings' metadata: the same rules apply (case
     number format, collector in the roster), checked before anything records."""
-    from agent import tagging
     from agent.interview.segments import session_fields
+    from agent.tagging import apply as tagging
 
     fields = session_fields(ctx.cfg.interview.room or ctx.station_id, meta)
     try:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from agent.config import CameraConfig, InterviewConfig
-from agent.interview.sources import Source
+from agent.config.loader import CameraConfig, InterviewConfig
+from agent.rules.sources import Source
 
 logger = logging.getLogger(__name__)
 

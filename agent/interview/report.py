@@ -15,10 +15,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agent.context import Context
-from agent.copier import hash_file
+from agent.core.copier import hash_file
 from agent.interview import sessions as ses
 from agent.interview.coverage import per_camera
+from agent.station.context import Context
 
 
 def build(ctx: Context, ref: str, verify: bool = True) -> dict[str, Any]:

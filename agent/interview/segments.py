@@ -23,11 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from agent import custody
-from agent.context import Context
-from agent.copier import hash_file
+from agent.core.copier import hash_file
+from agent.core.safefs import fsync_dir
 from agent.interview import sessions as ses
-from agent.safefs import fsync_dir
+from agent.ledger import custody
+from agent.station.context import Context
 from drivers.base import DeviceIdentity
 
 logger = logging.getLogger(__name__)
@@ -270,8 +270,8 @@ def session_fields(room: str, meta: ses.Metadata) -> dict[str, str]:
 def tag_recordings(ctx: Context, camera: str) -> int:
     """Give each newly ingested segment of `camera` its session's case metadata (once: a
     recording tagged before, e.g. corrected by an operator, is left alone)."""
-    from agent import tagging
-    from agent.errors import TagError
+    from agent.core.errors import TagError
+    from agent.tagging import apply as tagging
 
     rows = ctx.ledger.query(
         "SELECT s.recording_id, s.start, s.session_id FROM interview_segments s"

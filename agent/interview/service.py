@@ -22,10 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import events
-from agent.context import Context
-from agent.ingest import Ingestor
-from agent.interview import commands, ffcmd, recovery, sources
+from agent.ingest.ingestor import Ingestor
+from agent.interview import commands, ffcmd, recovery
 from agent.interview import segments as segs
 from agent.interview import sessions as ses
 from agent.interview.camera import CameraRun
@@ -34,6 +32,9 @@ from agent.interview.coverage import session_coverage
 from agent.interview.fallback import WARNING, OpencvCapture
 from agent.interview.ffproc import FfmpegProcess
 from agent.interview.runs import Capture
+from agent.ledger import events
+from agent.rules import sources
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import clock, custody, events
-from agent.errors import AgentError
-from agent.ids import uuid7
+from agent.core import clock
+from agent.core.errors import AgentError
+from agent.core.ids import uuid7
+from agent.ledger import custody, events
 
 ACTIVE = ("requested", "recording", "stopping")
 STATES = (*ACTIVE, "closed", "failed")

@@ -22,13 +22,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from agent import clock, custody
-from agent.context import Context
-from agent.errors import CommandError
+from agent.core import clock
+from agent.core.errors import CommandError
+from agent.ledger import custody
 from agent.mqtt.connection import Connection
 from agent.mqtt.handlers import HANDLERS, Env, Origin
 from agent.mqtt.state import now_local
 from agent.mqtt.topics import VERBS, Topics
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

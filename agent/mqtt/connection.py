@@ -24,8 +24,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.config import AgentConfig
-from agent.errors import MqttConfigError
+from agent.config.loader import AgentConfig
+from agent.core.errors import MqttConfigError
 from agent.mqtt.secrets import MqttCredentials
 from agent.mqtt.topics import Topics
 

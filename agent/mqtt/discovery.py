@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent import __version__
-from agent.ids import safe_topic_id
+from agent.core.ids import safe_topic_id
 from agent.mqtt.topics import Topics
 
 

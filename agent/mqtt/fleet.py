@@ -17,11 +17,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from agent import clock
-from agent.compliance import unit_payload
-from agent.config_compliance import ComplianceConfig
-from agent.ratio import Recorder, unit_ratios
-from agent.roster import Officer
+from agent.compliance.engine import unit_payload
+from agent.config.compliance import ComplianceConfig
+from agent.core import clock
+from agent.rules.ratio import Recorder, unit_ratios
+from agent.rules.roster import Officer
 
 logger = logging.getLogger(__name__)
 

@@ -15,12 +15,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from agent import custody, wipegate
-from agent import recordings as rec
-from agent.context import Context
-from agent.errors import AgentError, CommandError, UnknownRecordingError
-from agent.ids import is_recording_id, is_sha_prefix
+from agent.core.errors import AgentError, CommandError, UnknownRecordingError
+from agent.core.ids import is_recording_id, is_sha_prefix
+from agent.ledger import custody
+from agent.ledger import recordings as rec
 from agent.mqtt.lazy import optional
+from agent.retention import wipegate
+from agent.station.context import Context
 
 
 def _ref(value: str) -> str:
@@ -124,9 +125,9 @@ def _resolve(ctx: Context, refs: list[str]) -> list[str]:
 
 
 def run_tag(cmd: TagCommand, env: Env) -> dict[str, Any]:
-    tag = optional("agent.tagging", "tag")
+    tag = optional("agent.tagging.apply", "tag")
     if tag is None:
-        raise CommandError("tagging not available on this station (agent.tagging is missing)")
+        raise CommandError("tagging not available on this station (agent.tagging.apply is missing)")
     try:
         results = tag(
             env.ctx,

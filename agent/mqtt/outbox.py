@@ -18,9 +18,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from agent import crashpoint
-from agent.context import Context
+from agent.core import crashpoint
 from agent.mqtt.connection import Connection
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

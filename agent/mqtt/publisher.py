@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.context import Context
 from agent.mqtt import discovery
 from agent.mqtt.connection import Connection
 from agent.mqtt.fleet import FleetView
@@ -31,6 +30,7 @@ from agent.mqtt.state import (
     station_state,
 )
 from agent.mqtt.topics import Topics
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

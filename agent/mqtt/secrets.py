@@ -1,6 +1,6 @@
 """MQTT user name and password from the credentials, never from the TOML.
 
-Looked up through agent.credentials (first found wins): `$CREDENTIALS_DIRECTORY/mqtt_username`
+Looked up through agent.station.credentials (first found wins): `$CREDENTIALS_DIRECTORY/mqtt_username`
 and `.../mqtt_password` (systemd `LoadCredential=`), else `MQTT_USERNAME=` / `MQTT_PASSWORD=`
 lines of `$CREDENTIALS_DIRECTORY/evidence-agent`, else of `credentials.file`.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.credentials import Credentials
-from agent.errors import CredentialsError
+from agent.core.errors import CredentialsError
+from agent.station.credentials import Credentials
 
 
 @dataclass(frozen=True)

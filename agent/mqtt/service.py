@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from agent.context import Context
 from agent.mqtt import secrets
 from agent.mqtt.commands import CommandProcessor
 from agent.mqtt.connection import Connection
@@ -21,6 +20,7 @@ from agent.mqtt.fleet import FleetView
 from agent.mqtt.outbox import OutboxDrainer
 from agent.mqtt.publisher import StatePublisher
 from agent.mqtt.topics import Topics
+from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 

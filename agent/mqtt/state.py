@@ -13,9 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent import clock, custody, status
-from agent.context import Context
-from agent.stationkey import fingerprint, public_raw
+from agent.actions import status
+from agent.core import clock
+from agent.ledger import custody
+from agent.ledger.stationkey import fingerprint, public_raw
+from agent.station.context import Context
 from agent.status_query import counts_by_state
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ def _backlog(ctx: Context, spooled: Any) -> dict[str, Any]:
         "estimated_drain_s": None,
     }
     try:
-        from agent.backlog import archive_backlog
+        from agent.archive.backlog import archive_backlog
 
         backlog.update(archive_backlog(ctx))
         backlog["estimated_drain_s"] = backlog.get("estimated_drain_seconds")
@@ -135,6 +137,6 @@ def custody_state(ctx: Context) -> dict[str, Any]:
 
 def compliance_state(ctx: Context) -> dict[str, Any]:
     """The compliance engine's summary (deadlines, untagged, ratio per local unit)."""
-    from agent.compliance import compliance_summary
+    from agent.compliance.engine import compliance_summary
 
     return compliance_summary(ctx)

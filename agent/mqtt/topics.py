@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.ids import safe_topic_id
+from agent.core.ids import safe_topic_id
 
 UNITS = "units"  # <prefix>/units/<unit>/ratio; a station may not be called "units"
 VERBS = ("tag", "rescan", "release", "priority", "interview_start", "interview_stop")

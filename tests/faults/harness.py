@@ -335,7 +335,7 @@ class KillRunner:
                 proc.wait()
 
     def _pending(self) -> list[str]:
-        from agent import config as config_mod
+        from agent.config import loader as config_mod
 
         db = config_mod.load(self.config, environ={}).ledger_path
         rows = ledger_rows(

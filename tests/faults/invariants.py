@@ -46,9 +46,9 @@ def check_invariants(
     config: Path, recorders: list[Recorder], *, final: bool, release_after: str = "archived"
 ) -> list[str]:
     """Violations (empty list = all invariants hold). See the module docstring."""
-    from agent import config as config_mod
-    from agent import verify
-    from agent.context import Context
+    from agent.actions import verify
+    from agent.config import loader as config_mod
+    from agent.station.context import Context
 
     cfg = config_mod.load(config, environ={})
     db = cfg.ledger_path

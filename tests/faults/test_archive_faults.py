@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from agent import clock
-from agent.archive_s3 import parse_ref
-from agent.archiver import Archiver
-from agent.multipart import MultipartUploader
-from agent.partplan import plan
+from agent.archive.archiver import Archiver
+from agent.archive.s3.multipart import MultipartUploader
+from agent.archive.s3.partplan import plan
+from agent.archive.s3.store import parse_ref
+from agent.core import clock
 from fixtures.archive import MIB, drain, ingest_volume, write_big_clip
 from fixtures.s3proxy import CountingProxy, Fault
 from fixtures.seaweed import iam_config
@@ -199,7 +199,7 @@ def test_parts_stored_but_not_recorded_are_adopted(s3_station, seaweed, bodycam)
         arch = Archiver(ctx)
         store = arch.store
         row = ctx.ledger.one("SELECT * FROM recordings WHERE id=?", (rid,))
-        from agent.archive_store import spec_for
+        from agent.archive.store import spec_for
 
         spec = spec_for(
             ctx,
@@ -235,7 +235,7 @@ def test_parts_stored_but_not_recorded_are_adopted(s3_station, seaweed, bodycam)
 def test_abandoned_uploads_are_aborted_only_when_ours(s3_station, bodycam) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    from agent.archive_store import spec_for
+    from agent.archive.store import spec_for
 
     s3 = s3_station(abandoned_upload_hours=0.0002)  # 0.72 s
     vol, _ = bodycam(serial="ZFY0410", clips=1, seconds=1.0)

@@ -66,9 +66,9 @@ def test_daemon_recovers_what_a_killed_ingest_left_behind(make_station, daemon, 
 
 
 def test_gate_at_spooled_keeps_the_source_when_the_spool_copy_is_gone(make_station):
-    from agent import recordings as rec_ops
-    from agent import wipegate
-    from agent.ingest import Ingestor
+    from agent.ingest.ingestor import Ingestor
+    from agent.ledger import recordings as rec_ops
+    from agent.retention import wipegate
 
     st = make_station('release_after = "spooled"')
     ctx = st.context()
@@ -87,7 +87,7 @@ def test_gate_at_spooled_keeps_the_source_when_the_spool_copy_is_gone(make_stati
 
 
 def test_two_processes_never_take_the_same_recording(make_station):
-    from agent.ingest import Ingestor
+    from agent.ingest.ingestor import Ingestor
 
     st = make_station('release_after = "never"')
     rec = Recorder(st.dir / "CON0005", "CON0005")

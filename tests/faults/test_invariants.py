@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 from faults.harness import Recorder, check_invariants, sha256_of
 from fixtures.station import ledger_rows
 

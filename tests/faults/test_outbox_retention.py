@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from agent import custody, events
-from agent.daemon import Daemon
+from agent.daemon.main import Daemon
+from agent.ledger import custody, events
 from agent.outbox_retention import is_protected
 from fixtures.mqtt_agent import mqtt_config
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from agent.archive_s3 import parse_ref
+from agent.archive.s3.store import parse_ref
 from faults.harness import KillRunner, Recorder, check_invariants, seed_from_env
 from fixtures.seaweed import s3_config
 from fixtures.station import ledger_rows

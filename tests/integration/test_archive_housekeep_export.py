@@ -6,9 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from agent import custody, stationkey
-from agent.archiver import Archiver
-from agent.housekeeping import housekeep
+from agent.archive.archiver import Archiver
+from agent.ledger import custody, stationkey
+from agent.retention.housekeeping import housekeep
 from fixtures.archive import drain, ingest_volume
 
 

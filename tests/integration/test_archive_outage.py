@@ -7,10 +7,10 @@ import json
 import time
 from collections.abc import Callable
 
-from agent import clock
-from agent.archive_s3 import parse_ref
-from agent.backlog import archive_backlog
-from agent.daemon import Daemon
+from agent.archive.backlog import archive_backlog
+from agent.archive.s3.store import parse_ref
+from agent.core import clock
+from agent.daemon.main import Daemon
 
 
 def _wait(pred: Callable[[], bool], timeout: float, what: str) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from agent.archive_s3 import parse_ref
-from agent.archiver import Archiver
+from agent.archive.archiver import Archiver
+from agent.archive.s3.store import parse_ref
 from fixtures.archive import MIB, drain, ingest_volume, tag, write_big_clip
 from fixtures.seaweed import ACCESS_KEY, SECRET_KEY
 from toolcheck import require_tool
@@ -103,7 +103,7 @@ def test_sidecar_case_index_legal_hold_and_anchors(s3_station, bodycam) -> None:
     assert len(listing) == 2 and len({o["Key"].rsplit("/", 2)[-2] for o in listing}) == 1
 
     # Custody anchors: the station key and signed checkpoints, write-once.
-    from agent import custody
+    from agent.ledger import custody
 
     with ctx.ledger.tx() as conn:
         custody.checkpoint(conn, ctx.key, ctx.station_id)
@@ -180,7 +180,7 @@ def test_bandwidth_cap_is_shared_by_parallel_parts(s3_station, bodycam) -> None:
     # 12 MiB at 4 MiB/s with one second of burst allowed: at least ~2 s, whatever the parallelism.
     assert elapsed >= (12 * MIB - cap) / cap * 0.9, elapsed
     assert _archived(ctx, rid)["state"] == "archived"
-    from agent.backlog import archive_backlog
+    from agent.archive.backlog import archive_backlog
 
     backlog = archive_backlog(ctx)
     assert backlog["limit_bytes_per_s"] == cap and backlog["rate_bytes_per_s"] <= cap * 1.2

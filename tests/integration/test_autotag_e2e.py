@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 from fixtures.compliance import SH, FixedClock, Result
 from fixtures.station import Station
 

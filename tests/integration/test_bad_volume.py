@@ -82,7 +82,7 @@ def test_file_changing_while_read_fails_cleanly_then_recovers(station, tmp_path)
     clip.write_bytes(os.urandom(64 << 20))
     os.utime(clip, (1_700_000_000, 1_700_000_000))
 
-    from agent.ingest import Ingestor
+    from agent.ingest.ingestor import Ingestor
 
     ctx = station.context()
     ing = Ingestor(ctx)

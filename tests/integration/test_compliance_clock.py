@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.compliance import ComplianceMonitor, compliance_summary
-from agent.daemon import Daemon
-from agent.ingest import Ingestor
+from agent.compliance.engine import ComplianceMonitor, compliance_summary
+from agent.daemon.main import Daemon
+from agent.ingest.ingestor import Ingestor
 from fixtures.compliance import SH, FixedClock, Result, write_inventory, write_roster
 from fixtures.station import Station
 

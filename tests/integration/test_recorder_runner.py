@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from agent import devices, status
-from agent.context import Context
-from agent.linker import Linker
-from agent.recorders import DriverRunner
+from agent.actions import status
+from agent.recorders import inventory as devices
+from agent.recorders.driverloop import DriverRunner
+from agent.recorders.linker import Linker
+from agent.station.context import Context
 from drivers.base import DriverEnv
 from drivers.zfy_usb import ZfyUsbDriver, ZfyUsbSettings
 from fixtures.recorders import PASSWORD, UsbSim

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 from fixtures.compliance import SH, FixedClock, Result, write_inventory, write_roster
 from fixtures.station import Station
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agent import status
-from agent.compliance import ComplianceMonitor
-from agent.context import Context
+from agent.actions import status
+from agent.actions.views import print_status
+from agent.compliance.engine import ComplianceMonitor
 from agent.mqtt.service import MqttService
-from agent.views import print_status
+from agent.station.context import Context
 from bench.scale_ledger import build
 from tests.fixtures.station import Station
 
@@ -166,7 +166,7 @@ def test_status_table_keeps_serial_state_deadline_at_80_columns(
 
 def test_idle_daemon_loops_never_scan_history(big_station: tuple[Station, Context]) -> None:
     """Every loop body runs once at start: none of them may walk all recordings."""
-    from agent.daemon import Daemon
+    from agent.daemon.main import Daemon
 
     _st, ctx = big_station
     statements: list[str] = []

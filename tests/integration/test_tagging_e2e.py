@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import tagging
-from agent.errors import TagError
+from agent.core.errors import TagError
+from agent.tagging import apply as tagging
 from fixtures.compliance import SH, FixedClock, Result, write_roster
 from fixtures.station import Station
 

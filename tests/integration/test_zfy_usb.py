@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import usb.core
 
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 from drivers.base import DeviceAuthError, DriverEnv
 from drivers.zfy_usb import ZfyUsbDriver, ZfyUsbSettings
 from fixtures.recorders import PASSWORD, UsbSim

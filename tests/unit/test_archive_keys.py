@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from agent import archive_keys as k
+from agent.archive import keys as k
 
 SAFE = re.compile(r"^[A-Za-z0-9_./-]+$")
 

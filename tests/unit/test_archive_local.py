@@ -7,11 +7,11 @@ import json
 import stat
 from pathlib import Path
 
-from agent import clock
-from agent.archiver import Archiver
-from agent.backlog import archive_backlog
-from agent.export import Exporter
-from agent.housekeeping import housekeep
+from agent.actions.export import Exporter
+from agent.archive.archiver import Archiver
+from agent.archive.backlog import archive_backlog
+from agent.core import clock
+from agent.retention.housekeeping import housekeep
 from fixtures.archive import drain, ingest_volume
 
 
@@ -101,8 +101,8 @@ def test_partial_s3_credentials_are_reported(make_station, tmp_path) -> None:  #
 def test_rewritten_ledger_is_caught_by_the_archived_anchor(station, bodycam) -> None:  # type: ignore[no-untyped-def]
     """Someone with full access to the station rewrites an event, rebuilds the hash chain and
     re-signs every checkpoint: only the write-once copy in the archive can tell."""
-    from agent import custody
-    from agent.custody import event_hash
+    from agent.ledger import custody
+    from agent.ledger.custody import event_hash
 
     vol, _ = bodycam(serial="ZFY0704", clips=1, seconds=1.0)
     ctx = station.context()

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.mediainfo import probe
+from agent.rules.mediainfo import probe
 from simulators.bodycam import BodycamSpec, grow_clip, write_volume
 
 # tests/ has no __init__.py (yet); make its helpers importable however pytest is invoked.

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from agent import config as config_mod
-from agent.errors import ConfigError
+from agent.config import loader as config_mod
+from agent.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.credentials import Credentials, parse
-from agent.errors import CredentialsError
+from agent.core.errors import CredentialsError
+from agent.station.credentials import Credentials, parse
 
 
 def test_key_value_file_with_comments_and_quotes(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.config import CameraConfig, InterviewConfig
+from agent.config.loader import CameraConfig, InterviewConfig
 from agent.interview import ffcmd
 from agent.interview.runs import jobs_for_run, parse_segment_list
-from agent.interview.sources import parse
+from agent.rules.sources import parse
 from toolcheck import require_tool
 
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.config import InterviewConfig
+from agent.config.loader import InterviewConfig
 from fixtures.station import Station
 from simulators.camera import CameraSim
 from simulators.microphone import MicrophoneSim, wav_header

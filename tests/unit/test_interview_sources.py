@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from agent.interview import sources
 from agent.interview.ffproc import redact_line
+from agent.rules import sources
 
 
 @pytest.mark.parametrize(

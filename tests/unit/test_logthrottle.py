@@ -60,7 +60,7 @@ def test_cli_installs_the_limit(tmp_path) -> None:
     """The real CLI's logging: a burst of one kind shows once on stderr."""
     code = (
         "import logging, sys\n"
-        "from agent.cli import _setup_logging\n"
+        "from agent.cli.main import _setup_logging\n"
         "_setup_logging('info')\n"
         "log = logging.getLogger('agent.test')\n"
         "for i in range(50): log.warning('device %s gone', i)\n"

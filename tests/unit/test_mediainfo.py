@@ -1,4 +1,4 @@
-"""agent.mediainfo reads durations and playability from headers, matching ffprobe."""
+"""agent.rules.mediainfo reads durations and playability from headers, matching ffprobe."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.mediainfo import MediaInfo, probe
+from agent.rules.mediainfo import MediaInfo, probe
 from simulators.bodycam import BodycamSpec, write_volume
 
 # tests/ has no __init__.py (yet); make its helpers importable however pytest is invoked.

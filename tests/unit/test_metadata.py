@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.autotag import rule_matches
-from agent.config import AgentConfig
-from agent.config_compliance import AssignmentRule
-from agent.errors import TagError
-from agent.metadata import Validator, normalize_keys
-from agent.report_text import default_lang, reason
+from agent.compliance.report_text import default_lang, reason
+from agent.config.compliance import AssignmentRule
+from agent.config.loader import AgentConfig
+from agent.core.errors import TagError
+from agent.tagging.autotag import rule_matches
+from agent.tagging.metadata import Validator, normalize_keys
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 10, 1, 12, 0, tzinfo=SH)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import config as config_mod
-from agent.configcheck import deep_check
-from agent.errors import ConfigError, MqttConfigError
+from agent.actions.check_config import deep_check
+from agent.config import loader as config_mod
+from agent.core.errors import ConfigError, MqttConfigError
 from agent.mqtt.connection import parse_url
 from agent.mqtt.handlers import command_schemas
 from agent.mqtt.topics import VERBS, Topics

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import CredentialsError
+from agent.core.errors import CredentialsError
 from agent.mqtt import secrets
 
 

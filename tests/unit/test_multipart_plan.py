@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import SpoolIntegrityError, SpoolReadError
-from agent.partplan import MIB, choose_part_size, composite, plan
+from agent.archive.s3.partplan import MIB, choose_part_size, composite, plan
+from agent.core.errors import SpoolIntegrityError, SpoolReadError
 
 
 def test_plan_digests(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.ratio import Recorder, UnitRatio, recorders_from_inventory, unit_ratios
-from agent.roster import InventoryItem, InventoryStatus, Officer
+from agent.rules.ratio import Recorder, UnitRatio, recorders_from_inventory, unit_ratios
+from agent.rules.roster import InventoryItem, InventoryStatus, Officer
 
 NOW = datetime(2026, 9, 30, 12, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.roster import (
+from agent.rules.roster import (
     InventoryStatus,
     RosterCache,
     RosterError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agent.ingest import Ingestor
+from agent.ingest.ingestor import Ingestor
 
 
 def test_earliest_deadline_first_across_recorders(station, bodycam):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import systemd_install
-from agent.systemd_install import TARGETS, cli_install, default_values, install, render
+from agent.cli import install_systemd as systemd_install
+from agent.cli.install_systemd import TARGETS, cli_install, default_values, install, render
 from toolcheck import require_tool
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.config_archive import ArchiveConfig, BandwidthWindow
-from agent.throttle import ThrottledBody, TokenBucket, current_limit, seconds_until_change
+from agent.archive.throttle import ThrottledBody, TokenBucket, current_limit, seconds_until_change
+from agent.config.archive import ArchiveConfig, BandwidthWindow
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from agent import recordings as rec
-from agent import wipegate
-from agent.archiver import Archiver
-from agent.ingest import Ingestor
+from agent.archive.archiver import Archiver
+from agent.ingest.ingestor import Ingestor
+from agent.ledger import recordings as rec
+from agent.retention import wipegate
 
 GATE_OPEN = """
 [archive]

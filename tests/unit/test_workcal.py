@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.workcal import (
+from agent.rules.workcal import (
     CalendarError,
     CalendarOverrides,
     DeadlineRule,

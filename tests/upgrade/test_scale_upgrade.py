@@ -17,10 +17,11 @@ import tarfile
 import textwrap
 from pathlib import Path
 
-from agent import events, metadata
-from agent import recordings as rec
-from agent.ledger import Ledger
-from agent.volume import SourceFile
+from agent.ledger import events
+from agent.ledger import recordings as rec
+from agent.ledger.db import Ledger
+from agent.recorders.volume import SourceFile
+from agent.tagging import metadata
 from tests.toolcheck import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +33,8 @@ WRITER = textwrap.dedent(
     import agent
     assert agent.__file__.startswith(sys.argv[2]), agent.__file__
     from agent import events, metadata, recordings as rec
-    from agent.ledger import Ledger
-    from agent.volume import SourceFile
+    from agent.ledger.db import Ledger
+    from agent.recorders.volume import SourceFile
     from drivers.base import DeviceIdentity
 
     ledger = Ledger(Path(sys.argv[1]))

@@ -1,0 +1,371 @@
+"""Archive spooled recordings (earliest deadline first) and release them through the gate.
+
+The store is chosen by `archive.url` (agent.archive.store.open_store). A recording becomes
+`archived` only after the store confirmed the object, its checksum and its retention; the
+ledger row, its custody event and the `archive.completed` event commit together. Problems
+come in two kinds: the store's (down, credentials, bucket, clock: the whole queue waits with
+backoff, one `archive.failed` event per outage) and one recording's (spool copy damaged or
+unreadable, object failed verification: that recording backs off, the others go on). The
+queue is the ledger itself, so it survives restarts; open multipart uploads resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from agent.archive import docs as archive_docs
+from agent.archive.store import ObjectSpec, Store, Stored, open_store, spec_for
+from agent.archive.throttle import current_limit, seconds_until_change
+from agent.core import clock, crashpoint
+from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
+from agent.ledger import custody, events
+from agent.ledger import recordings as rec
+from agent.retention import wipegate
+from agent.station.context import Context
+
+logger = logging.getLogger(__name__)
+
+MAINTENANCE_SECONDS = 30.0  # anchors and sidecars while idle
+STORE_SWEEP_SECONDS = 3600.0  # abandoned multipart uploads
+INTEGRITY_RETRY_SECONDS = 3600.0  # damaged spool copies and failed verifications
+
+
+class Archiver:
+    def __init__(self, ctx: Context, store: Store | None = None) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.cfg
+        self.store = store or open_store(ctx)
+        self._backoff = 0.0
+        self._store_error: str | None = None
+        self._maintained = 0.0
+        self._swept = 0.0
+        # Several archive threads (archive.parallel_uploads) share one Archiver.
+        self._lock = threading.Lock()
+        self._busy: set[str] = set()
+        self._maint_lock = threading.Lock()
+        self._release_lock = threading.Lock()
+
+    # --- scheduling ----------------------------------------------------------------------
+
+    def pending(self, limit: int = 1) -> list[sqlite3.Row]:
+        """Earliest deadline first among spooled recordings not backing off."""
+        return self.ctx.ledger.query(
+            "SELECT r.*, d.serial FROM recordings r JOIN devices d ON d.id = r.device_id"
+            " WHERE r.state='spooled' AND r.spool_removed_at IS NULL"
+            " AND (r.archive_retry_at IS NULL OR r.archive_retry_at <= ?)"
+            " ORDER BY r.priority DESC, r.deadline ASC, r.start ASC LIMIT ?",
+            (rec.now_iso(), limit),
+        )
+
+    def next_pending(self) -> sqlite3.Row | None:
+        rows = self.pending()
+        return rows[0] if rows else None
+
+    def claim(self) -> sqlite3.Row | None:
+        """The next recording no other archive thread is working on (and plan the one after)."""
+        with self._lock:
+            rows = [r for r in self.pending(len(self._busy) + 2) if r["id"] not in self._busy]
+            if not rows:
+                return None
+            self._busy.add(rows[0]["id"])
+        prepare = getattr(self.store, "prepare", None)
+        if prepare is not None and len(rows) > 1:
+            prepare(Path(rows[1]["spool_path"]), int(rows[1]["size"]))
+        return rows[0]
+
+    def bandwidth_now(self) -> int | None:
+        """Apply the cap in force now to the store's limiter; returns it (0 = paused)."""
+        local = clock.local(clock.now(), self.cfg.station.timezone)
+        limit = current_limit(self.cfg.archive, local)
+        limiter = getattr(self.store, "limiter", None)
+        if limiter is not None and limiter.rate != limit:
+            limiter.set_rate(limit)
+            logger.info("upload bandwidth now %s", "unlimited" if limit is None else f"{limit} B/s")
+        return limit
+
+    def step(self) -> float:
+        """One round of the archive thread; returns the seconds to wait before the next."""
+        try:
+            if self.bandwidth_now() == 0:
+                self.maintain()
+                local = clock.local(clock.now(), self.cfg.station.timezone)
+                return min(seconds_until_change(self.cfg.archive, local), 60.0)
+            row = self.claim()
+            if row is None:
+                self.maintain()
+                self.release_ready()
+                return 1.0
+            try:
+                self.archive_one(row)
+            finally:
+                with self._lock:
+                    self._busy.discard(row["id"])
+        except ArchiveError as exc:
+            return self._store_failed(exc)
+        except InterruptedError:
+            return 0.0
+        self.release_ready()
+        return 0.0
+
+    # --- one recording -------------------------------------------------------------------
+
+    def archive_one(self, row: sqlite3.Row) -> bool:
+        """Store, verify and commit one recording. Raises ArchiveError for store-wide faults."""
+        rid = str(row["id"])
+        spec = spec_for(self.ctx, row)
+        started = time.monotonic()
+        crashpoint.hit("archive.before_put")
+        try:
+            stored = self.store.put(Path(row["spool_path"]), spec)
+        except InterruptedError:
+            raise  # shutting down: the upload stays resumable, nothing failed
+        except SpoolIntegrityError as exc:
+            self._integrity_violation(row, exc)
+            return False
+        except ArchiveVerifyError as exc:
+            # Each new attempt leaves another locked version behind: try again only slowly.
+            self._recording_failed(row, exc, at_least=INTEGRITY_RETRY_SECONDS)
+            return False
+        except ArchiveError as exc:
+            if exc.store_wide:
+                raise
+            self._recording_failed(row, exc)
+            return False
+        except (IntegrityError, OSError) as exc:
+            self._recording_failed(row, exc)
+            return False
+        crashpoint.hit("archive.after_put")
+        self._commit(row, spec, stored)
+        self._store_ok()
+        self._note_rate(spec.size, time.monotonic() - started)
+        logger.info("recording %s archived as %s", rid, stored.ref)
+        self._after_archive(rid, stored)
+        return True
+
+    def _commit(self, row: sqlite3.Row, spec: ObjectSpec, stored: Stored) -> None:
+        rid, at = str(row["id"]), rec.now_iso()
+        lock = stored.lock
+        with self.ctx.ledger.tx() as conn:
+            rec.set_state(
+                conn,
+                rid,
+                "archived",
+                archive_ref=stored.ref,
+                archive_verified_at=at,
+                archived_at=at,
+                archive_error=None,
+                archive_retry_at=None,
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO archive_objects(recording_id, store, bucket, key,"
+                " version_id, size, sha256, checksum, retain_mode, retain_until, legal_hold,"
+                " verified_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rid,
+                    self.store.scheme,
+                    stored.bucket,
+                    stored.key,
+                    stored.version_id,
+                    spec.size,
+                    spec.sha256,
+                    stored.checksum,
+                    lock.mode,
+                    clock.iso(lock.retain_until),
+                    int(lock.legal_hold),
+                    at,
+                ),
+            )
+            custody.append(
+                conn,
+                "recording.archived",
+                {
+                    "ref": stored.ref,
+                    "sha256": spec.sha256,
+                    "off_station": self.store.off_station,
+                    "checksum": stored.checksum,
+                    "retain_mode": lock.mode,
+                    "retain_until": clock.iso(lock.retain_until),
+                    "legal_hold": lock.legal_hold,
+                },
+                recording_id=rid,
+            )
+            events.emit(conn, "archive.completed", recording=rid, ref=stored.ref, size=spec.size)
+
+    def _after_archive(self, rid: str, stored: Stored) -> None:
+        """Best effort after the commit: sidecar now (else at maintenance), sampled audit."""
+        try:
+            archive_docs.ship_sidecar(self.ctx, self.store, rid)
+        except (ArchiveError, OSError) as exc:
+            logger.warning("sidecar of %s not written yet (%s); will retry", rid, exc)
+        rate = self.cfg.archive.audit_sample_rate
+        if rate > 0 and random.random() < rate:
+            self.audit(rid)
+
+    # --- failures ------------------------------------------------------------------------
+
+    def _retry_later(self, row: sqlite3.Row, reason: str, at_least: float = 0.0) -> float:
+        a = self.cfg.archive
+        attempts = int(row["archive_attempts"] or 0) + 1
+        wait = max(min(a.retry_min_seconds * 2 ** (attempts - 1), a.retry_max_seconds), at_least)
+        with self.ctx.ledger.tx() as conn:
+            conn.execute(
+                "UPDATE recordings SET archive_attempts=?, archive_retry_at=?, archive_error=?"
+                " WHERE id=?",
+                (attempts, clock.iso(clock.now() + timedelta(seconds=wait)), reason, row["id"]),
+            )
+        return wait
+
+    def _recording_failed(
+        self, row: sqlite3.Row, exc: BaseException, at_least: float = 0.0
+    ) -> None:
+        rid, reason = str(row["id"]), str(exc)[:500]
+        wait = self._retry_later(row, reason, at_least)
+        logger.warning("recording %s not archived: %s; retrying in %.1f s", rid, reason, wait)
+        with self.ctx.ledger.tx() as conn:
+            events.emit(conn, "archive.failed", recording=rid, reason=reason, retry_in_s=wait)
+
+    def _integrity_violation(self, row: sqlite3.Row, exc: BaseException) -> None:
+        rid, reason = str(row["id"]), str(exc)[:500]
+        self._retry_later(row, reason, at_least=INTEGRITY_RETRY_SECONDS)
+        logger.error("recording %s: %s", rid, reason)
+        with self.ctx.ledger.tx() as conn:
+            custody.append(
+                conn,
+                "integrity.violation",
+                {"where": "spool", "path": row["spool_path"], "reason": reason},
+                recording_id=rid,
+            )
+            events.emit(conn, "integrity.violation", recording=rid, where="spool")
+
+    def _store_failed(self, exc: ArchiveError) -> float:
+        with self._lock:
+            return self._store_failed_locked(exc)
+
+    def _store_failed_locked(self, exc: ArchiveError) -> float:
+        a = self.cfg.archive
+        self._backoff = min(max(self._backoff * 2, a.retry_min_seconds), a.retry_max_seconds)
+        reason = str(exc)[:500]
+        kind = type(exc).__name__
+        if kind != self._store_error:
+            # Once per outage (or per new kind of fault), not once per retry.
+            logger.error("archive store: %s (retrying in %.1f s)", reason, self._backoff)
+            with self.ctx.ledger.tx() as conn:
+                events.emit(
+                    conn, "archive.failed", scope="store", reason=reason, retry_in_s=self._backoff
+                )
+                self.ctx.ledger.set_kv(conn, "archive.last_error", reason)
+            self._store_error = kind
+        else:
+            logger.warning(
+                "archive store still failing (%s); retrying in %.1f s", reason, self._backoff
+            )
+        return self._backoff
+
+    def _store_ok(self) -> None:
+        with self._lock:
+            self._store_ok_locked()
+
+    def _store_ok_locked(self) -> None:
+        if self._store_error is not None:
+            logger.info("archive store works again")
+            with self.ctx.ledger.tx() as conn:
+                conn.execute("DELETE FROM kv WHERE key='archive.last_error'")
+        self._store_error, self._backoff = None, 0.0
+
+    def _note_rate(self, size: int, seconds: float) -> None:
+        if size < (1 << 20) or seconds <= 0:
+            return  # small objects measure latency, not bandwidth
+        old = float(self.ctx.ledger.get_kv("archive.rate_bps") or 0)
+        rate = size / seconds if not old else 0.7 * old + 0.3 * size / seconds
+        with self.ctx.ledger.tx() as conn:
+            self.ctx.ledger.set_kv(conn, "archive.rate_bps", f"{rate:.0f}")
+
+    # --- idle work -----------------------------------------------------------------------
+
+    def maintain(self, force: bool = False) -> None:
+        """Anchors, sidecars and (hourly) abandoned uploads; store faults propagate."""
+        if not self._maint_lock.acquire(blocking=False):
+            return  # another archive thread is at it
+        try:
+            self._maintain(force)
+        finally:
+            self._maint_lock.release()
+
+    def _maintain(self, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._maintained < MAINTENANCE_SECONDS:
+            return
+        self._maintained = now
+        archive_docs.ship_anchors(self.ctx, self.store)
+        archive_docs.sync_sidecars(self.ctx, self.store)
+        if force or now - self._swept >= STORE_SWEEP_SECONDS or not self._swept:
+            self._swept = now
+            self.store.housekeep_store()
+
+    def audit(self, rid: str) -> bool:
+        """Read a stored object back in full and re-hash it; a mismatch is a violation."""
+        row = self.ctx.ledger.one("SELECT archive_ref, sha256 FROM recordings WHERE id=?", (rid,))
+        if row is None or not row["archive_ref"]:
+            return False
+        h = hashlib.sha256()
+        with self.store.open_read(row["archive_ref"]) as f:
+            while data := f.read(1 << 20):
+                h.update(data)
+        ok = h.hexdigest() == row["sha256"]
+        with self.ctx.ledger.tx() as conn:
+            conn.execute(
+                "UPDATE archive_objects SET audited_at=?, audit_ok=? WHERE recording_id=?",
+                (rec.now_iso(), int(ok), rid),
+            )
+            if not ok:
+                custody.append(
+                    conn,
+                    "integrity.violation",
+                    {"where": "archive", "ref": row["archive_ref"], "actual": h.hexdigest()},
+                    recording_id=rid,
+                )
+                events.emit(conn, "integrity.violation", recording=rid, where="archive")
+        logger.log(
+            logging.INFO if ok else logging.ERROR,
+            "audit of %s: %s",
+            rid,
+            "ok" if ok else "MISMATCH",
+        )
+        return ok
+
+    def release_ready(self) -> int:
+        """Erase from docked recorders whatever the gate allows; returns how many."""
+        policy = self.ctx.cfg.ingest.release_after
+        if policy == "never" or not self._release_lock.acquire(blocking=False):
+            return 0
+        try:
+            return self._release(policy)
+        finally:
+            self._release_lock.release()
+
+    def _release(self, policy: str) -> int:
+        states = ("archived",) if policy == "archived" else ("spooled", "archived")
+        # Docked recorders first (a few rows), then their recordings by index: joining the
+        # other way round walks every archived recording of the station's history.
+        docked = [r[0] for r in self.ctx.ledger.query("SELECT id FROM devices WHERE docked=1")]
+        rows = [
+            r
+            for device_id in docked
+            for r in self.ctx.ledger.query(
+                "SELECT r.id FROM recordings r WHERE r.device_id = ?"
+                f" AND r.state IN ({','.join('?' * len(states))})",
+                (device_id, *states),
+            )
+        ]
+        n = 0
+        for r in rows:
+            if wipegate.release(self.ctx.cfg, self.ctx.ledger, r["id"]).allowed:
+                n += 1
+        return n

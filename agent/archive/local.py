@@ -1,0 +1,127 @@
+"""The local directory archive (`file:///...`): write-once, hash-named, read-only files.
+
+The embedded default. It is off-station only when `archive.off_station = true` (a NAS mount),
+and only then may it open the wipe gate. Documents (sidecars, case index entries, custody
+anchors) are kept as numbered, read-only versions under `_docs/`, never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlparse
+
+from agent.archive.store import LockSpec, ObjectSpec, Stored
+from agent.core import crashpoint
+from agent.core.copier import hash_file
+from agent.core.errors import IntegrityError, SpoolIntegrityError
+from agent.core.safefs import fsync_dir
+
+
+class LocalArchive:
+    scheme = "file"
+
+    def __init__(self, url: str, off_station: bool) -> None:
+        parsed = urlparse(url)
+        self.root = Path(parsed.path)
+        self.off_station = off_station
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def ref(self, sha256: str) -> str:
+        return f"file://{self.path_for(sha256)}"
+
+    def _path(self, ref: str) -> Path:
+        path = Path(urlparse(ref).path)
+        if self.root not in path.parents:
+            raise IntegrityError(f"archive ref {ref} is outside the archive {self.root}")
+        return path
+
+    def put(self, src: Path, spec: ObjectSpec) -> Stored:
+        """Store `src` under its hash; idempotent; refused if `src` no longer matches."""
+        sha256, size = spec.sha256, spec.size
+        dest = self.path_for(sha256)
+        key = f"{sha256[:2]}/{sha256}"
+        if dest.exists():
+            self.check(self.ref(sha256), sha256, size)
+            return Stored(self.ref(sha256), key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{sha256}.partial"
+        # A partial left by a crash is already 0444: reopening it for writing would fail for
+        # the unprivileged service user and wedge the archive, so start from a fresh file.
+        tmp.unlink(missing_ok=True)
+        h = hashlib.sha256()
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            while data := fin.read(4 << 20):
+                h.update(data)
+                fout.write(data)
+            fout.flush()
+            os.fsync(fout.fileno())
+        if h.hexdigest() != sha256:
+            # The spool copy changed since ingest: it must not be archived as the evidence.
+            tmp.unlink()
+            raise SpoolIntegrityError(
+                f"spool copy {src} of recording {spec.recording_id} no longer matches its "
+                f"SHA-256 {sha256}"
+            )
+        os.chmod(tmp, 0o444)
+        crashpoint.hit("archive.before_rename")
+        os.rename(tmp, dest)
+        fsync_dir(dest.parent)
+        self.check(self.ref(sha256), sha256, size)
+        return Stored(self.ref(sha256), key)
+
+    def check(self, ref: str, sha256: str, size: int) -> None:
+        dest = self._path(ref)
+        try:
+            ok = dest.stat().st_size == size and hash_file(dest, drop_cache_first=True) == sha256
+        except OSError as exc:
+            raise IntegrityError(f"archived object {dest} cannot be read: {exc}") from exc
+        if not ok:
+            raise IntegrityError(f"archived object {dest} does not match SHA-256 {sha256}")
+
+    @contextmanager
+    def open_read(self, ref: str) -> Iterator[BinaryIO]:
+        with open(self._path(ref), "rb") as f:
+            yield f
+
+    def put_bytes(self, relkey: str, data: bytes, lock: LockSpec, content_type: str) -> str:
+        folder = self.root / "_docs" / relkey
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 1 + sum(1 for p in folder.iterdir() if p.name.startswith("v"))
+        dest = folder / f"v{n:06d}{Path(relkey).suffix}"
+        tmp = folder / f".v{n:06d}.partial"
+        tmp.unlink(missing_ok=True)  # a crash's read-only leftover (see put)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o444)
+        os.rename(tmp, dest)
+        fsync_dir(folder)
+        return f"file://{dest}"
+
+    def put_document(self, relkey: str, doc: dict[str, Any], lock: LockSpec) -> str:
+        body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+        return self.put_bytes(relkey, body, lock, "application/json")
+
+    def read_document(self, relkey: str) -> bytes | None:
+        """The latest version of a document, or None."""
+        folder = self.root / "_docs" / relkey
+        versions = sorted(folder.glob("v*")) if folder.is_dir() else []
+        return versions[-1].read_bytes() if versions else None
+
+    def sidecar_relkey(self, stored_key: str, recording_id: str) -> str:
+        return f"_sidecars/{recording_id}.meta.json"
+
+    def apply_lock(self, ref: str, lock: LockSpec) -> None:
+        """Files are read-only already; a directory has no legal hold to add."""
+
+    def housekeep_store(self) -> int:
+        return 0

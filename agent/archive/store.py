@@ -1,0 +1,167 @@
+"""The archive store interface, what it is told about a recording, and which lock it gets.
+
+Two stores implement `Store`: agent.archive.local.LocalArchive (`file://`, the embedded
+default) and agent.archive.s3.store.S3Archive (`s3://`). `open_store` picks one from `archive.url`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+
+from agent.core import clock
+
+if TYPE_CHECKING:
+    from agent.config.loader import AgentConfig
+    from agent.station.context import Context
+
+
+@dataclass(frozen=True)
+class LockSpec:
+    """Object Lock to set on an object: mode + retain-until, and legal hold."""
+
+    mode: str | None = None
+    retain_until: datetime | None = None
+    legal_hold: bool = False
+
+
+@dataclass
+class ObjectSpec:
+    """Everything a store needs to place, lock and describe one recording."""
+
+    recording_id: str
+    sha256: str
+    size: int
+    source_path: str | None = None
+    serial: str | None = None
+    unit: str | None = None
+    officer: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata_version: int = 0
+    lock: LockSpec = field(default_factory=LockSpec)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store confirmed: the ref the ledger keeps, and the verified facts."""
+
+    ref: str
+    key: str
+    bucket: str | None = None
+    version_id: str | None = None
+    checksum: str | None = None
+    lock: LockSpec = field(default_factory=LockSpec)
+
+
+class Store(Protocol):
+    scheme: str
+    off_station: bool
+
+    def put(self, src: Path, spec: ObjectSpec) -> Stored:
+        """Store `src`, refusing it if it no longer matches spec.sha256; verify; return."""
+        ...
+
+    def check(self, ref: str, sha256: str, size: int) -> None:
+        """Raise unless the store verifiably holds `ref` with this hash, size and lock."""
+        ...
+
+    def open_read(self, ref: str) -> AbstractContextManager[BinaryIO]: ...
+
+    def put_document(self, relkey: str, doc: dict[str, Any], lock: LockSpec) -> str:
+        """Write a small JSON document (sidecar, case index, anchor) under the prefix."""
+        ...
+
+    def put_bytes(self, relkey: str, data: bytes, lock: LockSpec, content_type: str) -> str: ...
+
+    def read_document(self, relkey: str) -> bytes | None:
+        """The latest version of a document written with put_document/put_bytes, or None."""
+        ...
+
+    def sidecar_relkey(self, stored_key: str, recording_id: str) -> str: ...
+
+    def apply_lock(self, ref: str, lock: LockSpec) -> None:
+        """Add a legal hold / extend retention of a stored version (never shortens)."""
+        ...
+
+    def housekeep_store(self) -> int:
+        """Store-side cleanup (abandoned multipart uploads); returns how many were cleaned."""
+        ...
+
+
+def open_store(ctx: Context) -> Store:
+    url = ctx.cfg.archive_url
+    if url.startswith("file://"):
+        from agent.archive.local import LocalArchive
+
+        return LocalArchive(url, ctx.cfg.archive.off_station)
+    from agent.archive.s3.store import S3Archive
+
+    return S3Archive(ctx)
+
+
+def lock_for(cfg: AgentConfig, metadata: dict[str, Any], now: datetime | None = None) -> LockSpec:
+    """Retention for a recording with this metadata: per category, legal hold for cases."""
+    a = cfg.archive
+    if not a.object_lock:
+        return LockSpec()
+    rule = a.retention.categories.get(str(metadata.get("category") or ""), a.retention)
+    until = (now or clock.now()) + timedelta(days=rule.days)
+    # Whole seconds: S3 stores retain-until at second precision and compares at that grain.
+    until = until.replace(microsecond=0) + timedelta(seconds=1)
+    hold = a.retention.legal_hold_for_cases and bool(metadata.get("case_number"))
+    return LockSpec(rule.mode, until, hold)
+
+
+def current_metadata(conn: sqlite3.Connection, rid: str) -> tuple[dict[str, Any], int]:
+    """The recording's current tag fields and version (({}, 0) when untagged or no tagging)."""
+    has = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='metadata_versions'"
+    ).fetchone()
+    if not has:
+        return {}, 0
+    row = conn.execute(
+        "SELECT version, fields FROM metadata_versions WHERE recording_id=?"
+        " ORDER BY version DESC LIMIT 1",
+        (rid,),
+    ).fetchone()
+    if row is None:
+        return {}, 0
+    try:
+        fields = json.loads(row["fields"])
+    except (TypeError, ValueError):
+        fields = {}
+    return (fields if isinstance(fields, dict) else {}), int(row["version"])
+
+
+def spec_for(ctx: Context, row: sqlite3.Row) -> ObjectSpec:
+    """Build the ObjectSpec of a recording row (joined with its device)."""
+    conn = ctx.ledger.connect()
+    metadata, version = current_metadata(conn, str(row["id"]))
+    keys = row.keys()
+    return ObjectSpec(
+        recording_id=str(row["id"]),
+        sha256=str(row["sha256"]),
+        size=int(row["size"]),
+        source_path=row["source_path"],
+        serial=row["serial"] if "serial" in keys else None,
+        unit=row["unit_id"],
+        officer=row["officer_id"],
+        start=clock.parse_iso(row["start"]) or clock.parse_iso(row["discovered_at"]),
+        end=clock.parse_iso(row["end"]),
+        metadata=metadata,
+        metadata_version=version,
+        lock=lock_for(ctx.cfg, metadata),
+    )
+
+
+def iter_file(f: BinaryIO, chunk: int = 4 << 20) -> Iterator[bytes]:
+    while data := f.read(chunk):
+        yield data

@@ -1,0 +1,289 @@
+"""`evidence-agent report`: the statistics the seeds ask for (统计分析), three ways.
+
+`build` makes the stable JSON document (English keys and status codes, whatever the
+language); `print_tables` shows it as rich tables and `write_csv` as CSV for Excel/WPS
+(UTF-8 with BOM), both with Chinese or English headings. Deadlines, tagging and the
+recorders not docked are filtered by period and unit; the ratio is always the current one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta, tzinfo
+from sqlite3 import Row
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from agent.compliance.engine import (
+    MADE_SQL,
+    RECORDING_SQL,
+    classify,
+    evaluate,
+    made_range_start,
+    recording_dict,
+    unit_payload,
+    warn_window,
+)
+from agent.compliance.report_text import reason, t
+from agent.core import clock
+from agent.station.context import Context
+
+SCHEMA = "evidence-agent/report/1"
+STATUSES = ("met", "met_late", "open", "at_risk", "missed", "no_deadline")
+SECTIONS = ("summary", "recordings", "units", "recorders")
+ORDER = " ORDER BY r.deadline, r.start"  # sorted by SQLite, not in Python
+
+
+def _in_period(r: dict[str, Any], ctx: Context, start: date | None, end: date | None) -> bool:
+    made = clock.parse_iso(r["end"]) or clock.parse_iso(r["start"])
+    if made is None:
+        return start is None and end is None
+    day = ctx.calendar.local_date(made)
+    return (start is None or day >= start) and (end is None or day <= end)
+
+
+def _made_in(row: Row, tz: tzinfo, start: date | None, end: date | None) -> bool:
+    """`_in_period` on a ledger row, without building the item first (hot loop)."""
+    made = row["end"] or row["start"]
+    if not made:
+        return False
+    day = datetime.fromisoformat(made).astimezone(tz).date()
+    return (start is None or day >= start) and (end is None or day <= end)
+
+
+def _status(row: Row, now: datetime, warn: timedelta) -> str | None:
+    # A met deadline needs no calendar: in time or late (workcal.deadline_status's rule).
+    due, met = row["deadline"], row["deadline_met_at"]
+    if due and met:
+        return "met" if datetime.fromisoformat(met) <= datetime.fromisoformat(due) else "met_late"
+    return classify(row, now, warn)
+
+
+def _period_rows(ctx: Context, start: date | None, end: date | None) -> Iterator[Row]:
+    """Candidate rows for [start, end] by an index range on when they were made (widened by
+    a day for mixed UTC offsets; `_in_period` decides exactly). No period: every recording."""
+    if start is None and end is None:
+        yield from ctx.ledger.connect().execute(RECORDING_SQL + ORDER)
+        return
+    tz = ctx.calendar.tz
+    lo = made_range_start(datetime.combine(start or date.min, time.min, tz)) if start else ""
+    hi = datetime.combine(end, time.max, tz) + timedelta(days=1) if end else None
+    sql, params = RECORDING_SQL + f" WHERE {MADE_SQL} >= ?", [lo]
+    if hi is not None:
+        sql += f" AND {MADE_SQL} <= ?"
+        params.append(clock.iso(hi) or "")
+    yield from ctx.ledger.connect().execute(sql + ORDER, params)
+
+
+def build(
+    ctx: Context,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    unit: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The report document: recordings made (local date of their end) in [start, end]."""
+    snap = evaluate(ctx, now)
+    warn = warn_window(ctx)
+    age = timedelta(hours=ctx.cfg.compliance.untagged_after_hours)
+    rows = []
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in _period_rows(ctx, start, end):
+        if unit is not None and row["unit_id"] != unit:
+            continue
+        if (start or end) and not _made_in(row, ctx.calendar.tz, start, end):
+            continue
+        item = recording_dict(row, _status(row, snap.now, warn))
+        item["tagged"] = item["case_number"] is not None
+        item["untagged_overdue"] = False
+        if not item["tagged"]:
+            made = clock.parse_iso(row["end"]) or clock.parse_iso(row["discovered_at"])
+            item["untagged_overdue"] = snap.now - (made or snap.now) > age
+        counts[item["deadline_status"] or "no_deadline"] += 1
+        rows.append(item)
+    recs = rows
+    units = [u for u in snap.units if unit is None or u.unit_id == unit]
+    cc = ctx.cfg.compliance
+    return {
+        "schema": SCHEMA,
+        "station": ctx.station_id,
+        "generated_at": clock.iso(snap.now.astimezone(ctx.calendar.tz)),
+        "timezone": ctx.cfg.station.timezone,
+        "period": {
+            "from": start.isoformat() if start else None,
+            "to": end.isoformat() if end else None,
+        },
+        "unit": unit,
+        "deadlines": {"total": len(recs), **counts, "warn_before_hours": cc.warn_before_hours},
+        "untagged": {
+            "count": sum(not r["tagged"] for r in rows),
+            "overdue": sum(r["untagged_overdue"] for r in rows),
+            "older_than_hours": cc.untagged_after_hours,
+        },
+        "recordings": rows,
+        "roster_configured": ctx.rosters.roster_configured,
+        "units": [{**unit_payload(u), "local": u.unit_id in snap.local_units} for u in units],
+        "recorders_not_docked": [d for d in snap.not_docked if unit is None or d["unit"] == unit],
+        "not_docked_working_days": cc.not_docked_working_days,
+        "problems": snap.problems,
+    }
+
+
+# --- tables: one list of rows per section, shared by rich and CSV -------------------------------
+
+
+def _yes(lang: str, value: bool) -> str:
+    return t(lang, "yes" if value else "no")
+
+
+Rows = tuple[list[str], list[list[Any]]]  # (headings, rows)
+
+RECORDING_COLUMNS = (
+    "id", "serial", "officer", "unit", "start", "end", "deadline", "deadline_met_at",
+    "deadline_status", "case_number", "category", "tagged",
+)  # fmt: skip
+UNIT_COLUMNS = (
+    "unit", "unit_name", "active_officers", "recorders_counted", "ratio", "required",
+    "compliant", "not_counted",
+)  # fmt: skip
+RECORDER_COLUMNS = ("serial", "vendor", "officer", "unit", "last_seen", "limit")
+
+
+def _summary_rows(doc: dict[str, Any], lang: str) -> Rows:
+    d, u = doc["deadlines"], doc["untagged"]
+    rows = [[t(lang, "total"), d["total"]]]
+    rows += [[t(lang, s), d[s]] for s in STATUSES]
+    rows += [
+        [t(lang, "untagged"), u["count"]],
+        [t(lang, "untagged_overdue", hours=u["older_than_hours"]), u["overdue"]],
+        [t(lang, "not_docked_count"), len(doc["recorders_not_docked"])],
+    ]
+    return [t(lang, "metric"), t(lang, "value")], rows
+
+
+def _recording_rows(doc: dict[str, Any], lang: str) -> Rows:
+    rows = []
+    for r in doc["recordings"]:
+        row = dict(r)
+        row["deadline_status"] = t(lang, r["deadline_status"] or "no_deadline")
+        row["tagged"] = _yes(lang, r["tagged"])
+        rows.append([row[c] for c in RECORDING_COLUMNS])
+    return [t(lang, c) for c in RECORDING_COLUMNS], rows
+
+
+def _unit_rows(doc: dict[str, Any], lang: str) -> Rows:
+    rows = []
+    for u in doc["units"]:
+        row = dict(u)
+        row["compliant"] = _yes(lang, u["compliant"])
+        row["not_counted"] = "; ".join(
+            f"{n['serial']} ({reason(lang, n['reason'])})" for n in u["not_counted"]
+        )
+        rows.append([row[c] for c in UNIT_COLUMNS])
+    return [t(lang, c) for c in UNIT_COLUMNS], rows
+
+
+def _recorder_rows(doc: dict[str, Any], lang: str) -> Rows:
+    rows = [[d[c] for c in RECORDER_COLUMNS] for d in doc["recorders_not_docked"]]
+    return [t(lang, c) for c in RECORDER_COLUMNS], rows
+
+
+_SECTION_ROWS = {
+    "summary": _summary_rows,
+    "recordings": _recording_rows,
+    "units": _unit_rows,
+    "recorders": _recorder_rows,
+}
+
+
+def section_rows(doc: dict[str, Any], lang: str, section: str) -> Rows:
+    """(headings, rows) of one report section, in `lang`."""
+    return _SECTION_ROWS[section](doc, lang)
+
+
+def _title(doc: dict[str, Any], lang: str, section: str) -> str:
+    if section == "summary":
+        return t(lang, "summary")
+    if section == "recordings":
+        return t(lang, "recordings")
+    if section == "units":
+        ratio = max((u["ratio"] for u in doc["units"]), default=5) if doc["units"] else 5
+        return t(lang, "units", ratio=ratio)
+    return t(lang, "recorders", days=doc["not_docked_working_days"])
+
+
+def write_csv(doc: dict[str, Any], lang: str, section: str = "all") -> bytes:
+    """The report as CSV bytes, UTF-8 with a BOM so Excel and WPS detect the encoding."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    sections = SECTIONS if section == "all" else (section,)
+    for i, name in enumerate(sections):
+        heads, rows = section_rows(doc, lang, name)
+        if section == "all":
+            if i:
+                w.writerow([])
+            w.writerow([_title(doc, lang, name)])
+        w.writerow(heads)
+        w.writerows([["" if v is None else v for v in row] for row in rows])
+    return buf.getvalue().encode("utf-8-sig")
+
+
+def _attention(doc: dict[str, Any], lang: str) -> Rows:
+    """On screen only the recordings needing attention, in a terminal's width; the JSON and
+    CSV carry every recording with every column."""
+    cols = ["ref", "serial", "officer", "end", "deadline", "deadline_status", "case_number"]
+    rows = []
+    for r in doc["recordings"]:
+        if r["deadline_status"] in ("at_risk", "missed", "met_late") or r["untagged_overdue"]:
+            rows.append(
+                [
+                    # As in `status`: a 12-digit SHA-256 prefix is a handle every command takes.
+                    r["sha256"][:12] if r["sha256"] else r["id"],
+                    r["serial"],
+                    r["officer"],
+                    (r["end"] or "")[:16].replace("T", " "),
+                    (r["deadline"] or "")[:10],
+                    t(lang, r["deadline_status"] or "no_deadline"),
+                    r["case_number"] or "-",
+                ]
+            )
+    return [t(lang, c) for c in cols], rows
+
+
+def print_tables(doc: dict[str, Any], lang: str, console: Console | None = None) -> None:
+    console = console or Console()
+    p = doc["period"]
+    scope = (
+        t(lang, "period", start=p["from"] or "…", end=p["to"] or "…", tz=doc["timezone"])
+        if p["from"] or p["to"]
+        else t(lang, "all_time", tz=doc["timezone"])
+    )
+    if doc["unit"]:
+        scope += ", " + t(lang, "unit_filter", unit=doc["unit"])
+    console.print(f"[bold]{t(lang, 'title', station=doc['station'])}[/]  {scope}")
+    console.print(t(lang, "generated", at=doc["generated_at"]))
+    for name in SECTIONS:
+        heads, rows = section_rows(doc, lang, name)
+        if name == "recordings":
+            heads, rows = _attention(doc, lang)
+            title = t(lang, "problem_recordings")
+        else:
+            title = _title(doc, lang, name)
+        if name == "units" and not doc["roster_configured"]:
+            console.print(f"[yellow]{t(lang, 'no_roster')}[/]")
+            continue
+        table = Table(title=title, title_justify="left")
+        for h in heads:
+            table.add_column(h)
+        for row in rows:
+            table.add_row(*("-" if v is None else str(v) for v in row))
+        if not rows:
+            table.add_row(t(lang, "none"), *[""] * (len(heads) - 1))
+        console.print(table)
+    for problem in doc["problems"]:
+        console.print(f"[red]{t(lang, 'problems')}:[/] {problem}")

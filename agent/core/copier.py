@@ -1,0 +1,255 @@
+"""Durable copy: read the source once, hash and write in parallel, then make it durable.
+
+Order (DESIGN.md "Durability"): write to a temp name in the target dir → fsync file → rename →
+fsync dir → drop the copy's cached pages → re-read from disk and compare SHA-256 with the hash
+computed while reading the source. A failed fsync is never retried (after a failed fsync the
+kernel may have dropped the dirty pages, so a second fsync "succeeds" on lost data): the temp
+file is discarded and the caller redoes the copy from the source.
+
+Three stages overlap: a reader thread, a hasher thread and the writer (caller's thread), with
+bounded queues so memory stays flat (a few chunks) whatever the file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.core import crashpoint
+from agent.core.errors import IntegrityError, SourceChangedError
+from agent.core.safefs import display, fsync_dir, open_beneath
+
+_DEPTH = 4  # chunks in flight per stage: enough to overlap, small enough to keep RSS flat
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    sha256: str
+    size: int
+    verified: bool
+
+
+ProgressFn = Callable[[int], None]
+
+
+class _Chunk:
+    """A pooled buffer shared by the hasher and the writer; back to the pool when both are done.
+
+    Reusing buffers matters: a fresh multi-MiB bytes object per read is a fresh mmap whose pages
+    the kernel must fault in and zero, which costs as much as the copy itself.
+    """
+
+    __slots__ = ("buf", "n", "_users", "_lock", "_pool")
+
+    def __init__(self, size: int, pool: queue.Queue[_Chunk]) -> None:
+        # Page-aligned anonymous memory: the kernel copies into it markedly faster than into a
+        # bytearray (measured: ~4 GB/s vs ~2.4 GB/s reading from the page cache).
+        self.buf = mmap.mmap(-1, size)
+        self.n = 0
+        self._users = 0
+        self._lock = threading.Lock()
+        self._pool = pool
+
+    @property
+    def view(self) -> memoryview:
+        return memoryview(self.buf)[: self.n]
+
+    def hand_out(self, users: int) -> None:
+        self._users = users
+
+    def done(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            self._pool.put(self)
+
+
+class _Pipeline:
+    """Reader → (hasher, writer). Errors of any stage are re-raised in the caller."""
+
+    def __init__(self, src_fd: int, chunk: int) -> None:
+        self.src_fd = src_fd
+        self.pool: queue.Queue[_Chunk] = queue.Queue()
+        for _ in range(_DEPTH + 2):
+            self.pool.put(_Chunk(chunk, self.pool))
+        self.hash_q: queue.Queue[_Chunk | None] = queue.Queue()
+        self.write_q: queue.Queue[_Chunk | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self.abort = threading.Event()
+        self.hasher = hashlib.sha256()
+
+    def _take(self) -> _Chunk | None:
+        while not self.abort.is_set():
+            try:
+                return self.pool.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        return None
+
+    def read_loop(self) -> None:
+        try:
+            offset = 0
+            while True:
+                chunk = self._take()
+                if chunk is None:  # aborted by the writer: release the hasher too
+                    self.hash_q.put(None)
+                    return
+                chunk.n = os.readv(self.src_fd, [chunk.buf])
+                if chunk.n == 0:
+                    self.hash_q.put(None)
+                    self.write_q.put(None)
+                    return
+                # Drop the recorder's pages behind us: they will never be read again.
+                os.posix_fadvise(self.src_fd, offset, chunk.n, os.POSIX_FADV_DONTNEED)
+                offset += chunk.n
+                chunk.hand_out(2)
+                self.hash_q.put(chunk)
+                self.write_q.put(chunk)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            self.error = exc
+            self.abort.set()
+            self.hash_q.put(None)
+            self.write_q.put(None)
+
+    def hash_loop(self) -> None:
+        while True:
+            chunk = self.hash_q.get()
+            if chunk is None:
+                return
+            if not self.abort.is_set():
+                self.hasher.update(chunk.view)  # releases the GIL for large buffers
+            chunk.done()
+
+
+def copy_file(
+    volume: Path,
+    rel: bytes,
+    expect_size: int,
+    expect_mtime_ns: int,
+    dest: Path,
+    tmp_dir: Path,
+    *,
+    chunk: int = 4 << 20,
+    verify: bool = True,
+    progress: ProgressFn | None = None,
+) -> CopyResult:
+    """Copy `rel` (below `volume`) to `dest` durably; returns the SHA-256 of what was read."""
+    src_fd = open_beneath(volume, rel, os.O_RDONLY)
+    tmp = tmp_dir / f".{dest.name}.partial"
+    try:
+        st = os.fstat(src_fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceChangedError(f"{display(rel)} is no longer a regular file")
+        if (st.st_size, st.st_mtime_ns) != (expect_size, expect_mtime_ns):
+            raise SourceChangedError(f"{display(rel)} changed since it was listed")
+        os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        sha, got = _copy_to_tmp(src_fd, tmp, chunk, progress)
+        if got != expect_size:
+            # The medium gave fewer (or more) bytes than its directory entry says: a broken
+            # FAT chain or a failing reader. Hashing what came would record a truncated copy
+            # as the whole recording.
+            raise SourceChangedError(
+                f"{display(rel)}: read {got} of {expect_size} bytes (the recorder's medium "
+                "ended early); nothing was kept, it will be copied again"
+            )
+        after = os.fstat(src_fd)
+        if (after.st_size, after.st_mtime_ns) != (expect_size, expect_mtime_ns):
+            raise SourceChangedError(f"{display(rel)} changed while it was being read")
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    finally:
+        os.close(src_fd)
+    crashpoint.hit("copy.after_fsync")
+    os.rename(tmp, dest)
+    fsync_dir(dest.parent)
+    crashpoint.hit("copy.after_rename")
+    if verify:
+        reread = hash_file(dest, chunk, drop_cache_first=True)
+        if reread != sha:
+            _unlink_quiet(dest)
+            raise IntegrityError(
+                f"copy of {display(rel)} read back from {dest} differs from the source "
+                "(storage fault?); it was discarded and will be copied again"
+            )
+    return CopyResult(sha, expect_size, verify)
+
+
+def _copy_to_tmp(
+    src_fd: int, tmp: Path, chunk: int, progress: ProgressFn | None
+) -> tuple[str, int]:
+    """Copy to `tmp`, fsync it; returns (SHA-256, bytes copied)."""
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    pipe = _Pipeline(src_fd, chunk)
+    reader = threading.Thread(target=pipe.read_loop, name="copy-read", daemon=True)
+    hasher = threading.Thread(target=pipe.hash_loop, name="copy-hash", daemon=True)
+    reader.start()
+    hasher.start()
+    written = 0
+    try:
+        while True:
+            piece = pipe.write_q.get()
+            if piece is None:
+                break
+            view = piece.view
+            while view:
+                n = os.write(out, view)
+                view = view[n:]
+            written += piece.n
+            piece.done()
+            if written == piece.n:
+                crashpoint.hit("copy.mid")
+            if progress is not None:
+                progress(piece.n)
+        hasher.join()
+        if pipe.error is not None:
+            raise pipe.error
+        # Never retried: see the module docstring.
+        os.fsync(out)
+        os.fchmod(out, 0o440)  # spool copies are read-only for everyone, including us
+    except BaseException:
+        pipe.abort.set()
+        raise
+    finally:
+        os.close(out)
+        reader.join()
+        hasher.join()
+    return pipe.hasher.hexdigest(), written
+
+
+def hash_file(path: Path, chunk: int = 4 << 20, drop_cache_first: bool = False) -> str:
+    """SHA-256 of a file; with drop_cache_first the bytes come from the disk, not RAM."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if drop_cache_first:
+            # The file was fsynced, so its pages are clean and DONTNEED really evicts them.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        h = hashlib.sha256()
+        offset = 0
+        while True:
+            data = os.read(fd, chunk)
+            if not data:
+                break
+            h.update(data)
+            if drop_cache_first:
+                os.posix_fadvise(fd, offset, len(data), os.POSIX_FADV_DONTNEED)
+            offset += len(data)
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

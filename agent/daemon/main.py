@@ -1,0 +1,318 @@
+"""The daemon: named worker threads around one stop event, supervised, systemd-aware.
+
+Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
+housekeep (removes spool copies the archive verifiably holds), checkpoint (signed custody
+checkpoints), recover (leftovers of other, killed agent processes), compliance (deadline and
+not-docked alerts), driver-<name> (one per configured USB/serial driver), inventory (re-imports
+the inventory file when it changes), watchdog (systemd pings), and with `mqtt.url` set
+mqtt-outbox / mqtt-state / mqtt-commands (agent.mqtt). Each loop catches and logs its own
+failures and backs off, so one bad volume, recorder, a failing store or a broker that is down
+never stops the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent import hangpoint
+from agent.archive.archiver import Archiver
+from agent.compliance.engine import ComplianceMonitor
+from agent.core.errors import AgentError, SpoolFullError
+from agent.daemon.sdnotify import SystemdNotifier
+from agent.ingest.ingestor import Ingestor, ProgressFn
+from agent.ledger import custody, events
+from agent.liveness import Liveness
+from agent.outbox_retention import enforce_cap
+from agent.recorders import inventory as devices
+from agent.recorders.detect import VolumeWatcher
+from agent.recorders.driverloop import DriverRunner
+from agent.recorders.linker import Linker
+from agent.retention.housekeeping import housekeep
+from agent.sdstatus import STATUS_SECONDS, status_line
+from agent.station.context import Context
+from agent.station.credentials import Credentials
+from drivers import registry
+from drivers.base import DeviceError, DriverEnv, DriverSettings
+
+if TYPE_CHECKING:
+    from agent.mqtt.service import MqttService
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_SECONDS = 60.0
+INVENTORY_SECONDS = 10.0
+
+
+class Daemon:
+    def __init__(self, ctx: Context, progress: ProgressFn | None = None) -> None:
+        self.ctx = ctx
+        self.stop = ctx.stop
+        self.ingestor = Ingestor(ctx, progress)
+        self.archiver = Archiver(ctx)
+        self.compliance = ComplianceMonitor(ctx)  # last_summary: the MQTT compliance payload
+        self.watcher = VolumeWatcher(ctx.cfg, self.stop, self._on_ready, self._on_gone)
+        self.notifier = SystemdNotifier()
+        self.threads: list[threading.Thread] = []
+        self.work = threading.Event()  # wakes the workers when a volume was registered
+        self.volumes_registered = 0
+        self.interview = None
+        if ctx.cfg.station.role == "interview":
+            from agent.interview.service import InterviewService
+
+            self.interview = InterviewService(ctx, self.ingestor, self.work)
+        self.linker = Linker()
+        self.ingestor.linker = self.linker
+        self.runners: list[DriverRunner] = []
+        self._stale_reported: list[str] = []
+        self.mqtt = self._mqtt_service()
+        if self.mqtt is not None:
+            self.ingestor.progress = _chain(progress, self.mqtt.on_progress)
+        wd = ctx.cfg.watchdog
+        self.liveness = Liveness(wd.default_deadline_seconds, wd.deadlines)
+        # A copy reports per chunk: a 4 GB file at USB 2.0 speed is slow, not hung.
+        self.ingestor.progress = _chain(self.ingestor.progress, self._copy_progress)
+        self.watcher.on_pass = lambda wait: self.liveness.progress("detect", wait)
+
+    def _mqtt_service(self) -> MqttService | None:
+        if not self.ctx.cfg.mqtt.url:
+            return None
+        try:
+            from agent.mqtt.service import MqttService
+
+            return MqttService(self.ctx, rescan=self.watcher.request_rescan)
+        except AgentError as exc:
+            # Status over MQTT is for dashboards; ingest goes on without it.
+            logger.error("MQTT status plane disabled: %s", exc)
+            return None
+
+    # --- volume callbacks ------------------------------------------------------------------
+
+    def _on_ready(self, path: Path) -> None:
+        try:
+            self.ingestor.register_volume(path)
+            self.volumes_registered += 1
+        except Exception:  # noqa: BLE001 - one broken volume must not stop detection
+            logger.exception("volume %s could not be registered; will retry at next rescan", path)
+        self.work.set()
+
+    def _on_gone(self, path: Path) -> None:
+        self.ingestor.undock(path)
+
+    # --- loops -----------------------------------------------------------------------------
+
+    def _supervised(
+        self, name: str, body: Callable[[], float], wake: threading.Event | None = None
+    ) -> threading.Thread:
+        """Run body() repeatedly; it returns seconds to wait. Exceptions back off.
+
+        With `wake`, the wait ends early when that event is set (new work arrived).
+        """
+
+        def loop() -> None:
+            backoff = 1.0
+            self.liveness.register(name)
+            while not self.stop.is_set():
+                try:
+                    wait = body()
+                    backoff = 1.0
+                except SpoolFullError as exc:
+                    logger.warning("%s", exc)
+                    wait = 10.0
+                except Exception:  # noqa: BLE001
+                    logger.exception("%s failed; retrying in %.0f s", name, backoff)
+                    wait, backoff = backoff, min(backoff * 2, 60.0)
+                self.liveness.progress(name, wait)  # a failed attempt is progress, too
+                if wait > 0 and wake is not None:
+                    wake.wait(wait)
+                    wake.clear()
+                elif wait > 0:
+                    self.stop.wait(wait)
+            self.liveness.retire(name)
+
+        t = threading.Thread(target=loop, name=name, daemon=True)
+        return t
+
+    def _ingest_step(self) -> float:
+        row = self.ingestor.claim()
+        if row is None:
+            return 0.5
+        self.ingestor.ingest(row)
+        return 0.0
+
+    def _archive_step(self) -> float:
+        hangpoint.hit("archive.step")
+        return self.archiver.step()
+
+    def _copy_progress(self, _serial: str, _recording: str, _done: int, _total: int) -> None:
+        hangpoint.hit("ingest.chunk")
+        self.liveness.progress()  # this ingest thread's loop
+
+    def _housekeep_step(self) -> float:
+        housekeep(self.ctx, self.archiver.store)
+        enforce_cap(self.ctx)  # the outbox is bounded whether or not MQTT is on
+        return self.ctx.cfg.archive.housekeep_seconds
+
+    def _recover_step(self) -> float:
+        # A copy left half-done by another agent process that was killed (say `ingest DIR`)
+        # is recovered once that process is gone; while it lives, its work is its own.
+        self.ingestor.recover()
+        return self.ctx.cfg.detect.rescan_seconds
+
+    def _checkpoint_step(self) -> float:
+        with self.ctx.ledger.tx() as conn:
+            custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
+        return CHECKPOINT_SECONDS
+
+    def _inventory_step(self) -> float:
+        devices.import_inventory(self.ctx)
+        return INVENTORY_SECONDS
+
+    def _watchdog_step(self) -> float:
+        stale = self.liveness.stale()
+        if not stale:
+            self.notifier.watchdog()
+        elif stale != self._stale_reported:
+            logger.error(
+                "watchdog: no progress from %s within its deadline (watchdog.deadlines);"
+                " not pinging systemd, which restarts the agent",
+                ", ".join(stale),
+            )
+        self._stale_reported = stale
+        self.notifier.status(status_line(self.ctx, stale))
+        return self.notifier.watchdog_interval() or STATUS_SECONDS
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _driver_env(self) -> DriverEnv:
+        creds = Credentials(self.ctx.cfg.credentials.file)
+
+        def secret(name: str) -> str | None:
+            try:
+                return creds.get(name)
+            except AgentError as exc:  # a broken credentials file: that device's error
+                raise DeviceError(str(exc), code="no_credential") from None
+
+        return DriverEnv(timezone=self.ctx.cfg.station.timezone, secret=secret)
+
+    def _start_drivers(self) -> list[threading.Thread]:
+        env = self._driver_env()
+        threads = []
+        for i, settings in enumerate(self.ctx.cfg.drivers):
+            if settings.type == "mass_storage":
+                continue  # volumes are found by the detect thread
+            try:
+                driver = registry.create(settings, env)
+            except (ValueError, OSError) as exc:
+                self._driver_failed(i, settings, exc)
+                continue
+            runner = DriverRunner(self.ctx, driver, self.linker)
+            self.runners.append(runner)
+            threads.append(self._supervised(f"driver-{driver.label}", runner.step))
+        return threads
+
+    def _driver_failed(self, i: int, settings: DriverSettings, exc: Exception) -> None:
+        """A driver that cannot start is reported; the others and the rest of the agent run."""
+        name = settings.name or f"{settings.type} (drivers[{i}])"
+        logger.error("driver %s cannot start: %s", name, exc)
+        with self.ctx.ledger.tx() as conn:
+            events.emit(
+                conn,
+                "recorder.error",
+                driver=name,
+                handle=None,
+                serial=None,
+                stage="start",
+                code="config",
+                message=str(exc),
+            )
+
+    def start(self) -> None:
+        self.ingestor.recover()
+        _ = self.ctx.key  # create the station key at first start, before any checkpoint
+        if self.ctx.cfg.inventory.file is not None:
+            devices.import_inventory(self.ctx)
+        self.threads = [
+            self._supervised(f"ingest-{i}", self._ingest_step, wake=self.work)
+            for i in range(self.ctx.cfg.ingest.max_parallel)
+        ]
+        for i in range(self.ctx.cfg.archive.parallel_uploads):
+            name = "archive" if i == 0 else f"archive-{i}"
+            self.threads.append(self._supervised(name, self._archive_step))
+        self.threads.append(self._supervised("housekeep", self._housekeep_step))
+        self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
+        self.threads.append(self._supervised("recover", self._recover_step))
+        self.threads.append(self._supervised("compliance", self.compliance.step))
+        if self.ctx.cfg.inventory.file is not None:
+            self.threads.append(self._supervised("inventory", self._inventory_step))
+        self.threads += self._start_drivers()
+        if self.notifier.enabled:  # pings (when WATCHDOG_USEC asks) and STATUS= lines
+            self.threads.append(self._supervised("watchdog", self._watchdog_step))
+        if self.mqtt is not None:
+            self.mqtt.start()
+            self.threads += [self._supervised(name, step) for name, step in self.mqtt.steps()]
+        for t in self.threads:
+            t.start()
+        if self.interview is not None:
+            self.threads += self.interview.start(self._supervised)
+        self.threads += self.watcher.start()
+        self.notifier.ready()
+        logger.info(
+            "evidence-agent running: station %s, watching %s",
+            self.ctx.station_id,
+            ", ".join(map(str, self.ctx.cfg.detect.mount_roots)),
+        )
+
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        self.stop.set()
+        self.work.set()
+        self.watcher.stop_watchdog()
+        if self.interview is not None:
+            self.interview.shutdown()
+        if self.mqtt is not None:
+            self.mqtt.wake_all()
+        for t in self.threads:
+            t.join(timeout=30)
+        for runner in self.runners:
+            try:
+                runner.close()
+            except Exception:  # noqa: BLE001 - releasing a vanished device may fail
+                logger.exception("closing driver %s failed", runner.label)
+        try:
+            with self.ctx.ledger.tx() as conn:
+                custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
+        except Exception:  # noqa: BLE001
+            logger.exception("final checkpoint failed")
+        if self.mqtt is not None:
+            self.mqtt.stop()  # after the final checkpoint, so it is published too
+        logger.info("evidence-agent stopped")
+
+    def run_forever(self) -> int:
+        def on_signal(signum: int, _frame: object) -> None:
+            logger.info("signal %d: stopping", signum)
+            self.stop.set()
+            self.work.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        while not self.stop.wait(1.0):
+            pass
+        self.shutdown()
+        return 0
+
+
+def _chain(first: ProgressFn | None, second: ProgressFn) -> ProgressFn:
+    if first is None:
+        return second
+
+    def both(serial: str, recording: str, done: int, total: int) -> None:
+        first(serial, recording, done, total)
+        second(serial, recording, done, total)
+
+    return both

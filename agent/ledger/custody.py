@@ -1,0 +1,193 @@
+"""The custody log: an append-only, hash-chained list of everything done to evidence.
+
+Each event's hash is SHA-256 over canonical JSON of the event including the previous hash,
+so editing, removing or reordering a row breaks the chain from there on. The station signs
+checkpoints (head seq + head hash) with its ed25519 key; those also leave the station
+(MQTT retained, WORM archive) so a rewritten database is caught against an outside anchor.
+Events are appended inside the transaction of the change they record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from agent.core import clock
+from agent.ledger.stationkey import fingerprint
+
+GENESIS = "0" * 64
+ALG = "sha256"
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(
+    seq: int,
+    at: str,
+    type_: str,
+    recording_id: str | None,
+    actor: str,
+    payload: str,
+    alg: str,
+    prev_hash: str,
+) -> str:
+    body = canonical(
+        {
+            "seq": seq,
+            "at": at,
+            "type": type_,
+            "recording_id": recording_id,
+            "actor": actor,
+            "payload": json.loads(payload),
+            "alg": alg,
+            "prev": prev_hash,
+        }
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def append(
+    conn: sqlite3.Connection,
+    type_: str,
+    payload: dict[str, Any],
+    *,
+    recording_id: str | None = None,
+    actor: str = "agent",
+) -> int:
+    """Append one event; the caller's transaction makes it atomic with the change itself."""
+    if not conn.in_transaction:
+        raise RuntimeError("custody.append must run inside a ledger transaction")
+    # `seq > 0`: a rowid range, so the plan is a SEARCH from the end (O(1)), never a SCAN.
+    head = conn.execute(
+        "SELECT seq, hash FROM custody WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    seq = 1 if head is None else head[0] + 1
+    prev = GENESIS if head is None else head[1]
+    at = clock.iso(clock.now()) or ""
+    body = canonical(payload)
+    h = event_hash(seq, at, type_, recording_id, actor, body, ALG, prev)
+    conn.execute(
+        "INSERT INTO custody(seq, at, type, recording_id, actor, payload, alg, prev_hash, hash)"
+        " VALUES(?,?,?,?,?,?,?,?,?)",
+        (seq, at, type_, recording_id, actor, body, ALG, prev, h),
+    )
+    return seq
+
+
+@dataclass
+class ChainProblem:
+    seq: int
+    message: str
+
+
+def verify_chain(conn: sqlite3.Connection) -> tuple[int, list[ChainProblem]]:
+    """Walk the whole chain; returns (events checked, problems)."""
+    problems: list[ChainProblem] = []
+    prev = GENESIS
+    expected_seq = 1
+    n = 0
+    for row in conn.execute("SELECT * FROM custody ORDER BY seq"):
+        n += 1
+        if row["seq"] != expected_seq:
+            problems.append(ChainProblem(row["seq"], f"gap: expected event {expected_seq}"))
+        if row["prev_hash"] != prev:
+            problems.append(ChainProblem(row["seq"], "prev_hash does not match previous event"))
+        try:
+            h = event_hash(
+                row["seq"],
+                row["at"],
+                row["type"],
+                row["recording_id"],
+                row["actor"],
+                row["payload"],
+                row["alg"],
+                row["prev_hash"],
+            )
+        except (ValueError, TypeError) as exc:
+            problems.append(ChainProblem(row["seq"], f"unreadable payload: {exc}"))
+            h = ""
+        if h != row["hash"]:
+            problems.append(
+                ChainProblem(
+                    row["seq"], f"event {row['seq']} ({row['type']}) was altered: hash mismatch"
+                )
+            )
+        prev = row["hash"]
+        expected_seq = row["seq"] + 1
+    return n, problems
+
+
+def checkpoint(conn: sqlite3.Connection, key: Ed25519PrivateKey, station: str) -> dict[str, Any]:
+    """Sign the current head. Returns the checkpoint as published (statement + signature)."""
+    head = conn.execute(
+        "SELECT seq, hash FROM custody WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    head_seq, head_hash = (0, GENESIS) if head is None else (head[0], head[1])
+    last = conn.execute("SELECT head_seq FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
+    at = clock.iso(clock.now()) or ""
+    fp = fingerprint(key.public_key())
+    statement = canonical(
+        {
+            "station": station,
+            "head_seq": head_seq,
+            "head_hash": head_hash,
+            "at": at,
+            "alg": ALG,
+            "key": fp,
+        }
+    )
+    sig = key.sign(statement.encode("utf-8")).hex()
+    if last is None or last[0] != head_seq:
+        conn.execute(
+            "INSERT INTO checkpoints(at, head_seq, head_hash, statement, signature,"
+            " key_fingerprint) VALUES(?,?,?,?,?,?)",
+            (at, head_seq, head_hash, statement, sig, fp),
+        )
+    return {"statement": json.loads(statement), "signature": sig, "key_fingerprint": fp}
+
+
+def latest_checkpoint(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    return {
+        "statement": json.loads(row["statement"]),
+        "signature": row["signature"],
+        "key_fingerprint": row["key_fingerprint"],
+    }
+
+
+def verify_checkpoint(
+    conn: sqlite3.Connection, pub: Ed25519PublicKey, statement: str, signature: str
+) -> str | None:
+    """Check one checkpoint against the key and the chain; returns a problem or None."""
+    try:
+        pub.verify(bytes.fromhex(signature), statement.encode("utf-8"))
+    except (InvalidSignature, ValueError):
+        return "signature does not verify with the station key"
+    st = json.loads(statement)
+    row = conn.execute("SELECT hash FROM custody WHERE seq = ?", (st["head_seq"],)).fetchone()
+    if st["head_seq"] == 0:
+        return None
+    if row is None:
+        return f"checkpoint names event {st['head_seq']}, which is missing"
+    if row[0] != st["head_hash"]:
+        return f"checkpoint hash for event {st['head_seq']} does not match the chain"
+    return None
+
+
+def verify_checkpoints(conn: sqlite3.Connection, pub: Ed25519PublicKey) -> list[ChainProblem]:
+    problems = []
+    for row in conn.execute("SELECT * FROM checkpoints ORDER BY seq"):
+        msg = verify_checkpoint(conn, pub, row["statement"], row["signature"])
+        if msg:
+            problems.append(ChainProblem(row["head_seq"], f"checkpoint {row['seq']}: {msg}"))
+    return problems

@@ -1,0 +1,223 @@
+"""Ledger operations on devices and recordings: find-or-create, state changes, lookups.
+
+Each function takes the connection of the caller's transaction, so a state change, its custody
+event and its outbox event commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from agent.core import clock
+from agent.core.errors import UnknownRecordingError
+from agent.core.ids import is_recording_id, is_sha_prefix, uuid7
+from agent.ledger import custody, events
+from agent.recorders.volume import SourceFile
+from drivers.base import DeviceIdentity
+
+STATES = ("discovered", "copying", "spooled", "archived", "released", "failed", "quarantined")
+HASHED_STATES = ("spooled", "archived", "released", "quarantined")
+
+
+def now_iso() -> str:
+    return clock.iso(clock.now()) or ""
+
+
+def upsert_device(
+    conn: sqlite3.Connection,
+    ident: DeviceIdentity,
+    volume: str | None,
+    registered: bool,
+    inventory_status: str | None,
+) -> int:
+    row = conn.execute(
+        "SELECT * FROM devices WHERE vendor = ? AND serial = ?", (ident.vendor, ident.serial)
+    ).fetchone()
+    at = now_iso()
+    if row is None:
+        cur = conn.execute(
+            "INSERT INTO devices(vendor, serial, serial_source, model, officer_id, officer_name,"
+            " unit_id, unit_name, inventory_status, registered, port, docked, volume,"
+            " first_seen, last_docked, last_seen) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?)",
+            (
+                ident.vendor,
+                ident.serial,
+                ident.source,
+                ident.model,
+                ident.officer_id,
+                ident.officer_name,
+                ident.unit_id,
+                ident.unit_name,
+                inventory_status,
+                int(registered),
+                ident.port,
+                volume,
+                at,
+                at,
+                at,
+            ),
+        )
+        custody.append(
+            conn,
+            "device.registered" if registered else "device.first_seen",
+            {"vendor": ident.vendor, "serial": ident.serial, "serial_source": ident.source},
+        )
+        return int(cur.lastrowid or 0)
+    # Docked with no volume yet: a driver saw it attach; its volume now completes that dock.
+    was_docked = bool(row["docked"]) and row["volume"] in (None, volume)
+    conn.execute(
+        "UPDATE devices SET serial_source=?, model=COALESCE(?, model),"
+        " officer_id=COALESCE(?, officer_id), officer_name=COALESCE(?, officer_name),"
+        " unit_id=COALESCE(?, unit_id), unit_name=COALESCE(?, unit_name),"
+        " inventory_status=?, registered=?, port=COALESCE(?, port), docked=1, volume=?,"
+        " last_seen=?, last_docked=CASE WHEN ? THEN last_docked ELSE ? END WHERE id=?",
+        (
+            ident.source,
+            ident.model,
+            ident.officer_id,
+            ident.officer_name,
+            ident.unit_id,
+            ident.unit_name,
+            inventory_status,
+            int(registered),
+            ident.port,
+            volume,
+            at,
+            int(was_docked),
+            at,
+            row["id"],
+        ),
+    )
+    return int(row["id"])
+
+
+def undock(conn: sqlite3.Connection, volume: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT id, serial FROM devices WHERE volume = ? AND docked = 1", (volume,)
+    ).fetchall()
+    for r in rows:
+        conn.execute(
+            "UPDATE devices SET docked = 0, last_undocked = ? WHERE id = ?", (now_iso(), r["id"])
+        )
+        events.emit(conn, "recorder.undocked", serial=r["serial"])
+    return [r["serial"] for r in rows]
+
+
+def discover_file(
+    conn: sqlite3.Connection, device_id: int, f: SourceFile, fields: dict[str, Any]
+) -> tuple[str, str]:
+    """Find-or-create the recording for `f`. Returns (id, "new"|"updated"|"known").
+
+    (device, path, size, mtime) finds the same recording again after a crash or re-dock. A
+    not-yet-hashed row at the same path whose size/mtime moved is the same recording still
+    being written: it is updated in place (and its stability clock restarts).
+    """
+    row = conn.execute(
+        "SELECT id FROM recordings WHERE device_id=? AND source_path_raw=? AND size=?"
+        " AND mtime_ns=?",
+        (device_id, f.rel, f.size, f.mtime_ns),
+    ).fetchone()
+    if row is not None:
+        return str(row["id"]), "known"
+    at = now_iso()
+    growing = conn.execute(
+        "SELECT id FROM recordings WHERE device_id=? AND source_path_raw=? AND sha256 IS NULL"
+        " AND state IN ('discovered','failed')",
+        (device_id, f.rel),
+    ).fetchone()
+    if growing is not None:
+        sets = ", ".join(f"{k}=?" for k in fields)
+        conn.execute(
+            f"UPDATE recordings SET size=?, mtime_ns=?, stable_since=?, updated_at=?,"
+            f" state='discovered', {sets} WHERE id=?",
+            (f.size, f.mtime_ns, at, at, *fields.values(), growing["id"]),
+        )
+        return str(growing["id"]), "updated"
+    rid = uuid7()
+    cols = [
+        "id",
+        "device_id",
+        "source_path",
+        "source_path_raw",
+        "size",
+        "mtime_ns",
+        "state",
+        "discovered_at",
+        "updated_at",
+        "stable_since",
+        *fields,
+    ]
+    # A file last modified before now has been stable since its mtime: no need to wait a
+    # settle period for footage that has sat on the recorder for hours.
+    stable = min(clock.now(), clock.from_mtime_ns(f.mtime_ns))
+    vals = [
+        rid,
+        device_id,
+        f.display,
+        f.rel,
+        f.size,
+        f.mtime_ns,
+        "discovered",
+        at,
+        at,
+        clock.iso(stable),
+        *fields.values(),
+    ]
+    conn.execute(
+        f"INSERT INTO recordings({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})", vals
+    )
+    custody.append(
+        conn,
+        "recording.discovered",
+        {
+            "path": f.display,
+            "size": f.size,
+            "mtime_ns": f.mtime_ns,
+            "start": fields.get("start"),
+            "end": fields.get("end"),
+            "deadline": fields.get("deadline"),
+        },
+        recording_id=rid,
+    )
+    return rid, "new"
+
+
+def set_state(conn: sqlite3.Connection, rid: str, state: str, **fields: Any) -> None:
+    assert state in STATES
+    fields["updated_at"] = now_iso()
+    sets = ", ".join(f"{k}=?" for k in fields)
+    conn.execute(
+        f"UPDATE recordings SET state=?, {sets} WHERE id=?", (state, *fields.values(), rid)
+    )
+
+
+def get(conn: sqlite3.Connection, rid: str) -> sqlite3.Row | None:
+    return conn.execute(
+        "SELECT r.*, d.vendor, d.serial, d.volume, d.docked, d.registered,"
+        " d.inventory_status FROM recordings r JOIN devices d"
+        " ON d.id = r.device_id WHERE r.id = ?",
+        (rid,),
+    ).fetchone()
+
+
+def resolve(conn: sqlite3.Connection, ref: str) -> str:
+    """An id, or a unique SHA-256 prefix of at least 12 hex digits, → the recording id."""
+    if is_recording_id(ref):
+        if conn.execute("SELECT 1 FROM recordings WHERE id=?", (ref,)).fetchone():
+            return ref
+        raise UnknownRecordingError(f"no recording with id {ref}")
+    if is_sha_prefix(ref):
+        rows = conn.execute(
+            "SELECT id FROM recordings WHERE sha256 LIKE ?", (ref.lower() + "%",)
+        ).fetchall()
+        if len(rows) == 1:
+            return str(rows[0]["id"])
+        if not rows:
+            raise UnknownRecordingError(f"no recording whose SHA-256 starts with {ref}")
+        raise UnknownRecordingError(
+            f"SHA-256 prefix {ref} matches {len(rows)} recordings; give more digits"
+        )
+    raise UnknownRecordingError(
+        f"{ref!r} is neither a recording id nor a SHA-256 prefix of 12+ hex digits"
+    )
