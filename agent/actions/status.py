@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from agent import __version__
 from agent.archive.backlog import archive_backlog
 from agent.compliance.calendar_check import station_warning
 from agent.compliance.engine import classify, warn_window
 from agent.core import clock
+from agent.ledger import status_query as sq
 from agent.recorders.recclock import station_clock_trusted
 from agent.station.context import Context
 from agent.station.timesync import clock_synced
@@ -35,17 +37,13 @@ def station(ctx: Context) -> dict[str, Any]:
 
 def _recording_counts(ctx: Context) -> dict[int, dict[str, Any]]:
     counts: dict[int, dict[str, Any]] = {}
-    for r in ctx.ledger.query(
-        "SELECT device_id, state, COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes"
-        " FROM recordings GROUP BY device_id, state"
-    ):
-        c = counts.setdefault(
-            r["device_id"], {"states": {}, "pending_files": 0, "pending_bytes": 0}
-        )
-        c["states"][r["state"]] = r["n"]
-        if r["state"] in ("discovered", "copying", "failed"):
-            c["pending_files"] += r["n"]
-            c["pending_bytes"] += r["bytes"]
+    for device_id, states in sq.counts_by_device(ctx.ledger.connect()).items():
+        c = counts.setdefault(device_id, {"states": {}, "pending_files": 0, "pending_bytes": 0})
+        for state, (n, nbytes) in states.items():
+            c["states"][state] = n
+            if state in ("discovered", "copying", "failed"):
+                c["pending_files"] += n
+                c["pending_bytes"] += nbytes
     return counts
 
 
@@ -98,64 +96,57 @@ def recordings(
     state: str | None = None,
     since: str | None = None,
     history: bool = False,
+    recorder: str | None = None,
+    before: str | None = None,
 ) -> list[dict[str, Any]]:
     """Recordings, newest first; `history` adds every metadata version (`metadata_history`)."""
-    sql = (
-        "SELECT r.*, d.serial, m.fields AS metadata_fields FROM recordings r"
-        " JOIN devices d ON d.id = r.device_id LEFT JOIN metadata_versions m"
-        " ON m.recording_id = r.id AND m.version = r.metadata_version WHERE 1=1"
-    )
-    params: list[Any] = []
-    if state:
-        sql += " AND r.state = ?"
-        params.append(state)
-    if since:
-        sql += " AND COALESCE(r.start, r.discovered_at) >= ?"
-        params.append(since)
-    sql += " ORDER BY COALESCE(r.start, r.discovered_at) DESC, r.id DESC"
-    if limit:
-        sql += " LIMIT ?"
-        params.append(limit)
-    out = []
+    f = sq.Filters(limit=limit, state=state, since=since, recorder=recorder, before=before)
+    return list(iter_recordings(ctx, f, history))
+
+
+def iter_recordings(ctx: Context, f: sq.Filters, history: bool = False) -> Iterator[dict[str, Any]]:
+    """The `recordings` objects of `status --json`, one at a time (constant memory)."""
     now, warn = clock.now(), warn_window(ctx)
     conn = ctx.ledger.connect()
-    for r in ctx.ledger.query(sql, tuple(params)):
-        doc = r["metadata_fields"]
-        out.append(
-            {
-                "id": r["id"],
-                "serial": r["serial"],
-                "officer": r["officer_id"],
-                "unit": r["unit_id"],
-                "source_path": r["source_path"],
-                # Corrected for the recorder's clock offset when one was measured at dock;
-                # the recorder's own times stay in start_original / end_original.
-                "start": r["start_corrected"] or r["start"],
-                "end": r["end_corrected"] or r["end"],
-                "start_original": r["start"],
-                "end_original": r["end"],
-                "clock_offset_s": r["clock_offset_s"],
-                "time_source": _time_source(r),
-                "state": r["state"],
-                "quarantine_decision": r["quarantine_decision"],
-                "reason": r["reason"],
-                "sha256": r["sha256"],
-                "size": r["size"],
-                "playable": None if r["playable"] is None else bool(r["playable"]),
-                "deadline": r["deadline"],
-                "deadline_met_at": r["deadline_met_at"],
-                "deadline_status": classify(r, now, warn),
-                "archive_ref": r["archive_ref"],
-                "archived_at": r["archived_at"],
-                "archive_error": r["archive_error"],
-                "spool_removed_at": r["spool_removed_at"],
-                "metadata": {**md.empty(), **json.loads(doc)} if doc else None,
-                "metadata_version": r["metadata_version"],
-            }
-        )
+    for r in sq.rows(conn, f):
+        item = _recording(r, now, warn)
         if history:
-            out[-1]["metadata_history"] = md.history(conn, r["id"])
-    return out
+            item["metadata_history"] = md.history(conn, r["id"])
+        yield item
+
+
+def _recording(r: Any, now: Any, warn: Any) -> dict[str, Any]:
+    doc = r["metadata_fields"]
+    return {
+        "id": r["id"],
+        "serial": r["serial"],
+        "officer": r["officer_id"],
+        "unit": r["unit_id"],
+        "source_path": r["source_path"],
+        # Corrected for the recorder's clock offset when one was measured at dock;
+        # the recorder's own times stay in start_original / end_original.
+        "start": r["start_corrected"] or r["start"],
+        "end": r["end_corrected"] or r["end"],
+        "start_original": r["start"],
+        "end_original": r["end"],
+        "clock_offset_s": r["clock_offset_s"],
+        "time_source": _time_source(r),
+        "state": r["state"],
+        "quarantine_decision": r["quarantine_decision"],
+        "reason": r["reason"],
+        "sha256": r["sha256"],
+        "size": r["size"],
+        "playable": None if r["playable"] is None else bool(r["playable"]),
+        "deadline": r["deadline"],
+        "deadline_met_at": r["deadline_met_at"],
+        "deadline_status": classify(r, now, warn),
+        "archive_ref": r["archive_ref"],
+        "archived_at": r["archived_at"],
+        "archive_error": r["archive_error"],
+        "spool_removed_at": r["spool_removed_at"],
+        "metadata": {**md.empty(), **json.loads(doc)} if doc else None,
+        "metadata_version": r["metadata_version"],
+    }
 
 
 def _time_source(r: Any) -> dict[str, Any]:
@@ -165,15 +156,59 @@ def _time_source(r: Any) -> dict[str, Any]:
     return src
 
 
-def document(ctx: Context, **filters: Any) -> dict[str, Any]:
+AT_RISK_SHOWN = 20  # deadlines at risk listed by `status`; the rest are counted
+
+
+def open_work(ctx: Context) -> dict[str, Any]:
+    """What an operator acts on now: counts of unfinished states and the unmet deadlines."""
+    conn = ctx.ledger.connect()
+    by_state = sq.counts_by_state(conn)
+    work = {s: by_state.get(s, (0, 0))[0] for s in sq.OPEN_STATES}
+    now, warn = clock.now(), warn_window(ctx)
+    risky: list[dict[str, Any]] = []
+    counts = {"open": 0, "at_risk": 0, "missed": 0}
+    for r in sq.unmet(conn):
+        status = classify(r, now, warn) or "open"
+        counts["open"] += 1
+        if status in ("at_risk", "missed"):
+            counts[status] += 1
+            if len(risky) < AT_RISK_SHOWN:
+                risky.append(
+                    {k: r[k] for k in ("id", "sha256", "serial", "state", "deadline")}
+                    | {"deadline_status": status}
+                )
+    return {
+        **work,
+        "deadlines": counts,
+        "deadlines_at_risk": risky,
+        "outbox_pending": sq.counter(conn, "outbox"),
+        "outbox_dropped": int(ctx.ledger.get_kv("outbox.dropped") or 0),
+    }
+
+
+def document(
+    ctx: Context, *, history: bool = False, with_recordings: bool = True, **filters: Any
+) -> dict[str, Any]:
+    """The `status --json` object. `limit` None or 0 lists every match (see `stream`)."""
+    f = sq.Filters(**filters)
     st = station(ctx)
     # One snapshot: per-recorder counts and the recordings list must tell the same story.
-    with ctx.ledger.snapshot():
-        doc = {
+    with ctx.ledger.snapshot() as conn:
+        doc: dict[str, Any] = {
             "station": st,
             "recorders": recorders(ctx),
-            "recordings": recordings(ctx, **filters),
+            "open_work": open_work(ctx),
+            "recordings_total": sq.total(conn, f),
+            "truncated": False,
+            "next_before": None,
         }
+        if with_recordings:
+            page = sq.Filters(**{**filters, "limit": (f.limit + 1) if f.limit else None})
+            items = list(iter_recordings(ctx, page, history))
+            if f.limit and len(items) > f.limit:
+                items = items[: f.limit]
+                doc["truncated"], doc["next_before"] = True, items[-1]["id"]
+            doc["recordings"] = items
     from agent.ingest.spool import list_orphans
 
     doc["spool_orphans"] = list_orphans(ctx)  # moved aside by recovery, relative to the spool
@@ -182,6 +217,20 @@ def document(ctx: Context, **filters: Any) -> dict[str, Any]:
 
         doc["interview"] = status_section(ctx)
     return doc
+
+
+def stream(ctx: Context, out: TextIO, *, history: bool = False, **filters: Any) -> None:
+    """`status --json --limit 0`: the same object, recordings written one by one."""
+    f = sq.Filters(**{**filters, "limit": None})
+    with ctx.ledger.snapshot():
+        head = document(ctx, history=history, with_recordings=False, **filters)
+        text = to_json(head)
+        out.write(text[: text.rindex("}")].rstrip() + ',\n  "recordings": [')
+        sep = "\n    "
+        for item in iter_recordings(ctx, f, history):
+            out.write(sep + json.dumps(item, ensure_ascii=False))
+            sep = ",\n    "
+        out.write("\n  ]\n}\n")
 
 
 def to_json(doc: dict[str, Any]) -> str:

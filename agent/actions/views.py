@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -36,40 +37,53 @@ def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
         console.print(f"[yellow]warning:[/] {st['calendar_warning']}")
     for name in doc.get("spool_orphans", ()):
         console.print(f"[yellow]orphan[/] {name}: moved aside by recovery, no ledger row names it")
-    t = Table(title="recorders")
-    cols = (
-        "serial",
-        "vendor",
-        "officer",
-        "unit",
-        "status",
-        "docked",
-        "battery",
-        "clock",
-        "last docked",
+    _print_open_work(doc.get("open_work"), console)
+    docked = [r for r in doc["recorders"] if r["docked"]]
+    t = Table(
+        title=f"docked recorders ({len(docked)} of {len(doc['recorders'])})",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
     )
-    for col in cols:
-        t.add_column(col)
-    for r in doc["recorders"]:
+    for col in ("serial", "officer", "unit", "status", "battery", "clock", "last docked"):
+        # The serial is what an operator acts on: never wrapped or cut at 80 columns.
+        t.add_column(col, no_wrap=col == "serial", min_width=8 if col == "serial" else None)
+    for r in docked:
         battery = "-" if r.get("battery") is None else f"{r['battery']}%"
         if r.get("charging"):
             battery += " +"
         offset = r.get("clock_offset_s")
         t.add_row(
             r["serial"],
-            r["vendor"],
             r["officer"] or "-",
             r["unit"] or "-",
             r["status"] + (" [red](quarantine)[/]" if r.get("quarantined") else ""),
-            "yes" if r["docked"] else "no",
             battery,
             "-" if offset is None else f"{offset:+.0f} s",
-            r["last_docked"] or "-",
+            _short(r["last_docked"]),
         )
     console.print(t)
     if "interview" in doc:
         print_interview(doc["interview"], console)
     recordings_table(doc["recordings"], console)
+    total = doc.get("recordings_total")
+    if total is not None:
+        more = f"; next page: --before {doc['next_before']}" if doc.get("truncated") else ""
+        console.print(f"{len(doc['recordings'])} of {total} recordings shown{more}")
+
+
+def _print_open_work(work: dict[str, Any] | None, console: Console) -> None:
+    if not work:
+        return
+    d = work["deadlines"]
+    console.print(
+        f"[bold]open work[/] copying {work['copying']}, waiting {work['discovered']}, "
+        f"failed {work['failed']}, quarantined {work['quarantined']}, "
+        f"spooled not archived {work['spooled']}; deadlines open {d['open']}, "
+        f"at risk {d['at_risk']}, missed {d['missed']}"
+    )
+    if work["deadlines_at_risk"]:
+        recordings_table(work["deadlines_at_risk"], console, title="deadlines at risk")
 
 
 def print_interview(iv: dict[str, Any], console: Console) -> None:
@@ -97,21 +111,31 @@ def print_interview(iv: dict[str, Any], console: Console) -> None:
 def recordings_table(
     rows: list[dict[str, Any]], console: Console, title: str = "recordings"
 ) -> None:
-    t = Table(title=title)
+    t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     # The 12-digit SHA-256 prefix is a valid handle for every command and fits a terminal;
-    # full ids are in --json.
+    # full ids are in --json. Serial, state and deadline stay whole at 80 columns; the
+    # other columns give way first.
+    keep = {"ref": 12, "serial": 8, "state": 8, "deadline": 10}
     for col in ("ref", "serial", "officer", "start", "state", "size", "deadline"):
-        t.add_column(col, no_wrap=col != "state")
+        t.add_column(
+            col,
+            no_wrap=col != "state",
+            min_width=keep.get(col),
+            max_width=None if col in keep else 11,
+            overflow="ellipsis",
+        )
     for r in rows:
         state = r["state"] if not r.get("reason") else f"{r['state']}: {r['reason']}"
-        ref = r["sha256"][:12] if r["sha256"] else r["id"][-12:]
+        if r.get("deadline_status") in ("at_risk", "missed"):
+            state += f" ({r['deadline_status']})"
+        ref = r["sha256"][:12] if r.get("sha256") else r["id"][-12:]
         t.add_row(
             ref,
             r["serial"],
-            r["officer"] or "-",
-            _short(r["start"]),
+            r.get("officer") or "-",
+            _short(r.get("start"))[5:16],
             state,
-            _size(r["size"]),
+            _size(r.get("size")),
             _short(r["deadline"])[:10],
         )
     console.print(t)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from agent.cli.args import iso_day, iso_since
 from agent.config.compliance import METADATA_KEYS
+from agent.core import jsonout
 from agent.core.errors import AgentError, TagError
 
 Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
@@ -201,7 +202,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for problem in doc["problems"]:
         print(f"evidence-agent: warning: {problem}", file=sys.stderr)
     if args.json:
-        data = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        data = (jsonout.dumps(doc) + "\n").encode("utf-8")
     elif args.csv:
         data = report.write_csv(doc, lang, args.section)
     else:

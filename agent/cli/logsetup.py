@@ -15,6 +15,8 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+from agent.core.logthrottle import RateLimitFilter
+
 # sd-daemon(3) / syslog(3) priorities.
 _PRIORITY = {
     logging.CRITICAL: 2,  # SD_CRIT
@@ -64,4 +66,7 @@ def setup(level: str, stream: TextIO | None = None) -> None:
         handler.setFormatter(JournalPrefixFormatter("%(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Rate-limited per message kind (agent.core.logthrottle): only this handler, so a host
+    # that already logs elsewhere (a test harness, an embedding program) keeps its records.
+    handler.addFilter(RateLimitFilter())
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agent import __version__
 from agent.cli import args as cli_args
+from agent.cli.station import add_station_commands
 from agent.config import envcheck
 from agent.config import loader as config_mod
 from agent.core.errors import AgentError, ConfigError
@@ -70,9 +71,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     from agent.core.wiretime import localize
 
     ctx = _context(args)
-    doc = status.document(
-        ctx, limit=args.limit, state=args.state, since=args.since, history=args.history
-    )
+    filters = {
+        "limit": args.limit,
+        "state": args.state,
+        "since": args.since,
+        "recorder": args.recorder,
+        "before": args.before,
+    }
+    if args.json and args.limit == 0:
+        status.stream(ctx, sys.stdout, history=args.history, **filters)
+        return 0
+    doc = status.document(ctx, history=args.history, **filters)
     doc = localize(doc, ctx.cfg.station.timezone)  # one clock: the station's (issue 14)
     if args.json:
         print(status.to_json(doc))
@@ -133,70 +142,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 1 if result["failed"] else 0
 
 
-def cmd_verify_export(args: argparse.Namespace) -> int:
-    from agent.actions.exportverify import load_pubkey, verify_export
-
-    report = verify_export(Path(args.dir), load_pubkey(Path(args.pubkey)))
-    if args.json:
-        doc = {"ok": report.ok, "manifests": report.manifests,
-               "files_checked": report.files_checked, "problems": report.problems}  # fmt: skip
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
-    else:
-        for problem in report.problems:
-            print(f"PROBLEM {problem}")
-        print(f"{'OK' if report.ok else 'FAILED'}: {report.manifests} manifests, "
-              f"{report.files_checked} files checked")  # fmt: skip
-    return 0 if report.ok else 1
-
-
-def cmd_backup(args: argparse.Namespace) -> int:
-    from agent.actions import backup
-
-    path = args.config or os.environ.get("EVIDENCE_AGENT_CONFIG")
-    cfg_file = Path(path) if path else None
-    result = backup.backup(config_mod.load(args.config), Path(args.dest), cfg_file)
-    for problem in result.problems:
-        print(f"PROBLEM {problem}", file=sys.stderr)
-    print(f"backup {result.dest}: {len(result.files)} files, manifest {backup.MANIFEST}")
-    return 1 if result.problems else 0
-
-
-def cmd_restore(args: argparse.Namespace) -> int:
-    from agent.actions import backup
-
-    cfg = config_mod.load(args.config)
-    n = backup.restore(cfg, Path(args.src))
-    print(f"restored {n} files into {cfg.station.data_dir}; run `evidence-agent verify` next")
-    return 0
-
-
-def cmd_check_config(args: argparse.Namespace) -> int:
-    path = args.file or args.config
-    try:
-        cfg = config_mod.load(path)
-        from agent.actions.check_config import deep_check
-
-        problems = deep_check(cfg)
-        if problems:
-            raise ConfigError(problems, str(path) if path else None)
-    except ConfigError as exc:
-        where = f" ({exc.source})" if exc.source else ""
-        print(f"configuration invalid{where}:", file=sys.stderr)
-        for key, msg in exc.problems:
-            print(f"  {key}: {msg}", file=sys.stderr)
-        return 78
-    print(
-        f"configuration OK ({path or 'embedded defaults'}): station {cfg.station.id}, "
-        f"data_dir {cfg.station.data_dir}"
-    )
-    from agent.compliance.calendar_check import config_warning
-
-    warning = config_warning(cfg)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    return 0
-
-
 def cmd_interview(args: argparse.Namespace) -> int:
     from agent.cli.interview import run
 
@@ -227,53 +172,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run_simulator(args)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from agent.cli.demo import run_demo
-
-    return run_demo(args)
-
-
-def cmd_install_systemd(args: argparse.Namespace) -> int:
-    from agent.cli.install_systemd import cli_install
-
-    return cli_install(args)
-
-
-# --- parser -----------------------------------------------------------------------------------
-
-
-AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
-
-
-def _add_station_commands(add: AddCommand) -> None:
-    """Setting a station up, keeping it and moving it: `demo`, `install-systemd`, `backup`,
-    `restore`, and `verify-export` (checks an export away from any station)."""
-    sp = add("verify-export", cmd_verify_export, "check an export offline (no ledger needed)")
-    sp.add_argument("dir", help="the export directory")
-    sp.add_argument("--pubkey", required=True, help="the station's public key (PEM)")
-    sp.add_argument("--json", action="store_true")
-    sp = add("backup", cmd_backup, "consistent backup: ledger, copies, keys, config, manifest")
-    sp.add_argument("dest", help="new or empty directory to write the backup into")
-    sp = add("restore", cmd_restore, "restore a backup into the configured (empty) data dir")
-    sp.add_argument("src", help="a directory written by `evidence-agent backup`")
-    sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
-    sp.add_argument("file", nargs="?")
-    sp = add("demo", cmd_demo, "simulated dock with several recorders, live view, summary")
-    sp.add_argument("--recorders", type=int, default=4)
-    sp.add_argument("--clips", type=int, default=3)
-    sp.add_argument("--seconds", type=float, default=4.0)
-    sp.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
-    sp = add("install-systemd", cmd_install_systemd, "install unit, tmpfiles and udev rule")
-    sp.add_argument("--dest", default="/")
-    sp.add_argument("--dry-run", action="store_true")
-    sp.add_argument(
-        "--rw",
-        action="store_true",
-        help="mount recorders read-write (needed unless release_after = never)",
-    )
-    sp.add_argument("--user", default="evidence")
-    sp.add_argument("--data-dir", default=None)
-    sp.add_argument("--mount-root", default=None)
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 or more)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,13 +219,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp = add("status", cmd_status, "station, recorders, queue and recordings")
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--limit", type=int, default=None)
-    sp.add_argument("--state", default=None, choices=STATES)
+    sp.add_argument(
+        "--limit",
+        type=_nonnegative,
+        default=100,
+        help="most recent recordings to list (default 100; 0 = all, streamed with --json)",
+    )
+    sp.add_argument("--state", default=None, choices=STATES, help="only recordings in STATE")
     sp.add_argument(
         "--since",
         default=None,
         type=cli_args.iso_since,
         help="ISO date/time: recordings starting after",
+    )
+    sp.add_argument("--recorder", default=None, metavar="SERIAL", help="only this recorder's")
+    sp.add_argument(
+        "--before",
+        default=None,
+        metavar="ID",
+        help="next page: recordings older than this one (next_before of the previous page)",
     )
     sp.add_argument(
         "--history",
@@ -343,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--reason", required=True, help="why they are retrieved (logged)")
     sp.add_argument("--operator", help="optional; must be you (you are who you log in as)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
-    _add_station_commands(add)
+    add_station_commands(add)
     sp = add("interview", cmd_interview, "interview-room sessions: start, stop, mark, report")
     from agent.cli.interview import add_arguments as add_interview
 

@@ -89,7 +89,8 @@ class Snapshot:
     now: datetime
     unmet: list[dict[str, Any]] = field(default_factory=list)  # deadline not met yet
     not_docked: list[dict[str, Any]] = field(default_factory=list)
-    untagged: list[dict[str, Any]] = field(default_factory=list)  # no case number, any age
+    untagged: int = 0  # recordings without a case number, any age
+    untagged_overdue: int = 0  # of those, older than compliance.untagged_after_hours
     units: list[UnitRatio] = field(default_factory=list)
     local_units: set[str] = field(default_factory=set)  # units of this station's roster
     problems: list[str] = field(default_factory=list)  # roster/inventory file errors
@@ -104,19 +105,35 @@ def unmet_recordings(ctx: Context, now: datetime) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: clock.parse_iso(r["deadline"]) or now)
 
 
-def untagged_recordings(ctx: Context, now: datetime) -> list[dict[str, Any]]:
-    """Recordings without a case number; `overdue` when older than the configured age."""
+# When a recording was made, as indexed by `recordings_made` (migration 0009): keep in step.
+MADE_SQL = "COALESCE(r.end_corrected, r.end, r.start_corrected, r.start, r.discovered_at)"
+
+
+def made_range_start(at: datetime) -> str:
+    """A lower bound for `MADE_SQL >= ?`: stored times carry different UTC offsets, so
+    string order is only right to within a day; callers test each row exactly."""
+    return clock.iso(at - timedelta(days=1)) or ""
+
+
+def untagged_counts(ctx: Context, now: datetime) -> tuple[int, int]:
+    """(recordings without a case number, those older than `untagged_after_hours`).
+
+    The total is a trigger-kept counter; only the young ones (made within the age limit) are
+    read, by an index range, so this costs O(recent), not O(history).
+    """
     age = timedelta(hours=ctx.cfg.compliance.untagged_after_hours)
-    warn = warn_window(ctx)
-    out = []
-    for r in ctx.ledger.query(
-        RECORDING_SQL + " WHERE json_extract(m.fields, '$.case_number') IS NULL"
+    conn = ctx.ledger.connect()
+    row = conn.execute("SELECT n FROM ledger_counters WHERE name = 'untagged'").fetchone()
+    total = int(row[0]) if row else 0
+    young = 0
+    for r in conn.execute(
+        RECORDING_SQL + f" WHERE {MADE_SQL} >= ?"
+        " AND json_extract(m.fields, '$.case_number') IS NULL",
+        (made_range_start(now - age),),
     ):
         made = clock.parse_iso(r["end"]) or clock.parse_iso(r["discovered_at"]) or now
-        item = recording_dict(r, classify(r, now, warn))
-        item["overdue"] = now - made > age
-        out.append(item)
-    return out
+        young += now - made <= age
+    return total, total - young
 
 
 def recorders_not_docked(ctx: Context, now: datetime) -> list[dict[str, Any]]:
@@ -180,7 +197,7 @@ def evaluate(ctx: Context, now: datetime | None = None) -> Snapshot:
     snap = Snapshot(now)
     snap.problems = ctx.rosters.refresh()
     snap.unmet = unmet_recordings(ctx, now)
-    snap.untagged = untagged_recordings(ctx, now)
+    snap.untagged, snap.untagged_overdue = untagged_counts(ctx, now)
     snap.not_docked = recorders_not_docked(ctx, now)
     snap.units, snap.local_units = ratios(ctx, now)
     return snap
@@ -219,8 +236,8 @@ def summary(ctx: Context, snap: Snapshot) -> dict[str, Any]:
         "deadlines": {"open": len(snap.unmet), "due": due, "overdue": overdue},
         "next_deadline": next(upcoming, None),
         "warn_before_hours": ctx.cfg.compliance.warn_before_hours,
-        "untagged": len(snap.untagged),
-        "untagged_overdue": sum(r["overdue"] for r in snap.untagged),
+        "untagged": snap.untagged,
+        "untagged_overdue": snap.untagged_overdue,
         "untagged_after_hours": ctx.cfg.compliance.untagged_after_hours,
         "recorders_not_docked": len(snap.not_docked),
         "units": [unit_payload(u) for u in snap.units if u.unit_id in snap.local_units],

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta, tzinfo
+from sqlite3 import Row
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from agent.compliance.engine import (
+    MADE_SQL,
     RECORDING_SQL,
     classify,
     evaluate,
+    made_range_start,
     recording_dict,
     unit_payload,
     warn_window,
@@ -31,6 +35,7 @@ from agent.station.context import Context
 SCHEMA = "evidence-agent/report/1"
 STATUSES = ("met", "met_late", "open", "at_risk", "missed", "no_deadline")
 SECTIONS = ("summary", "recordings", "units", "recorders")
+ORDER = " ORDER BY r.deadline, r.start"  # sorted by SQLite, not in Python
 
 
 def _in_period(r: dict[str, Any], ctx: Context, start: date | None, end: date | None) -> bool:
@@ -39,6 +44,39 @@ def _in_period(r: dict[str, Any], ctx: Context, start: date | None, end: date | 
         return start is None and end is None
     day = ctx.calendar.local_date(made)
     return (start is None or day >= start) and (end is None or day <= end)
+
+
+def _made_in(row: Row, tz: tzinfo, start: date | None, end: date | None) -> bool:
+    """`_in_period` on a ledger row, without building the item first (hot loop)."""
+    made = row["end"] or row["start"]
+    if not made:
+        return False
+    day = datetime.fromisoformat(made).astimezone(tz).date()
+    return (start is None or day >= start) and (end is None or day <= end)
+
+
+def _status(row: Row, now: datetime, warn: timedelta) -> str | None:
+    # A met deadline needs no calendar: in time or late (workcal.deadline_status's rule).
+    due, met = row["deadline"], row["deadline_met_at"]
+    if due and met:
+        return "met" if datetime.fromisoformat(met) <= datetime.fromisoformat(due) else "met_late"
+    return classify(row, now, warn)
+
+
+def _period_rows(ctx: Context, start: date | None, end: date | None) -> Iterator[Row]:
+    """Candidate rows for [start, end] by an index range on when they were made (widened by
+    a day for mixed UTC offsets; `_in_period` decides exactly). No period: every recording."""
+    if start is None and end is None:
+        yield from ctx.ledger.connect().execute(RECORDING_SQL + ORDER)
+        return
+    tz = ctx.calendar.tz
+    lo = made_range_start(datetime.combine(start or date.min, time.min, tz)) if start else ""
+    hi = datetime.combine(end, time.max, tz) + timedelta(days=1) if end else None
+    sql, params = RECORDING_SQL + f" WHERE {MADE_SQL} >= ?", [lo]
+    if hi is not None:
+        sql += f" AND {MADE_SQL} <= ?"
+        params.append(clock.iso(hi) or "")
+    yield from ctx.ledger.connect().execute(sql + ORDER, params)
 
 
 def build(
@@ -52,20 +90,23 @@ def build(
     """The report document: recordings made (local date of their end) in [start, end]."""
     snap = evaluate(ctx, now)
     warn = warn_window(ctx)
-    recs = []
-    for row in ctx.ledger.query(RECORDING_SQL + " ORDER BY r.deadline, r.start"):
-        item = recording_dict(row, classify(row, snap.now, warn))
-        if (unit is None or item["unit"] == unit) and _in_period(item, ctx, start, end):
-            recs.append(item)
-    counts = dict.fromkeys(STATUSES, 0)
-    for r in recs:
-        counts[r["deadline_status"] or "no_deadline"] += 1
-    untagged = {r["id"]: r for r in snap.untagged}
+    age = timedelta(hours=ctx.cfg.compliance.untagged_after_hours)
     rows = []
-    for r in recs:
-        r["tagged"] = r["id"] not in untagged
-        r["untagged_overdue"] = bool(untagged.get(r["id"], {}).get("overdue"))
-        rows.append(r)
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in _period_rows(ctx, start, end):
+        if unit is not None and row["unit_id"] != unit:
+            continue
+        if (start or end) and not _made_in(row, ctx.calendar.tz, start, end):
+            continue
+        item = recording_dict(row, _status(row, snap.now, warn))
+        item["tagged"] = item["case_number"] is not None
+        item["untagged_overdue"] = False
+        if not item["tagged"]:
+            made = clock.parse_iso(row["end"]) or clock.parse_iso(row["discovered_at"])
+            item["untagged_overdue"] = snap.now - (made or snap.now) > age
+        counts[item["deadline_status"] or "no_deadline"] += 1
+        rows.append(item)
+    recs = rows
     units = [u for u in snap.units if unit is None or u.unit_id == unit]
     cc = ctx.cfg.compliance
     return {

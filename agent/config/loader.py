@@ -23,6 +23,7 @@ from agent.config.interview import InterviewConfig
 from agent.config.mqtt import FleetConfig, MqttConfig
 from agent.config.recorders import InventoryConfig, RecordersConfig, RosterConfig
 from agent.config.station import CredentialsConfig, StationConfig
+from agent.config.watchdog import WatchdogConfig
 from agent.core.errors import ConfigError
 from drivers.registry import DriverConfig
 
@@ -49,6 +50,7 @@ class AgentConfig(Section):
     interview: InterviewConfig = Field(default_factory=InterviewConfig)  # type: ignore[arg-type]
     operators: OperatorsConfig = Field(default_factory=OperatorsConfig)  # type: ignore[arg-type]
     api: ApiConfig = Field(default_factory=ApiConfig)  # type: ignore[arg-type]
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
     @property

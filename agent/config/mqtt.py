@@ -65,6 +65,12 @@ class MqttConfig(Section):
     max_inflight: int = Field(
         20, ge=1, le=1000, description="Events published and not yet acknowledged (PUBACK)."
     )
+    outbox_max_events: int = Field(
+        100_000,
+        ge=1000,
+        description="Undelivered events kept at most; beyond, the oldest droppable ones go"
+        " (counted, with a custody record); integrity.*, deadline.* and archive.failed stay.",
+    )
     publish_names: bool = Field(
         False,
         description="Publish officers' names (officer_name) on MQTT; off by default: names are "

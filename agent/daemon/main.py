@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING
 from agent.archive.archiver import Archiver
 from agent.archive.stores import open_store
 from agent.compliance.engine import ComplianceMonitor
+from agent.core import hangpoint
 from agent.core.errors import AgentError, SpoolFullError
-from agent.daemon.sdnotify import SystemdNotifier
+from agent.core.liveness import Liveness
+from agent.core.sdnotify import SystemdNotifier
+from agent.daemon.sdstatus import STATUS_SECONDS, status_line
 from agent.ingest.ingestor import Ingestor, ProgressFn
 from agent.ledger import custody, events
 from agent.recorders import inventory as devices
@@ -31,6 +34,7 @@ from agent.recorders.detect import VolumeWatcher
 from agent.recorders.driverloop import DriverRunner
 from agent.recorders.linker import Linker
 from agent.retention.housekeeping import housekeep
+from agent.retention.outbox import enforce_cap
 from agent.retention.release import Releaser
 from agent.station.context import Context
 from agent.station.credentials import Credentials
@@ -67,9 +71,15 @@ class Daemon:
         self.linker = Linker()
         self.ingestor.linker = self.linker
         self.runners: list[DriverRunner] = []
+        self._stale_reported: list[str] = []
         self.mqtt = self._mqtt_service()
         if self.mqtt is not None:
             self.ingestor.progress = _chain(progress, self.mqtt.on_progress)
+        wd = ctx.cfg.watchdog
+        self.liveness = Liveness(wd.default_deadline_seconds, wd.deadlines)
+        # A copy reports per chunk: a 4 GB file at USB 2.0 speed is slow, not hung.
+        self.ingestor.progress = _chain(self.ingestor.progress, self._copy_progress)
+        self.watcher.on_pass = lambda wait: self.liveness.progress("detect", wait)
 
     def _mqtt_service(self) -> MqttService | None:
         if not self.ctx.cfg.mqtt.url:
@@ -108,6 +118,7 @@ class Daemon:
 
         def loop() -> None:
             backoff = 1.0
+            self.liveness.register(name)
             while not self.stop.is_set():
                 try:
                     wait = body()
@@ -118,11 +129,13 @@ class Daemon:
                 except Exception:  # noqa: BLE001
                     logger.exception("%s failed; retrying in %.0f s", name, backoff)
                     wait, backoff = backoff, min(backoff * 2, 60.0)
+                self.liveness.progress(name, wait)  # a failed attempt is progress, too
                 if wait > 0 and wake is not None:
                     wake.wait(wait)
                     wake.clear()
                 elif wait > 0:
                     self.stop.wait(wait)
+            self.liveness.retire(name)
 
         t = threading.Thread(target=loop, name=name, daemon=True)
         return t
@@ -135,10 +148,16 @@ class Daemon:
         return 0.0
 
     def _archive_step(self) -> float:
+        hangpoint.hit("archive.step")
         return self.archiver.step()
+
+    def _copy_progress(self, _serial: str, _recording: str, _done: int, _total: int) -> None:
+        hangpoint.hit("ingest.chunk")
+        self.liveness.progress()  # this ingest thread's loop
 
     def _housekeep_step(self) -> float:
         housekeep(self.ctx, self.archiver.store)
+        enforce_cap(self.ctx)  # the outbox is bounded whether or not MQTT is on
         return self.ctx.cfg.archive.housekeep_seconds
 
     def _recover_step(self) -> float:
@@ -157,8 +176,18 @@ class Daemon:
         return INVENTORY_SECONDS
 
     def _watchdog_step(self) -> float:
-        self.notifier.watchdog()
-        return self.notifier.watchdog_interval() or 3600.0
+        stale = self.liveness.stale()
+        if not stale:
+            self.notifier.watchdog()
+        elif stale != self._stale_reported:
+            logger.error(
+                "watchdog: no progress from %s within its deadline (watchdog.deadlines);"
+                " not pinging systemd, which restarts the agent",
+                ", ".join(stale),
+            )
+        self._stale_reported = stale
+        self.notifier.status(status_line(self.ctx, stale))
+        return self.notifier.watchdog_interval() or STATUS_SECONDS
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -226,7 +255,7 @@ class Daemon:
         if self.ctx.cfg.inventory.file is not None:
             self.threads.append(self._supervised("inventory", self._inventory_step))
         self.threads += self._start_drivers()
-        if self.notifier.watchdog_interval():
+        if self.notifier.enabled:  # pings (when WATCHDOG_USEC asks) and STATUS= lines
             self.threads.append(self._supervised("watchdog", self._watchdog_step))
         if self.mqtt is not None:
             self.mqtt.start()

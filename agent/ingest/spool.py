@@ -10,7 +10,7 @@ Recovery (`sweep`) after a crash touches only what it can prove is its own lefto
 - a file in ``<spool>/.tmp`` whose name is exactly a temp name the copier makes
   (``.<UUIDv7>.<ext>.partial``) and that no ledger row names is removed;
 - a file that a ledger row names is never touched, whatever spelling of the path the row
-  holds (matched by resolved path, by inode and by the agent's own file name);
+  holds (looked up by the recording id in the agent's own file name, one row per file);
 - anything else (a copy renamed into place but killed before its ledger commit, a file
   someone put there) is moved aside to ``<spool>/.orphans/`` with a custody event, and listed
   by `status` and `verify` until an operator deals with it.
@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config.loader import AgentConfig
@@ -48,40 +47,37 @@ def dest_for(spool: Path, device_id: int, recording_id: str, source_path: str) -
     return folder / f"{recording_id}{archive_keys.extension(source_path)}"
 
 
-@dataclass
 class Known:
-    """The spool files ledger rows name, in every form a file can be recognised by."""
+    """Which spool files ledger rows name, asked one file at a time.
 
-    paths: set[str]
-    inodes: set[tuple[int, int]]
-    names: set[str]
+    Every copy the agent makes (this release and earlier ones) is named `<recording id><ext>`,
+    so a file on disk is looked up by that id: one primary-key read per file present, never a
+    read of every recording in the station's history. A row names the file when the copy it
+    points to has the same name, whatever spelling of the spool root the row or this process
+    uses (a moved data dir, a symlink). Anything else is not named, and so is moved aside,
+    never deleted.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, cfg: AgentConfig) -> None:
+        self.conn = conn
+        self.cfg = cfg
 
     def names_file(self, path: Path) -> bool:
-        try:
-            st = os.stat(path, follow_symlinks=False)
-        except OSError:
+        if not os.path.lexists(path):
             return True  # gone meanwhile: nothing to do with it
-        if (st.st_dev, st.st_ino) in self.inodes or os.path.realpath(path) in self.paths:
-            return True
-        return path.name in self.names
+        m = OWN_NAME_RE.match(path.name)
+        if m is None:
+            return False
+        row = self.conn.execute(
+            "SELECT spool_path FROM recordings WHERE id = ?", (m.group(1),)
+        ).fetchone()
+        # Stored relative to the spool root (migration 0008); flagged old rows stay absolute.
+        stored = stationpaths.spool_file(self.cfg, row[0]) if row is not None else None
+        return stored is not None and stored.name == path.name
 
 
 def known_files(conn: sqlite3.Connection, cfg: AgentConfig) -> Known:
-    known = Known(set(), set(), set())
-    for (stored,) in conn.execute("SELECT spool_path FROM recordings WHERE spool_path IS NOT NULL"):
-        # Stored relative to the spool root (migration 0008); flagged old rows stay absolute.
-        path = stationpaths.spool_file(cfg, stored)
-        if path is None:
-            continue
-        known.paths.add(os.path.realpath(path))
-        if OWN_NAME_RE.match(path.name):
-            known.names.add(path.name)
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        known.inodes.add((st.st_dev, st.st_ino))
-    return known
+    return Known(conn, cfg)
 
 
 def sweep(ctx: Context) -> int:

@@ -65,7 +65,10 @@ def append(
     """Append one event; the caller's transaction makes it atomic with the change itself."""
     if not conn.in_transaction:
         raise RuntimeError("custody.append must run inside a ledger transaction")
-    head = conn.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
+    # `seq > 0`: a rowid range, so the plan is a SEARCH from the end (O(1)), never a SCAN.
+    head = conn.execute(
+        "SELECT seq, hash FROM custody WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     seq = 1 if head is None else head[0] + 1
     prev = GENESIS if head is None else head[1]
     at = clock.iso(clock.now()) or ""
@@ -124,7 +127,9 @@ def verify_chain(conn: sqlite3.Connection) -> tuple[int, list[ChainProblem]]:
 
 def checkpoint(conn: sqlite3.Connection, key: Ed25519PrivateKey, station: str) -> dict[str, Any]:
     """Sign the current head. Returns the checkpoint as published (statement + signature)."""
-    head = conn.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
+    head = conn.execute(
+        "SELECT seq, hash FROM custody WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     head_seq, head_hash = (0, GENESIS) if head is None else (head[0], head[1])
     last = conn.execute("SELECT head_seq FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
     at = clock.iso(clock.now()) or ""

@@ -25,6 +25,18 @@ from agent.core.errors import LedgerError
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 60_000
+# A migration that builds indexes over years of history takes minutes on a dock PC; systemd
+# must not kill the agent as "failed to start" meanwhile (sd_notify EXTEND_TIMEOUT_USEC).
+MIGRATION_EXTEND_USEC = 15 * 60 * 1_000_000
+
+
+def _extend_start_timeout(name: str) -> None:
+    from agent.core.sdnotify import SystemdNotifier
+
+    notifier = SystemdNotifier()
+    notifier.notify(f"EXTEND_TIMEOUT_USEC={MIGRATION_EXTEND_USEC}")
+    notifier.status(f"upgrading the ledger: migration {name}")
+    notifier.close()
 
 
 class StationConnection(sqlite3.Connection):
@@ -157,6 +169,7 @@ class Ledger:
                 if number <= current:
                     continue
                 logger.info("ledger %s: applying migration %s", self.path, name)
+                _extend_start_timeout(name)
                 if name.endswith(".py"):
                     _run_python_migration(conn, name, self.roots, self.station)
                 for stmt in _split_sql(sql):

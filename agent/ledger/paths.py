@@ -118,15 +118,18 @@ def write_marker(root: Path, station: str, name: str) -> dict[str, str]:
 
 
 def copies_under(conn: sqlite3.Connection, name: str) -> int:
-    """How many ledger rows name a file under root `name` (relative paths only)."""
+    """Whether ledger rows name a file under root `name` (relative paths only): 1 or 0.
+
+    Asked only when a root has no marker (a first start, or a disk that is not mounted), and
+    it stops at the first row: a station's history is never walked for it."""
     if name == "spool":
         sql = (
-            "SELECT COUNT(*) FROM recordings WHERE spool_path IS NOT NULL"
-            " AND spool_path NOT LIKE '/%' AND spool_removed_at IS NULL"
+            "SELECT COUNT(*) FROM (SELECT 1 FROM recordings WHERE spool_path IS NOT NULL"
+            " AND spool_path NOT LIKE '/%' AND spool_removed_at IS NULL LIMIT 1)"
         )
     elif name == "archive":
-        sql = "SELECT COUNT(*) FROM recordings WHERE archive_ref LIKE 'file:%'"
-        sql += " AND archive_ref NOT LIKE 'file://%'"
+        sql = "SELECT COUNT(*) FROM (SELECT 1 FROM recordings WHERE archive_ref LIKE 'file:%'"
+        sql += " AND archive_ref NOT LIKE 'file://%' LIMIT 1)"
     else:
         return 0  # the ledger itself lives in the data dir: its marker only names the station
     return int(conn.execute(sql).fetchone()[0])
@@ -147,8 +150,8 @@ def check_root(cfg: AgentConfig, conn: sqlite3.Connection, name: str, root: Path
         n = copies_under(conn, name)
         if n:
             raise RootError(
-                f"{root} has no root marker ({MARKER}) but the ledger has {n} copies "
-                f"there: mount the disk that holds the station's {name} root, or fix "
+                f"{root} has no root marker ({MARKER}) but the ledger has copies there: "
+                f"mount the disk that holds the station's {name} root, or fix "
                 f"{_key(name)} in the config; nothing was changed"
             )
         write_marker(root, station, name)

@@ -64,7 +64,9 @@ class OutboxDrainer:
             return len(self._inflight)
 
     def pending(self) -> int:
-        row = self.ctx.ledger.one("SELECT COUNT(*) FROM outbox")
+        # A trigger-kept counter (migration 0009): during a long broker outage the outbox
+        # grows, and counting it on every state publish would grow with it.
+        row = self.ctx.ledger.one("SELECT n FROM ledger_counters WHERE name = 'outbox'")
         return int(row[0]) if row else 0
 
     def step(self) -> int:
@@ -133,7 +135,8 @@ class OutboxDrainer:
         if room <= 0:
             return 0
         rows = self.ctx.ledger.query(
-            "SELECT seq, id, payload FROM outbox ORDER BY seq LIMIT ?", (len(busy) + room,)
+            "SELECT seq, id, payload FROM outbox WHERE seq > 0 ORDER BY seq LIMIT ?",
+            (len(busy) + room,),
         )
         sent = 0
         for row in rows:

@@ -17,6 +17,7 @@ from agent.actions import status
 from agent.core import clock
 from agent.ledger import custody
 from agent.ledger.stationkey import fingerprint, public_raw
+from agent.ledger.status_query import counts_by_state
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -44,12 +45,11 @@ def station_state(ctx: Context, started: float, outbox_pending: int) -> dict[str
     """`status --json`'s station object plus what a dashboard watches (queues, deadlines)."""
     q = ctx.ledger
     counts = {s: 0 for s in (*QUEUED, "quarantined")}
-    for r in q.query("SELECT state, COUNT(*) n FROM recordings GROUP BY state"):
-        if r["state"] in counts:
-            counts[r["state"]] = int(r["n"])
-    spooled = q.one(
-        "SELECT COUNT(*) n, COALESCE(SUM(size), 0) b FROM recordings WHERE state = 'spooled'"
-    )
+    by_state = counts_by_state(q.connect())  # trigger-kept counts, not a pass over history
+    for state in counts:
+        counts[state] = by_state.get(state, (0, 0))[0]
+    n, b = by_state.get("spooled", (0, 0))
+    spooled = {"n": n, "b": b}
     deadlines = q.one(
         "SELECT MIN(deadline) oldest, SUM(julianday(deadline) < julianday('now')) overdue"
         " FROM recordings WHERE deadline IS NOT NULL AND deadline_met_at IS NULL"
@@ -92,9 +92,9 @@ def recorder_states(ctx: Context, progress: dict[str, Progress]) -> dict[str, di
     pending = {
         str(r["serial"]): (int(r["n"]), int(r["b"]))
         for r in ctx.ledger.query(
-            "SELECT d.serial, COUNT(*) n, COALESCE(SUM(r.size), 0) b FROM recordings r"
-            " JOIN devices d ON d.id = r.device_id"
-            f" WHERE r.state IN ({','.join('?' * len(QUEUED))}) GROUP BY d.serial",
+            "SELECT d.serial, SUM(c.n) n, SUM(c.bytes) b FROM recording_counts c"
+            " JOIN devices d ON d.id = c.device_id"
+            f" WHERE c.state IN ({','.join('?' * len(QUEUED))}) GROUP BY d.serial",
             QUEUED,
         )
     }

@@ -109,6 +109,7 @@ class VolumeWatcher:
         self._seen: dict[Path, _Candidate] = {}
         self._observer: object | None = None
         self._last_rescan = 0.0
+        self.on_pass: Callable[[float], None] | None = None
 
     def start(self) -> list[threading.Thread]:
         for root in self.cfg.detect.mount_roots:
@@ -179,7 +180,10 @@ class VolumeWatcher:
                 self.scan_once()
             except Exception:  # noqa: BLE001 - the watcher must outlive any one bad volume
                 logger.exception("volume detection pass failed; retrying")
-            self.wake.wait(self._next_wait())
+            wait = self._next_wait()
+            if self.on_pass is not None:
+                self.on_pass(wait)  # liveness for the systemd watchdog (agent.core.liveness)
+            self.wake.wait(wait)
             self.wake.clear()
 
     def _next_wait(self) -> float:

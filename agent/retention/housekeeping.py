@@ -35,10 +35,13 @@ class HousekeepResult:
 
 def _candidates(ctx: Context) -> list[sqlite3.Row]:
     return ctx.ledger.query(
+        # INDEXED BY: without ANALYZE statistics SQLite prefers the state index, which walks
+        # every archived recording; the partial index holds only spool copies still on disk.
         "SELECT id, spool_path, sha256, size, archive_ref, archived_at FROM recordings"
+        " INDEXED BY recordings_spool_held"
         " WHERE state IN ('archived', 'released') AND archive_verified_at IS NOT NULL"
         " AND archive_ref IS NOT NULL AND spool_path IS NOT NULL AND spool_removed_at IS NULL"
-        " ORDER BY archived_at ASC, id ASC"
+        " AND archived_at IS NOT NULL ORDER BY archived_at ASC, id ASC"
     )
 
 
@@ -108,11 +111,31 @@ def _unlink(path: Path) -> None:
 
 
 def _finish_interrupted(ctx: Context) -> None:
-    """Removals committed but not carried out (crash between commit and unlink)."""
+    """Removals committed but not carried out (crash between commit and unlink).
+
+    Only removals since the last finished pass are looked at (`housekeeping.checked_through`
+    in kv, by the `recordings_spool_removed` index): the rest were unlinked long ago.
+    """
+    since = ctx.ledger.get_kv("housekeeping.checked_through")
+    if since is None:
+        # First pass on a ledger from before this mark: removals run one at a time, so only
+        # the latest few can have been interrupted; never walk years of removals.
+        row = ctx.ledger.one(
+            "SELECT MIN(spool_removed_at) FROM (SELECT spool_removed_at FROM recordings"
+            " WHERE spool_removed_at IS NOT NULL AND spool_path IS NOT NULL"
+            " ORDER BY spool_removed_at DESC LIMIT 100)"
+        )
+        since = str(row[0]) if row and row[0] else ""
+    latest = since
     for r in ctx.ledger.query(
-        "SELECT spool_path FROM recordings WHERE spool_removed_at IS NOT NULL"
-        " AND spool_path IS NOT NULL"
+        "SELECT spool_path, spool_removed_at FROM recordings WHERE spool_removed_at IS NOT NULL"
+        " AND spool_path IS NOT NULL AND spool_removed_at >= ? ORDER BY spool_removed_at",
+        (since,),
     ):
         p = stationpaths.spool_file(ctx.cfg, r["spool_path"])
         if p is not None and p.exists():
             _unlink(p)
+        latest = max(latest, r["spool_removed_at"])
+    if latest != since:
+        with ctx.ledger.tx() as conn:
+            ctx.ledger.set_kv(conn, "housekeeping.checked_through", latest)

@@ -31,11 +31,18 @@ class Releaser:
 
     def _release(self, policy: str) -> int:
         states = ("archived",) if policy == "archived" else ("spooled", "archived")
-        rows = self.ctx.ledger.query(
-            "SELECT r.id FROM recordings r JOIN devices d ON d.id = r.device_id WHERE d.docked=1"
-            f" AND r.state IN ({','.join('?' * len(states))})",
-            states,
-        )
+        # Docked recorders first (a few rows), then their recordings by index: joining the
+        # other way round walks every archived recording of the station's history.
+        docked = [r[0] for r in self.ctx.ledger.query("SELECT id FROM devices WHERE docked=1")]
+        rows = [
+            r
+            for device_id in docked
+            for r in self.ctx.ledger.query(
+                "SELECT r.id FROM recordings r WHERE r.device_id = ?"
+                f" AND r.state IN ({','.join('?' * len(states))})",
+                (device_id, *states),
+            )
+        ]
         n = 0
         for r in rows:
             if wipegate.release(self.ctx.cfg, self.ctx.ledger, r["id"], self.store).allowed:

@@ -11,6 +11,7 @@ Everything here is pure: no database, no clock; callers pass `now`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import tomllib
 from datetime import date, datetime, time, timedelta
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from holidays.countries import China
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from agent.core.errors import AgentError
@@ -116,22 +116,30 @@ def load_overrides(path: str | Path) -> CalendarOverrides:
 # --- calendar ---------------------------------------------------------------------------------
 
 
-class _ChinaWithOverrides(China):
-    """`holidays.China` whose `is_working_day` consults the local overrides first.
+@functools.cache
+def _china_with_overrides() -> type[Any]:
+    # holidays is imported on first use (~0.2 s): `status` and other commands that never
+    # count working days start faster.
+    from holidays.countries import China
 
-    Subclassing (rather than wrapping) lets the library's own `get_nth_working_day` loop see
-    the overrides, so there is one working-day walk, not two that could disagree.
-    """
+    class _ChinaWithOverrides(China):
+        """`holidays.China` whose `is_working_day` consults the local overrides first.
 
-    def __init__(self, overrides: dict[date, bool]) -> None:
-        self._overrides = overrides
-        super().__init__()
+        Subclassing (rather than wrapping) lets the library's own `get_nth_working_day` loop see
+        the overrides, so there is one working-day walk, not two that could disagree.
+        """
 
-    def is_working_day(self, key: Any) -> bool:
-        day = self.__keytransform__(key)
-        if day in self._overrides:
-            return self._overrides[day]
-        return bool(super().is_working_day(day))
+        def __init__(self, overrides: dict[date, bool]) -> None:
+            self._overrides = overrides
+            super().__init__()
+
+        def is_working_day(self, key: Any) -> bool:
+            day = self.__keytransform__(key)
+            if day in self._overrides:
+                return self._overrides[day]
+            return bool(super().is_working_day(day))
+
+    return _ChinaWithOverrides
 
 
 class WorkCalendar:
@@ -143,7 +151,7 @@ class WorkCalendar:
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise CalendarError(f"unknown time zone {tz!r} (use an IANA name)") from exc
         self.overrides = overrides or CalendarOverrides()
-        self._cn = _ChinaWithOverrides(self.overrides.as_dict())
+        self._cn = _china_with_overrides()(self.overrides.as_dict())
         # holidays populates a year lazily on first lookup by mutating itself; ingest workers
         # share one calendar, and a half-populated year would yield a wrong deadline.
         self._lock = threading.Lock()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.daemon.sdnotify import SystemdNotifier, watchdog_interval
+from agent.core.sdnotify import SystemdNotifier, watchdog_interval
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_send_errors_are_logged_once_never_raised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
-    with caplog.at_level(logging.WARNING, logger="agent.daemon.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="agent.core.sdnotify"):
         assert notifier.notify("READY=1") is False
         notifier.watchdog()
         notifier.stopping()
