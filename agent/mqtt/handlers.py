@@ -93,9 +93,13 @@ class Origin:
 
     client: str | None
     request_id: str | None
+    key: str | None = None  # the console key a signed command was verified with
 
     def as_dict(self) -> dict[str, Any]:
-        return {"origin": "mqtt", "client": self.client, "request_id": self.request_id}
+        doc = {"origin": "mqtt", "client": self.client, "request_id": self.request_id}
+        if self.key is not None:
+            doc.update(via="mqtt", key=self.key)
+        return doc
 
 
 @dataclass(frozen=True)
