@@ -148,7 +148,7 @@ def add_parsers(add: Add) -> None:
     new.add_argument("--out", required=True, help="directory for console.key and console.pub")
     sp = add("send", cmd_send, "sign a command with a console key, publish it, print the reply")
     sp.add_argument("verb", help="tag, rescan, release, priority, interview_start, interview_stop")
-    sp.add_argument("json", metavar="JSON", help='the arguments, e.g. \'{"recordings": [...]}\'')
+    sp.add_argument("json", metavar="JSON", help="the arguments, e.g. '{\"recordings\": [...]}'")
     sp.add_argument("--key", required=True, help="the console's private key (console.key)")
     sp.add_argument("--id", help="request id (default: a new one; the same id is not re-run)")
     sp.add_argument("--station", help="station id (default: station.id of the config)")
