@@ -61,7 +61,10 @@ def cmd_send(args: argparse.Namespace) -> int:
     from agent.mqtt.topics import VERBS
 
     if args.verb not in VERBS:
-        print(f"evidence-agent: unknown verb {args.verb!r}; use one of {', '.join(VERBS)}")
+        print(
+            f"evidence-agent: unknown verb {args.verb!r}; use one of {', '.join(VERBS)}",
+            file=sys.stderr,
+        )
         return EX_USAGE
     try:
         doc = json.loads(args.json)
@@ -73,7 +76,10 @@ def cmd_send(args: argparse.Namespace) -> int:
         return EX_USAGE
     cfg = config_mod.load(args.config)
     if not cfg.mqtt.url:
-        print("evidence-agent: mqtt.url is not set in the config; no broker to send to")
+        print(
+            "evidence-agent: mqtt.url is not set in the config; no broker to send to",
+            file=sys.stderr,
+        )
         return EX_UNAVAILABLE
     key = consolekey.load_private(Path(args.key))
     rid = args.id or doc.pop("id", None) or "send-" + secrets.token_hex(6)

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from agent.access.gate import Register
 from agent.core import clock
-from agent.core.errors import CommandError
+from agent.core.errors import AgentError, CommandError
 from agent.ledger import custody
 from agent.ledger import recordings as rec
 from agent.mqtt.connection import Connection
@@ -220,7 +220,7 @@ class CommandProcessor:
         conn = self.ctx.ledger.connect()
         try:
             return list(dict.fromkeys(rec.resolve(conn, str(r)) for r in refs))
-        except Exception as exc:  # UnknownRecordingError and friends: name the reference
+        except AgentError as exc:  # UnknownRecordingError: names the reference
             raise CommandError(clip(str(exc), 300)) from None
 
     def _authorize(self, client: str | None) -> None:

@@ -6,7 +6,8 @@ language can sign). `body` is a JSON object: `station`, `verb`, `at` (ISO-8601 w
 `nonce`, optional `id` (request id) and `args` (the command's fields). The station refuses,
 in this order: a key that is not a console key id or is in no active register row (unknown
 or revoked), a bad signature, another station's id, a verb other than the topic's, a time
-outside the window, a nonce already seen; then the role check goes through the one
+outside the window, a nonce already seen (and, per verified key, more than KEY_RATE commands
+a second); then the role check goes through the one
 authorisation function (agent.access.gate.authorize, `via: mqtt`, the operator from the key).
 
 Only a command that passed all that writes anything: its nonce (kept until its time leaves
@@ -29,7 +30,7 @@ from agent.access.gate import Caller, Register
 from agent.access.register import Operator
 from agent.core import clock
 from agent.core.errors import CommandError
-from agent.mqtt.refusals import MAX_DEPTH, check_depth, clip
+from agent.mqtt.refusals import MAX_DEPTH, Cap, check_depth, clip
 from agent.station.context import Context
 from agent.station.timesync import clock_synced
 
@@ -46,6 +47,8 @@ ACTIONS = {
     "interview_start": "interview.start",
     "interview_stop": "interview.stop",
 }
+KEY_RATE = 10.0  # commands a second one verified key may send (after the global cap)
+KEY_BURST = 60
 UNSIGNED = (
     "unsigned commands are refused: send an envelope {{body, key, sig}} signed with your "
     "console key (`evidence-agent send {verb} --key FILE JSON`, docs/mqtt.md); "
@@ -79,6 +82,7 @@ class Signed:
 class Verifier:
     def __init__(self, ctx: Context, register: Register) -> None:
         self.ctx, self.register, self.cfg = ctx, register, ctx.cfg.mqtt
+        self._caps: dict[str, Cap] = {}  # per verified key; keys come from the register only
 
     def window(self) -> int:
         if clock_synced():
@@ -99,6 +103,10 @@ class Verifier:
             raise CommandError("body is not valid UTF-8 text") from None
         if not consolekey.verify(kid, sig, message):
             raise CommandError(f"bad signature for key {kid}: the body was not signed by it")
+        if not self._caps.setdefault(kid, Cap(KEY_RATE, KEY_BURST)).admit():
+            raise CommandError(
+                f"key {kid} sends more than {KEY_RATE:g} commands a second; slow down"
+            )
         doc = _parse_body(body)
         return self._check_body(verb, kid, doc)
 

@@ -178,3 +178,22 @@ def test_keys_console_new_and_send_from_a_shell(make_station, broker, subscribe,
     assert refused.returncode == 1 and "no recording whose" in json.loads(refused.stdout)["error"]
     [ran] = _rows(station, "SELECT actor, payload FROM custody WHERE type = 'command.mqtt'")
     assert ran["actor"] == "B001" and json.loads(ran["payload"])["key"] == kid
+
+
+def test_one_verified_key_is_rate_limited(make_station, broker, subscribe) -> None:
+    station = make_station(mqtt_config(broker.url))
+    console = add_console(station, "B001", "custodian")
+    sub = subscribe(broker, f"{P}/reply/#", f"{P}/availability")
+    with running(station) as daemon:
+        sub.wait_for(lambda m: m.payload == b"online")
+        for _ in range(90):  # under the global cap's burst (100), over one key's (60)
+            sub.client.publish(f"{P}/cmd/rescan", console.sign("rescan", {}), qos=1)
+        sub.wait_until(lambda: len(sub.on(f"{P}/reply/rescan")) == 90, timeout=60)
+        daemon.mqtt.commands.flush()
+    replies = [m.json() for m in sub.on(f"{P}/reply/rescan")]
+    slow = [r for r in replies if not r["ok"]]
+    assert 1 <= len(slow) <= 30 and all("slow down" in r["error"] for r in slow)
+    ran = _rows(station, "SELECT COUNT(*) FROM custody WHERE type = 'command.mqtt'")[0][0]
+    assert ran == 90 - len(slow)
+    refused = _rows(station, "SELECT payload FROM custody WHERE type = 'command.refused'")
+    assert sum(json.loads(r[0])["refused"] for r in refused) == len(slow)
