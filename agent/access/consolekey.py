@@ -56,7 +56,8 @@ def verify(kid: str, signature_b64: str, message: bytes) -> bool:
     """True if `signature_b64` (standard or url-safe base64) is kid's signature of message."""
     try:
         pub = public_key(kid)
-        sig = base64.b64decode(signature_b64.replace("-", "+").replace("_", "/"), validate=True)
+        text = signature_b64.replace("-", "+").replace("_", "/")
+        sig = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         pub.verify(sig, message)
     except (ValueError, binascii.Error, InvalidSignature):
         return False

@@ -27,6 +27,8 @@ def test_key_pair_written_private_and_verifiable(tmp_path: Path) -> None:
     assert consolekey.verify(kid, sig, "签名 body".encode())
     assert not consolekey.verify(kid, sig, "签名 body ".encode())
     assert not consolekey.verify(kid, "not base64!", b"x")
+    url_safe = sig.replace("+", "-").replace("/", "_").rstrip("=")  # what JS tools often emit
+    assert consolekey.verify(kid, url_safe, "签名 body".encode())
     with pytest.raises(consolekey.ConsoleKeyError, match="already exists"):
         consolekey.create(tmp_path / "k")
 
