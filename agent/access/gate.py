@@ -44,6 +44,7 @@ ANY = {
     "interview.start": ("officer", "custodian"),
     "interview.stop": ("officer", "custodian"),
     "interview.mark": ("officer", "custodian"),
+    "rescan": ("officer", "custodian", "supervisor", "admin"),  # MQTT `rescan`: harmless
 }
 OWN_ONLY = {"tag": ("officer",), "audit": ("officer",)}
 

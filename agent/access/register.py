@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.access.consolekey import KEY_ID
 from agent.rules.roster import RosterError, _read_text, parse_active
 
 REQUIRED = ("officer_id", "login", "name", "roles", "cert_no", "active")
@@ -111,6 +112,13 @@ class _Line:
         except ValueError as exc:
             raise self.error("active", str(exc)) from None
         keys = tuple(k for k in re.split(r"[;\s]+", self.values.get("console_keys", "")) if k)
+        for k in keys:
+            if not KEY_ID.match(k):
+                raise self.error(
+                    "console_keys",
+                    f"{k[:64]!r} is not a console key id (ed25519:...; printed by "
+                    "`evidence-agent keys console-new`)",
+                )
         return Operator(
             officer_id=self.get("officer_id", _ID),
             login=self.get("login", _LOGIN),
@@ -153,7 +161,9 @@ def load_register(path: str | Path) -> tuple[list[Operator], str]:
                 )
             line = _Line(path, reader.line_num, dict(zip(header, fields, strict=True)))
             op = line.operator()
-            for col, key in (("officer_id", op.officer_id), ("login", "login:" + op.login)):
+            names = [("officer_id", op.officer_id), ("login", "login:" + op.login)]
+            names += [("console_keys", "key:" + k) for k in op.console_keys]
+            for col, key in names:
                 if key in seen:
                     raise line.error(col, f"{key!r} already on line {seen[key]}")
                 seen[key] = reader.line_num

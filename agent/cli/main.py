@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.cli.audit import add_parser as add_audit
 
     add_audit(add)
+    from agent.cli.console import add_parsers as add_console
+
+    add_console(add)
     sp = add("simulate", cmd_simulate, "run hardware simulators")
     from simulators.cli import add_arguments
 

@@ -22,6 +22,26 @@ class MqttConfig(Section):
         description="If set, only commands whose MQTT 5 user property `client` names one of "
         "these are accepted (MQTT 3.1.1 commands are then refused).",
     )
+    unsigned_commands: bool = Field(
+        False,
+        description="Also accept unsigned command payloads (the v0.1 format, whose sender and "
+        "operator are self-declared). Off by default: a command must be an envelope signed "
+        "with a console key listed in the operator register (docs/mqtt.md).",
+    )
+    command_window_seconds: int = Field(
+        300,
+        ge=10,
+        le=3600,
+        description="A signed command's time (body `at`) may differ from the station clock by "
+        "at most this many seconds while the clock is NTP-synchronised.",
+    )
+    command_window_unsynced_seconds: int = Field(
+        86400,
+        ge=10,
+        le=7 * 86400,
+        description="The same window while the station clock is not synchronised (wider: the "
+        "clock may be off); nonces are kept for the wider of the two windows.",
+    )
     client_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",

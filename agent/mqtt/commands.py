@@ -9,8 +9,10 @@ verb, wrong types, a refused client or a retained publish give `"ok": false` wit
 `RefusalTally` that becomes at most one custody event `command.refused` a minute (see
 refusals.py), so a flood costs nothing permanent. Retained commands are never acted on: the
 subscription uses retain handling 2 (nothing retained on subscribe) and Retain As Published,
-so a live `retain=1` publish is seen as retained and refused. Commands run on their own
-thread, one at a time, in arrival order, so a slow one never stalls paho's network thread.
+so a live `retain=1` publish is seen as retained and refused. Commands are signed envelopes
+(signed.py: console key -> operator -> the one authorisation function); unsigned payloads
+only with `mqtt.unsigned_commands = true`. Commands run on their own thread, one at a time,
+in arrival order, so a slow one never stalls paho's network thread.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
+from agent.access.gate import Register
 from agent.core import clock
-from agent.core.errors import CommandError
+from agent.core.errors import AgentError, CommandError
 from agent.ledger import custody
+from agent.ledger import recordings as rec
 from agent.mqtt.connection import Connection
 from agent.mqtt.handlers import HANDLERS, Env, Origin
 from agent.mqtt.refusals import MAX_DEPTH, Cap, RefusalTally, check_depth, clip
+from agent.mqtt.signed import UNSIGNED, Signed, Verifier, is_envelope, remember
 from agent.mqtt.state import now_local
 from agent.mqtt.topics import VERBS, Topics
 from agent.mqtt.wire import finish
@@ -77,6 +82,7 @@ class CommandProcessor:
         self.queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=1000)
         self.cap = Cap()
         self.refusals = RefusalTally()
+        self.verifier = Verifier(ctx, Register(ctx.cfg.operators.file, ctx.ledger))
 
     def on_message(self, msg: mqtt.MQTTMessage) -> None:  # paho's thread: hand over only
         if self.cap.admit():
@@ -119,13 +125,14 @@ class CommandProcessor:
         payload = bytes(msg.payload)
         if msg.retain and not payload:
             return {}  # someone clearing a retained command: nothing to run or answer
+        signed: Signed | None = None
         if msg.retain:
             reply = self._reply(verb, None, error=RETAINED.format(topic=clip(msg.topic, 300)))
             body = None
         else:
-            reply, body = self._execute(verb, payload, client)
+            reply, body, signed = self._execute(verb, payload, client)
         if reply["ok"] and not reply.get("duplicate"):
-            self._record(verb, client, body, reply)
+            self._record(verb, client, body, reply, signed)
             logger.info("MQTT command %s from %s: ok", clip(verb), clip(client or "-"))
         else:
             claimed = client or _claimed_operator(body)
@@ -144,18 +151,22 @@ class CommandProcessor:
 
     def _execute(
         self, verb: str, payload: bytes, client: str | None
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    ) -> tuple[dict[str, Any], dict[str, Any] | None, Signed | None]:
         body: dict[str, Any] | None = None
         request_id: str | None = None
         try:
             self._authorize(client)
             body = _parse(payload)
+            if is_envelope(body):
+                return self._execute_signed(verb, body, client)
+            if not self.cfg.unsigned_commands:
+                raise CommandError(UNSIGNED.format(verb=clip(verb)))
             rid = body.get("id")
             request_id = rid if isinstance(rid, str) and len(rid) <= 64 else None
             if request_id is not None:
                 prior = self._prior_reply(request_id)
                 if prior is not None:
-                    return {**prior, "duplicate": True}, body
+                    return {**prior, "duplicate": True}, body, None
             handler = HANDLERS.get(verb)
             if handler is None:
                 raise CommandError(f"unknown command {clip(verb)!r}; use one of {', '.join(VERBS)}")
@@ -164,12 +175,53 @@ class CommandProcessor:
             except ValidationError as exc:
                 raise CommandError(explain(exc)) from None
             result = handler.run(cmd, Env(self.ctx, Origin(client, request_id), self.rescan))
-            return self._reply(verb, request_id, result=result), body
+            return self._reply(verb, request_id, result=result), body, None
         except CommandError as exc:
-            return self._reply(verb, request_id, error=str(exc)), body
+            return self._reply(verb, request_id, error=str(exc)), body, None
         except Exception as exc:  # noqa: BLE001 - a command must never take the agent down
             logger.exception("MQTT command %s failed", verb)
-            return self._reply(verb, request_id, error=clip(f"internal error: {exc}", 200)), body
+            error = clip(f"internal error: {exc}", 200)
+            return self._reply(verb, request_id, error=error), body, None
+
+    def _execute_signed(
+        self, verb: str, envelope: dict[str, Any], client: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None, Signed | None]:
+        """Verify, check roles through the gate's authorize(), run (errors: CommandError)."""
+        signed = self.verifier.open(verb, envelope)
+        rid = signed.request_id
+        try:
+            self.verifier.replayed(signed)
+            prior = self.verifier.prior(signed)
+            if prior is not None:
+                return {**prior, "duplicate": True}, envelope, signed
+            handler = HANDLERS.get(verb)
+            if handler is None:
+                raise CommandError(f"unknown command {clip(verb)!r}; use one of {', '.join(VERBS)}")
+            args = dict(signed.args)
+            typed = args.pop("operator", None)
+            args["operator"] = "?"  # the model's own check; the real operator comes from the key
+            try:
+                handler.model.model_validate(args)
+            except ValidationError as exc:
+                raise CommandError(explain(exc)) from None
+            ids = self._resolve(args.get("recordings"))
+            op = self.verifier.authorize(signed, ids, typed if isinstance(typed, str) else None)
+            cmd = handler.model.model_validate({**args, "operator": op.officer_id})
+            origin = Origin(client, rid, key=signed.key)
+            result = handler.run(cmd, Env(self.ctx, origin, self.rescan))
+            return self._reply(verb, rid, result=result), envelope, signed
+        except CommandError as exc:
+            return self._reply(verb, rid, error=str(exc)), envelope, signed
+
+    def _resolve(self, refs: Any) -> list[str]:
+        """Recording references as ids, for the own-recordings rule of authorize()."""
+        if not isinstance(refs, list):
+            return []
+        conn = self.ctx.ledger.connect()
+        try:
+            return list(dict.fromkeys(rec.resolve(conn, str(r)) for r in refs))
+        except AgentError as exc:  # UnknownRecordingError: names the reference
+            raise CommandError(clip(str(exc), 300)) from None
 
     def _authorize(self, client: str | None) -> None:
         if not self.cfg.commands_enabled:
@@ -216,26 +268,34 @@ class CommandProcessor:
         client: str | None,
         body: dict[str, Any] | None,
         reply: dict[str, Any],
+        signed: Signed | None = None,
     ) -> None:
         """Custody for a command that ran (refusals go to the tally instead)."""
         operator = body.get("operator") if body else None
+        if signed is not None and signed.operator is not None:
+            operator, body = signed.operator.officer_id, signed.args
         actor = operator if isinstance(operator, str) and operator else f"mqtt:{client or '?'}"
         event: dict[str, Any] = {
             "verb": verb,
             "origin": "mqtt",
+            "via": "mqtt",
             "client": client,
             "request_id": reply["id"],
             "ok": reply["ok"],
             "error": reply["error"],
             "duplicate": False,
         }
+        if signed is not None:
+            event.update(signed=True, key=signed.key, operator=operator, nonce=signed.nonce)
         if body is not None:
             event["args"] = {k: v for k, v in body.items() if k not in ("id", "operator")}
         with self.ctx.ledger.tx() as conn:
             custody.append(conn, "command.mqtt", event, actor=actor[:80])
             # Only what ran is remembered: a refused or invalid command changed nothing, so
             # the sender may fix it and send it again under the same id.
-            if reply["id"] is not None:
+            if signed is not None:
+                remember(conn, signed, reply)
+            elif reply["id"] is not None:
                 conn.execute(
                     "INSERT OR IGNORE INTO mqtt_commands(request_id, verb, client, received_at,"
                     " ok, reply) VALUES(?,?,?,?,?,?)",
@@ -293,5 +353,6 @@ def _parse(payload: bytes) -> dict[str, Any]:
 
 
 def _claimed_operator(body: dict[str, Any] | None) -> str | None:
-    operator = body.get("operator") if body else None
+    """The sender a refused command claims: the envelope's key, else the payload's operator."""
+    operator = (body.get("key") or body.get("operator")) if body else None
     return operator if isinstance(operator, str) else None

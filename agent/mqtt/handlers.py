@@ -93,9 +93,13 @@ class Origin:
 
     client: str | None
     request_id: str | None
+    key: str | None = None  # the console key a signed command was verified with
 
     def as_dict(self) -> dict[str, Any]:
-        return {"origin": "mqtt", "client": self.client, "request_id": self.request_id}
+        doc = {"origin": "mqtt", "client": self.client, "request_id": self.request_id}
+        if self.key is not None:
+            doc.update(via="mqtt", key=self.key)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -241,8 +245,11 @@ def command_schemas() -> dict[str, dict[str, Any]]:
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["title"] = f"Command {verb}"
         schema["description"] = (
-            f"Payload published to <prefix>/<station>/cmd/{verb}; the reply is on "
-            f"<prefix>/<station>/reply/{verb} (schema command-reply)."
+            f"The `args` of a signed command on <prefix>/<station>/cmd/{verb} (envelope and "
+            f"body: schema command-envelope; `operator` comes from the console key); the "
+            f"reply is on <prefix>/<station>/reply/{verb} (schema command-reply)."
         )
+        if "required" in schema:
+            schema["required"] = [r for r in schema["required"] if r != "operator"]
         out[verb] = schema
     return out

@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from fixtures.consoles import add_console
 from fixtures.mqtt_agent import drop_volume, mqtt_config, running, validate, wait_ledger
 
 P = "evidence/test-station"
@@ -49,6 +50,7 @@ def test_retained_command_never_runs_across_restarts(
     make_station, broker, subscribe, tmp_path: Path
 ) -> None:
     station = make_station(mqtt_config(broker.url))
+    console = add_console(station, "op7", "custodian")
     sub = subscribe(broker, f"{P}/reply/#", f"{P}/availability")
     with running(station):
         sub.wait_for(lambda m: m.payload == b"online")
@@ -57,8 +59,9 @@ def test_retained_command_never_runs_across_restarts(
     [rec] = _rows(station, "SELECT id, priority FROM recordings")
     # An attacker (or a careless console) leaves a retained command on the broker.
     pub = _publisher(broker.port)
-    cmd = {"operator": "op7", "recordings": [rec["id"]], "priority": 99}
-    pub.publish(f"{P}/cmd/priority", json.dumps(cmd), qos=1, retain=True).wait_for_publish(10)
+    # Signed, and with a window wide enough that only the retain rule can refuse it.
+    cmd = console.sign("priority", {"recordings": [rec["id"]], "priority": 99})
+    pub.publish(f"{P}/cmd/priority", cmd, qos=1, retain=True).wait_for_publish(10)
     for _ in range(3):
         online = len([m for m in sub.on(f"{P}/availability") if m.payload == b"online"])
         with running(station):
@@ -77,15 +80,17 @@ def test_retained_command_never_runs_across_restarts(
 
 def test_live_retained_command_is_refused_with_an_error(make_station, broker, subscribe) -> None:
     station = make_station(mqtt_config(broker.url))
+    console = add_console(station, "op7", "custodian")
     sub = subscribe(broker, f"{P}/reply/#", f"{P}/availability")
     with running(station):
         sub.wait_for(lambda m: m.payload == b"online")
         pub = _publisher(broker.port)
-        pub.publish(f"{P}/cmd/rescan", b"{}", qos=1, retain=True).wait_for_publish(10)
+        signed = console.sign("rescan", {})
+        pub.publish(f"{P}/cmd/rescan", signed, qos=1, retain=True).wait_for_publish(10)
         reply = sub.wait_for(lambda m: m.topic == f"{P}/reply/rescan").json()
         # Clearing it as the docs say is a retained empty publish: ignored, not answered.
         pub.publish(f"{P}/cmd/rescan", b"", qos=1, retain=True).wait_for_publish(10)
-        sub.publish(f"{P}/cmd/rescan", b"{}")  # the same command, live: it runs
+        sub.publish(f"{P}/cmd/rescan", signed)  # the same command, live: it runs
         sub.wait_until(lambda: len(sub.on(f"{P}/reply/rescan")) >= 2)
         time.sleep(0.5)
         pub.loop_stop()
@@ -103,6 +108,7 @@ def test_flood_under_many_claimed_ids_costs_under_a_megabyte(
     make_station, broker, subscribe
 ) -> None:
     station = make_station(mqtt_config(broker.url))
+    console = add_console(station, "op7", "custodian")
     sub = subscribe(broker, f"{P}/reply/#", f"{P}/availability")
     with running(station) as daemon:
         sub.wait_for(lambda m: m.payload == b"online")
@@ -118,7 +124,7 @@ def test_flood_under_many_claimed_ids_costs_under_a_megabyte(
         pub.loop_stop()
         pub.disconnect()
         assert all(t.is_alive() for t in daemon.threads if t.name.startswith("mqtt"))
-        sub.publish(f"{P}/cmd/rescan", b"{}")  # still answering (once the cap refills)
+        sub.publish(f"{P}/cmd/rescan", console.sign("rescan", {}))  # still answering
         sub.wait_for(lambda m: m.topic == f"{P}/reply/rescan" and m.json()["ok"], timeout=30)
     grown = _ledger_bytes(station) - before
     assert grown < 1_000_000, f"the ledger grew by {grown} bytes"
@@ -137,6 +143,7 @@ def test_flood_under_many_claimed_ids_costs_under_a_megabyte(
 
 def test_nested_json_and_foreign_response_topic(make_station, broker, subscribe) -> None:
     station = make_station(mqtt_config(broker.url))
+    console = add_console(station, "op7", "custodian")
     sub = subscribe(broker, f"{P}/reply/#", f"{P}/availability", f"{P}/custody", "elsewhere/#")
     with running(station):
         sub.wait_for(lambda m: m.payload == b"online")
@@ -146,14 +153,14 @@ def test_nested_json_and_foreign_response_topic(make_station, broker, subscribe)
             sub.publish(f"{P}/cmd/tag", nested)
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = f"{P}/custody"
-        sub.publish(f"{P}/cmd/rescan", b"{}", properties=props)
+        sub.publish(f"{P}/cmd/rescan", console.sign("rescan", {}), properties=props)
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = "elsewhere/x"
-        sub.publish(f"{P}/cmd/rescan", b"{}", properties=props)
+        sub.publish(f"{P}/cmd/rescan", console.sign("rescan", {}), properties=props)
         own = Properties(PacketTypes.PUBLISH)
         own.ResponseTopic = f"{P}/reply/console-7"
         own.CorrelationData = b"c7"
-        sub.publish(f"{P}/cmd/rescan", b"{}", properties=own)
+        sub.publish(f"{P}/cmd/rescan", console.sign("rescan", {}), properties=own)
         mine = sub.wait_for(lambda m: m.topic == f"{P}/reply/console-7")
         sub.wait_until(lambda: len(sub.on(f"{P}/reply/rescan")) >= 3)
     tags = [m.json() for m in sub.on(f"{P}/reply/tag")]

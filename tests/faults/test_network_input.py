@@ -1,6 +1,8 @@
 """Hostile network input against a real Mosquitto: fuzzed commands (hypothesis), oversized
-payloads, senders not on the allowlist. Every message gets a well-formed reply, none crashes a
-handler ("internal error"), a refused one changes nothing, and the evidence stays intact."""
+payloads, senders not on the allowlist; JSON objects are sent both raw (refused: unsigned)
+and signed with a custodian's console key (through the handlers). Every message gets a
+well-formed reply, none crashes a handler ("internal error"), a refused one changes nothing,
+and the evidence stays intact."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from faults.harness import Recorder, check_invariants
+from fixtures.consoles import add_console
 from fixtures.mqtt_agent import mqtt_config, running, validate, wait_ledger
 
 P = "evidence/test-station"
@@ -90,6 +93,7 @@ def test_fuzzed_commands_oversized_payloads_and_strangers(
     make_station, broker, subscribe, tmp_path
 ):
     st_ = make_station(mqtt_config(broker.url, allowed_clients=[ALLOWED]))
+    key = add_console(st_, "B001", "custodian")
     rec = Recorder(st_.mount_root / "NET0001", "NET0001")
     import random
 
@@ -107,8 +111,14 @@ def test_fuzzed_commands_oversized_payloads_and_strangers(
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         )
-        @given(verb=verbs, payload=payloads, client=clients)
-        def fuzz(verb: str, payload: bytes, client: str | None) -> None:
+        @given(verb=verbs, payload=payloads, client=clients, sign=st.booleans())
+        def fuzz(verb: str, payload: bytes, client: str | None, sign: bool) -> None:
+            try:
+                args = json.loads(payload) if sign else None
+            except ValueError:
+                args = None
+            if isinstance(args, dict):
+                payload = key.sign(verb, args).encode()
             before = _snapshot(db)
             reply = console.send(verb, payload, client)
             seen.append((verb, reply))
@@ -126,10 +136,11 @@ def test_fuzzed_commands_oversized_payloads_and_strangers(
         # before it reaches the station (nothing to parse, reply to or record).
         for size in (300 * 1024, 4 << 20):
             sub.publish(f"{P}/cmd/tag", b"{" + b" " * size + b"}")
-        assert console.send("rescan", b"{}", ALLOWED)["ok"]
+        assert console.send("rescan", key.sign("rescan", {}).encode(), ALLOWED)["ok"]
         assert len(sub.on(f"{P}/reply/tag")) == len([v for v, _ in seen if v == "tag"]) + 1
         assert all(t.is_alive() for t in daemon.threads if t.name.startswith("mqtt"))
-        assert console.send("rescan", b"{}", ALLOWED)["ok"]  # still answering
+        rescan = key.sign("rescan", {}).encode()
+        assert console.send("rescan", rescan, ALLOWED)["ok"]  # still answering
     assert len(seen) >= 50
     problems = check_invariants(st_.config_path, [rec], final=True, release_after="archived")
     assert not problems, "\n".join(problems)

@@ -3,20 +3,24 @@ agent.interview.commands, their replies, and the interview events on the events 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
+from fixtures.consoles import ConsoleKey, add_console
 from fixtures.mqtt_agent import mqtt_config, running, validate
 from fixtures.station import Station
 
 P = "evidence/test-station"
+CONSOLES: dict[str, ConsoleKey] = {}
 
 
 def _send(sub: Any, verb: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Signed with the console key of the operator the payload names (`operator`)."""
+    args = dict(payload)
+    console: ConsoleKey = CONSOLES[args.pop("operator")]
     before = len(sub.on(f"{P}/reply/{verb}"))
-    sub.publish(f"{P}/cmd/{verb}", json.dumps(payload))
+    sub.publish(f"{P}/cmd/{verb}", console.sign(verb, args))
     sub.wait_until(lambda: len(sub.on(f"{P}/reply/{verb}")) > before, timeout=40)
     reply: dict[str, Any] = sub.on(f"{P}/reply/{verb}")[before].json()
     validate("command-reply", reply)
@@ -27,6 +31,8 @@ def test_sessions_over_mqtt(
     make_interview_station: Callable[..., Station], broker: Any, subscribe: Any
 ) -> None:
     st = make_interview_station(segment_seconds=2, toml=mqtt_config(broker.url))
+    for officer in ("op7", "op8"):
+        CONSOLES[officer] = add_console(st, officer, "officer")
     sub = subscribe(broker, f"{P}/reply/#", f"{P}/events", f"{P}/availability")
     with running(st) as daemon:
         sub.wait_for(lambda m: m.payload == b"online")

@@ -8,6 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from fixtures.consoles import add_console
 from fixtures.mosquitto import password_file
 from fixtures.mqtt_agent import mqtt_config, running
 
@@ -32,13 +33,15 @@ def test_shipped_acl_only_the_console_may_send_commands(
     station.config_path.write_text(
         station.config_path.read_text().replace('id = "test-station"', 'id = "dock-01"')
     )
+    key = add_console(station, "B001", "custodian")
     dashboard = subscribe(broker, "evidence/#", auth=("dashboard", "pw-dash"))
     console = subscribe(broker, f"{P}/reply/#", auth=("ops-console", "pw-console"))
     with running(station):
         dashboard.wait_for(lambda m: m.topic == f"{P}/availability" and m.payload == b"online")
         dashboard.wait_for(lambda m: m.topic == f"{P}/state")
-        dashboard.publish(f"{P}/cmd/rescan", json.dumps({"id": "from-dashboard"}))
-        console.publish(f"{P}/cmd/rescan", json.dumps({"id": "from-console"}))
+        dashboard.publish(f"{P}/cmd/rescan", key.sign("rescan", {}, station="dock-01", rid="d"))
+        signed = key.sign("rescan", {}, station="dock-01", rid="from-console")
+        console.publish(f"{P}/cmd/rescan", signed)
         reply = console.wait_for(lambda m: m.topic == f"{P}/reply/rescan").json()
         time.sleep(0.5)
     assert reply["id"] == "from-console" and reply["ok"]
