@@ -15,7 +15,7 @@ from typing import Any
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
-from agent.ledger import custody, stationkey
+from agent.ledger import appendonly, crosscheck, custody, stationkey
 from agent.ledger import paths as stationpaths
 from agent.rules import archive_keys
 from agent.station.context import Context
@@ -24,7 +24,7 @@ from agent.tagging import metadata
 
 @dataclass
 class Problem:
-    kind: str  # copy, missing, archive, custody, metadata, checkpoint, key, anchor
+    kind: str  # copy, missing, archive, custody, guard, ledger, metadata, checkpoint, key, anchor
     subject: str
     message: str
 
@@ -73,6 +73,8 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     n, chain = custody.verify_chain(conn)
     report.custody_events = n
     report.problems += [Problem("custody", f"event {p.seq}", p.message) for p in chain]
+    report.problems += [Problem("guard", n, m) for n, m in appendonly.guard_problems(conn)]
+    report.problems += [Problem("ledger", s, m) for s, m in crosscheck.recording_problems(conn)]
     report.problems += [
         Problem("metadata", rid, msg) for rid, msg in metadata.verify_versions(conn)
     ]
