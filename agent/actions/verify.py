@@ -7,11 +7,12 @@ Exits non-zero on any mismatch and says which recording, file or event is wrong.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from agent.actions import anchors, trust
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
@@ -43,6 +44,11 @@ class VerifyReport:
     # Rows migration 0008 found outside every root: kept and checked where they point, listed
     # here so an operator can move them back under a root (not a failure by itself).
     paths_outside_roots: list[str] = field(default_factory=list)
+    # Which public key the signatures were checked with; UNPINNED (key_pinned false) is not a
+    # failure by itself, but only the anchors outside the station then hold.
+    key_pinned: bool = False
+    key_source: str = ""
+    key_fingerprint: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -54,7 +60,9 @@ class VerifyReport:
         return d
 
 
-def run(ctx: Context, progress: Any = None) -> VerifyReport:
+def run(ctx: Context, progress: Any = None, pubkey: Path | None = None) -> VerifyReport:
+    """The full check. `pubkey` pins the station key (else custody.pubkey_file/_fingerprint,
+    else UNPINNED); nothing stored in the ledger can switch a check off."""
     report = VerifyReport()
     rows = ctx.ledger.query(
         "SELECT id, sha256, size, spool_path, spool_removed_at, archive_ref, state"
@@ -78,9 +86,15 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
     report.problems += [
         Problem("metadata", rid, msg) for rid, msg in metadata.verify_versions(conn)
     ]
-    pub = stationkey.load_public(ctx.cfg.keys_dir)
     report.checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
     report.orphans = spoolsweep.list_orphans(ctx)  # listed, not failed: nothing is lost
+    _check_keys(ctx, conn, archive, report, pubkey)
+    return report
+
+
+def _check_keys(
+    ctx: Context, conn: Any, archive: _ArchiveReader, report: VerifyReport, pubkey: Path | None
+) -> None:
     key_path = ctx.cfg.keys_dir / stationkey.KEY_FILE
     if report.checkpoints and not os.path.lexists(key_path):
         report.problems.append(
@@ -90,18 +104,39 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
                 stationkey.missing_message(ctx.cfg.keys_dir, report.checkpoints),
             )
         )
-    if pub is None:
-        if report.checkpoints:
+    station = ctx.station_id
+    found = trust.resolve(
+        ctx.cfg, pubkey, lambda fp: archive.document(archive_keys.pubkey_key("", station, fp))
+    )
+    report.key_pinned, report.key_source = found.pinned, found.source
+    report.key_fingerprint = found.fingerprint
+    report.problems += [Problem("key", s, m) for s, m in found.problems]
+    if found.pub is None:
+        if report.checkpoints and not found.problems:
             report.problems.append(
                 Problem("key", str(ctx.cfg.keys_dir), "station public key is missing")
             )
     else:
         report.problems += [
             Problem("checkpoint", f"event {p.seq}", p.message)
-            for p in custody.verify_checkpoints(conn, pub)
+            for p in custody.verify_checkpoints(conn, found.pub)
         ]
-        report.problems += _anchor_problems(ctx, archive, pub, report)
-    return report
+    checked, findings = anchors.check_all(
+        conn, station, found.pub, archive.listing, archive.versions
+    )
+    report.anchors_checked = checked
+    report.problems += [Problem("anchor", f.subject, f.message) for f in findings]
+
+
+def key_line(report: VerifyReport) -> str:
+    """The report's line about the key it trusted (text output)."""
+    if report.key_pinned:
+        return f"KEY pinned {report.key_fingerprint}: {report.key_source}"
+    return (
+        f"UNPINNED key {report.key_fingerprint}: signatures were checked with the key next to "
+        "the ledger; pin it with --pubkey FILE or custody.pubkey_fingerprint "
+        "(docs/operations.md)"
+    )
 
 
 def _check_copy(cfg: Any, r: Any, archive: _ArchiveReader, report: VerifyReport) -> None:
@@ -140,41 +175,6 @@ def _check_copy(cfg: Any, r: Any, archive: _ArchiveReader, report: VerifyReport)
         )
 
 
-def _anchor_problems(
-    ctx: Context, archive: _ArchiveReader, pub: Any, report: VerifyReport
-) -> list[Problem]:
-    """The newest checkpoint shipped to the archive must match the local chain and key."""
-    shipped = ctx.ledger.get_kv("archive.checkpoint_shipped")
-    if not shipped:
-        return []
-    conn = ctx.ledger.connect()
-    row = conn.execute("SELECT * FROM checkpoints WHERE seq = ?", (int(shipped),)).fetchone()
-    station = ctx.station_id
-    if row is None:
-        return [Problem("anchor", f"checkpoint {shipped}", "shipped checkpoint is gone locally")]
-    relkey = archive_keys.checkpoint_key("", station, int(row["head_seq"]))
-    try:
-        data = archive.document(relkey)
-        key_pem = archive.document(
-            archive_keys.pubkey_key("", station, stationkey.fingerprint(pub))
-        )
-    except (AgentError, OSError) as exc:
-        return [Problem("anchor", relkey, f"cannot read the archived checkpoint: {exc}")]
-    if data is None or key_pem is None:
-        return [Problem("anchor", relkey, "checkpoint or station key missing in the archive")]
-    doc = json.loads(data)
-    problems = []
-    if (doc.get("statement"), doc.get("signature")) != (row["statement"], row["signature"]):
-        problems.append(
-            Problem("anchor", relkey, "local checkpoint differs from its archived copy")
-        )
-    msg = custody.verify_checkpoint(conn, pub, doc.get("statement", ""), doc.get("signature", ""))
-    if msg:
-        problems.append(Problem("anchor", relkey, f"archived checkpoint: {msg}"))
-    report.anchors_checked += 1
-    return problems
-
-
 class _ArchiveReader:
     """Opens the archive store only if some recording has to be checked there."""
 
@@ -190,7 +190,14 @@ class _ArchiveReader:
         return self.store
 
     def document(self, relkey: str) -> bytes | None:
-        return self._open().read_document(relkey)  # type: ignore[no-any-return]
+        found = self.versions(relkey)  # the oldest: documents read here are write-once
+        return found[0] if found else None
+
+    def versions(self, relkey: str) -> list[bytes]:
+        return self._open().document_versions(relkey)  # type: ignore[no-any-return]
+
+    def listing(self, relprefix: str) -> list[str]:
+        return self._open().list_documents(relprefix)  # type: ignore[no-any-return]
 
     def hash(self, ref: str) -> tuple[str, int]:
         self._open()

@@ -13,6 +13,7 @@ retention extends it. Neither ever shortens a lock.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from typing import Any
@@ -194,6 +195,11 @@ def sync_sidecars(ctx: Context, store: Store, limit: int = 50) -> int:
     return n
 
 
+def anchor_bytes(doc: dict[str, Any]) -> bytes:
+    """The stored form of an anchor (as put_document writes JSON documents)."""
+    return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+
+
 def ship_anchors(ctx: Context, store: Store) -> int:
     """Ship the station public key once and every signed checkpoint not yet shipped."""
     shipped = 0
@@ -204,7 +210,7 @@ def ship_anchors(ctx: Context, store: Store) -> int:
         pem = pub.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        store.put_bytes(
+        store.put_once(
             archive_keys.pubkey_key("", ctx.station_id, fp), pem, lock, "application/x-pem-file"
         )
         with ctx.ledger.tx() as conn:
@@ -221,8 +227,12 @@ def ship_anchors(ctx: Context, store: Store) -> int:
             "signature": cp["signature"],
             "key_fingerprint": cp["key_fingerprint"],
         }
-        store.put_document(
-            archive_keys.checkpoint_key("", ctx.station_id, int(cp["head_seq"])), doc, lock
+        # Write-once: an anchor is never replaced, so a rewritten ledger cannot re-anchor.
+        store.put_once(
+            archive_keys.checkpoint_key("", ctx.station_id, int(cp["head_seq"])),
+            anchor_bytes(doc),
+            lock,
+            "application/json; charset=utf-8",
         )
         with ctx.ledger.tx() as conn:
             ctx.ledger.set_kv(conn, "archive.checkpoint_shipped", str(cp["seq"]))

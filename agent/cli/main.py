@@ -87,15 +87,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from agent.actions import verify
 
     ctx = _context(args)
+    pubkey = Path(args.pubkey) if args.pubkey else None
     if args.json or not sys.stderr.isatty():
-        report = verify.run(ctx)
+        report = verify.run(ctx, pubkey=pubkey)
     else:
         from rich.progress import Progress
 
         total = ctx.ledger.one("SELECT COUNT(*) FROM recordings WHERE sha256 IS NOT NULL")
         with Progress(transient=True) as bar:
             task = bar.add_task("re-hashing copies", total=total[0] if total else None)
-            report = verify.run(ctx, progress=lambda _rid: bar.advance(task))
+            report = verify.run(ctx, progress=lambda _rid: bar.advance(task), pubkey=pubkey)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -103,10 +104,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"FAIL {p.kind} {p.subject}: {p.message}")
         for name in report.orphans:
             print(f"NOTE orphan {name}: moved aside by recovery; no ledger row names it")
+        print(verify.key_line(report))
         print(
             f"{'OK' if report.ok else 'FAILED'}: {report.recordings_checked} copies "
             f"({report.bytes_checked} bytes) re-hashed, {report.custody_events} custody events, "
-            f"{report.checkpoints} signed checkpoints; {len(report.problems)} problem(s)"
+            f"{report.checkpoints} signed checkpoints, {report.anchors_checked} archived "
+            f"anchors; {len(report.problems)} problem(s)"
         )
     return 0 if report.ok else 1
 
@@ -337,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true")
     sp = add("verify", cmd_verify, "re-hash copies, check custody chain and signatures")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument(
+        "--pubkey",
+        metavar="FILE",
+        help="the station's public key pinned outside the data dir (else custody.pubkey_file"
+        " or custody.pubkey_fingerprint; with none, verify says UNPINNED)",
+    )
     sp = add("export", cmd_export, "retrieve recordings with a manifest and a custody event")
     sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
     sp.add_argument("--to", required=True, help="directory to write the copies into")

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,176 @@ def test_no_local_value_switches_the_checks_off(station, bodycam) -> None:  # ty
     assert rc == 1
     kinds = {(p["kind"], p["subject"]) for p in report["problems"]}
     assert ("guard", "custody_no_update") in kinds and ("ledger", ids[0]) in kinds
+
+
+# --- anchors outside the station and the pinned key -----------------------------------------
+#
+# Reproduced before the fix: deleting the newest custody rows, their checkpoints and the kv
+# row `archive.checkpoint_shipped` needed no key and `verify` passed (it checked only the
+# anchor that kv row named); a rewrite re-signed with a key planted next to the ledger passed
+# (verify trusted that key). Now every anchor in the archive is checked (oldest version), and
+# signatures are checked with a key pinned outside the data dir.
+
+
+def _archived_station(station: Station, bodycam, serial: str):  # type: ignore[no-untyped-def]
+    from agent.archive.archiver import Archiver
+    from agent.ledger import custody
+    from fixtures.archive import drain, ingest_volume
+
+    vol, _ = bodycam(serial=serial, clips=2, seconds=1.0)
+    ctx = station.context()
+    ingest_volume(ctx, vol)
+    with ctx.ledger.tx() as conn:
+        custody.checkpoint(conn, ctx.key, ctx.station_id)  # an anchor in the middle ...
+    arch = Archiver(ctx)
+    drain(arch)
+    with ctx.ledger.tx() as conn:
+        custody.checkpoint(conn, ctx.key, ctx.station_id)  # ... and one at the head
+    arch.maintain(force=True)
+    rc, clean = _verify(station)
+    assert rc == 0 and clean["anchors_checked"] >= 2, clean
+    return ctx
+
+
+def _pinned_key(station: Station, tmp_path: Path) -> Path:
+    """The public key as the fleet register holds it, outside the data dir."""
+    pinned = tmp_path / "register" / "station.pub"
+    pinned.parent.mkdir()
+    pinned.write_bytes((station.data_dir / "keys" / "station.ed25519.pub").read_bytes())
+    return pinned
+
+
+def test_deleted_newest_custody_rows_fail_against_the_archive(station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    from agent.ledger import appendonly
+
+    _archived_station(station, bodycam, "ZFY1405")
+    head = ledger_rows(station, "SELECT MAX(seq) AS s FROM custody")[0]["s"]
+    keep = head - 3
+    _sql(
+        station,
+        "DROP TRIGGER custody_no_delete",
+        "DROP TRIGGER checkpoints_no_delete",
+        f"DELETE FROM custody WHERE seq > {keep}",
+        f"DELETE FROM checkpoints WHERE head_seq > {keep}",
+        "DELETE FROM kv WHERE key LIKE 'archive.%'",
+        appendonly.GUARDS["custody_no_delete"],  # put back: nothing local looks touched
+        appendonly.GUARDS["checkpoints_no_delete"],
+    )
+    rc, report = _verify(station)
+    assert rc == 1
+    # The reproduction: the local chain and local checkpoints are consistent on their own.
+    assert not [p for p in report["problems"] if p["kind"] in ("custody", "checkpoint", "guard")]
+    anchors = {p["subject"]: p["message"] for p in report["problems"] if p["kind"] == "anchor"}
+    assert f"event {head}" in anchors, report["problems"]
+    assert (
+        "truncation" in anchors[f"event {head}"]
+        and f"ends at event {keep}" in anchors[f"event {head}"]
+    )
+    text = station.cli("verify").stdout
+    assert f"FAIL anchor event {head}: truncation" in text
+
+
+def test_rewrite_resigned_with_a_planted_key_fails_with_the_pinned_key(
+    station, bodycam, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.ledger import appendonly, custody
+
+    ctx = _archived_station(station, bodycam, "ZFY1406")
+    pinned = _pinned_key(station, tmp_path)
+    forged_key = Ed25519PrivateKey.generate()
+    keys = station.data_dir / "keys"
+    for name, data in (
+        ("station.ed25519.pem", forged_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())),
+        ("station.ed25519.pub", forged_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)),
+    ):  # fmt: skip
+        (keys / name).chmod(0o600)
+        (keys / name).write_bytes(data)
+    target = ledger_rows(station, "SELECT seq FROM custody WHERE type='recording.discovered'")[0]
+    with ctx.ledger.tx() as conn:
+        for guard in ("custody_no_update", "checkpoints_no_update"):
+            conn.execute(f"DROP TRIGGER {guard}")
+        prev = custody.GENESIS
+        for r in conn.execute("SELECT * FROM custody ORDER BY seq").fetchall():
+            payload = r["payload"]
+            if r["seq"] == target["seq"]:
+                payload = payload.replace('"size":', '"forged":true,"size":')
+            h = custody.event_hash(
+                r["seq"], r["at"], r["type"], r["recording_id"], r["actor"], payload, r["alg"], prev
+            )
+            conn.execute(
+                "UPDATE custody SET payload=?, prev_hash=?, hash=? WHERE seq=?",
+                (payload, prev, h, r["seq"]),
+            )
+            prev = h
+        for cp in conn.execute("SELECT * FROM checkpoints").fetchall():
+            st = json.loads(cp["statement"])
+            st["head_hash"] = conn.execute(
+                "SELECT hash FROM custody WHERE seq=?", (st["head_seq"],)
+            ).fetchone()[0]
+            st["key"] = "sha256:" + "0" * 32
+            statement = custody.canonical(st)
+            conn.execute(
+                "UPDATE checkpoints SET head_hash=?, statement=?, signature=? WHERE seq=?",
+                (st["head_hash"], statement, forged_key.sign(statement.encode()).hex(), cp["seq"]),
+            )
+        for guard in ("custody_no_update", "checkpoints_no_update"):
+            conn.execute(appendonly.GUARDS[guard])
+    # The reproduction: trusting the key next to the ledger, the chain and every local
+    # checkpoint verify; only the archive's anchors still disagree.
+    rc, unpinned = _verify(station)
+    assert rc == 1 and unpinned["key_pinned"] is False
+    assert {p["kind"] for p in unpinned["problems"]} == {"anchor"}, unpinned["problems"]
+    # With the pinned key: every re-signed checkpoint fails, the planted key is named, and the
+    # anchors name the rewritten events.
+    rc, report = _verify(station, "--pubkey", str(pinned))
+    assert rc == 1 and report["key_pinned"] is True
+    kinds = {p["kind"] for p in report["problems"]}
+    assert {"checkpoint", "key", "anchor"} <= kinds, report["problems"]
+    assert any(p["kind"] == "anchor" and "rewrite" in p["message"] for p in report["problems"])
+    key = [p for p in report["problems"] if p["kind"] == "key"]
+    assert "not the pinned key" in key[0]["message"]
+
+
+def test_unpinned_is_said_and_a_configured_fingerprint_pins(
+    make_station, bodycam, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from agent.ledger import stationkey
+
+    station = make_station()
+    _ingested(station, bodycam, serial="ZFY1407")
+    rc, report = _verify(station)
+    assert rc == 0 and report["key_pinned"] is False and "UNPINNED" in report["key_source"]
+    assert "UNPINNED key" in station.cli("verify").stdout
+    fp = stationkey.fingerprint(stationkey.load_public(station.data_dir / "keys"))
+    assert report["key_fingerprint"] == fp
+    env = {"EVIDENCE_AGENT__CUSTODY__PUBKEY_FINGERPRINT": fp}
+    proc = station.cli("verify", "--json", env=env)
+    pinned = json.loads(proc.stdout)
+    assert proc.returncode == 0 and pinned["key_pinned"] is True, pinned
+    assert f"KEY pinned {fp}" in station.cli("verify", env=env).stdout
+    wrong = {"EVIDENCE_AGENT__CUSTODY__PUBKEY_FINGERPRINT": "sha256:" + "1" * 32}
+    proc = station.cli("verify", "--json", env=wrong)
+    assert proc.returncode == 1
+    problems = json.loads(proc.stdout)["problems"]
+    assert [p["subject"] for p in problems] == ["custody.pubkey_fingerprint"]
+
+
+def test_local_anchor_is_write_once(station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    from agent.archive.local import LocalArchive
+    from agent.archive.store import LockSpec
+    from agent.core.errors import AnchorConflictError
+
+    store = LocalArchive(f"file://{station.data_dir / 'archive'}", off_station=False)
+    key = "_custody/st/checkpoints/000000000001.json"
+    first = store.put_once(key, b"one", LockSpec(), "application/json")
+    assert store.put_once(key, b"one", LockSpec(), "application/json") == first  # a retry
+    with pytest.raises(AnchorConflictError, match="already exists"):
+        store.put_once(key, b"two", LockSpec(), "application/json")
+    assert store.document_versions(key) == [b"one"]
+    assert store.list_documents("_custody/st/checkpoints/") == [key]
