@@ -60,6 +60,10 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "integrity violation: the {where} copy does not match its SHA-256",
     ),
     "archive.lock_extended": ("延长了归档的保留期限", "archive retention extended"),
+    "anchor.conflict": (
+        "归档中已有该事件的不同锚点，未覆盖：{key}",
+        "the archive already anchors this event differently; kept, not replaced: {key}",
+    ),
     "access.granted": (
         "{who} 经 {via} 获准执行 {action}",
         "{who} was allowed to {action} (via {via})",

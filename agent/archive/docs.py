@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.archive.store import LockSpec, Store, current_metadata, lock_for
 from agent.core import clock
+from agent.core.errors import AnchorConflictError
 from agent.ledger import custody, stationkey
 from agent.rules import archive_keys
 from agent.station.context import Context
@@ -227,14 +228,20 @@ def ship_anchors(ctx: Context, store: Store) -> int:
             "signature": cp["signature"],
             "key_fingerprint": cp["key_fingerprint"],
         }
-        # Write-once: an anchor is never replaced, so a rewritten ledger cannot re-anchor.
-        store.put_once(
-            archive_keys.checkpoint_key("", ctx.station_id, int(cp["head_seq"])),
-            anchor_bytes(doc),
-            lock,
-            "application/json; charset=utf-8",
-        )
+        relkey = archive_keys.checkpoint_key("", ctx.station_id, int(cp["head_seq"]))
+        conflict = None
+        try:
+            # Write-once: an anchor is never replaced, so a rewritten ledger cannot re-anchor.
+            store.put_once(relkey, anchor_bytes(doc), lock, "application/json; charset=utf-8")
+        except AnchorConflictError as exc:
+            # The archive already anchors this event with other content (a ledger restored
+            # from an older backup, or rewritten). The archived anchor stays and `verify`
+            # reports the difference; shipping goes on so sidecars are not held up.
+            logger.error("custody anchor %s not written: %s", relkey, exc)
+            conflict = str(exc)
         with ctx.ledger.tx() as conn:
+            if conflict:
+                custody.append(conn, "anchor.conflict", {"key": relkey, "reason": conflict})
             ctx.ledger.set_kv(conn, "archive.checkpoint_shipped", str(cp["seq"]))
         shipped += 1
     return shipped

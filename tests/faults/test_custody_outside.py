@@ -323,3 +323,37 @@ def test_local_anchor_is_write_once(station, bodycam) -> None:  # type: ignore[n
         store.put_once(key, b"two", LockSpec(), "application/json")
     assert store.document_versions(key) == [b"one"]
     assert store.list_documents("_custody/st/checkpoints/") == [key]
+
+
+def test_a_station_that_lost_history_cannot_re_anchor_it(station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    """A ledger that lost its newest events (restored from an older backup, or truncated)
+    reaches the anchored seq again with other events: the archived anchor is kept, the
+    conflict is a custody event, the archiver goes on, and verify names the event."""
+    from agent.archive.archiver import Archiver
+    from agent.ledger import appendonly, custody
+
+    ctx = _archived_station(station, bodycam, "ZFY1409")
+    head = ledger_rows(station, "SELECT MAX(seq) AS s FROM custody")[0]["s"]
+    _sql(
+        station,
+        "DROP TRIGGER custody_no_delete",
+        "DROP TRIGGER checkpoints_no_delete",
+        f"DELETE FROM custody WHERE seq > {head - 2}",
+        f"DELETE FROM checkpoints WHERE head_seq > {head - 2}",
+        "DELETE FROM kv WHERE key = 'archive.checkpoint_shipped'",  # as the older backup had
+        appendonly.GUARDS["custody_no_delete"],
+        appendonly.GUARDS["checkpoints_no_delete"],
+    )
+    ctx.ledger.close()
+    with ctx.ledger.tx() as conn:
+        for n in range(2):
+            custody.append(conn, "station.note", {"n": n})
+        custody.checkpoint(conn, ctx.key, ctx.station_id)
+    Archiver(ctx).maintain(force=True)  # does not raise
+    conflicts = ledger_rows(station, "SELECT payload FROM custody WHERE type='anchor.conflict'")
+    assert len(conflicts) == 1 and f"{head:012d}.json" in conflicts[0]["payload"]
+    rc, report = _verify(station)
+    assert rc == 1
+    assert any(
+        p["subject"] == f"event {head}" and "rewrite" in p["message"] for p in report["problems"]
+    ), report["problems"]
