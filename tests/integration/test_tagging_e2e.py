@@ -147,7 +147,7 @@ def test_metadata_versions_cannot_be_overwritten_and_verify_catches_edits(
             "kind": "metadata",
             "subject": recs[0]["id"],
             "message": "metadata version 1 differs from its custody event",
-        }
+        },
     ]
 
 
