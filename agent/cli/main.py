@@ -259,6 +259,9 @@ def _add_station_commands(add: AddCommand) -> None:
     sp.add_argument("dest", help="new or empty directory to write the backup into")
     sp = add("restore", cmd_restore, "restore a backup into the configured (empty) data dir")
     sp.add_argument("src", help="a directory written by `evidence-agent backup`")
+    from agent.cli.keys import add_parser as add_keys
+
+    add_keys(add)
     sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
     sp.add_argument("file", nargs="?")
     sp = add("demo", cmd_demo, "simulated dock with several recorders, live view, summary")
@@ -340,12 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true")
     sp = add("verify", cmd_verify, "re-hash copies, check custody chain and signatures")
     sp.add_argument("--json", action="store_true")
-    sp.add_argument(
-        "--pubkey",
-        metavar="FILE",
-        help="the station's public key pinned outside the data dir (else custody.pubkey_file"
-        " or custody.pubkey_fingerprint; with none, verify says UNPINNED)",
-    )
+    sp.add_argument("--pubkey", metavar="FILE", help="station key pinned outside the data"
+                    " dir (else custody.pubkey_file/_fingerprint; none: UNPINNED)")  # fmt: skip
     sp = add("export", cmd_export, "retrieve recordings with a manifest and a custody event")
     sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
     sp.add_argument("--to", required=True, help="directory to write the copies into")

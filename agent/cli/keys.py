@@ -1,0 +1,67 @@
+"""`evidence-agent keys init|show`: the station signing key as commands (issue 12, item 4).
+
+`keys init` is enrolment: it makes the key if there is none (never a replacement once signed
+checkpoints exist) and prints the fingerprint for the fleet register. `keys show` prints the
+fingerprint, where the key is, and (`--pem`) the public key to pin outside the data dir
+(`custody.pubkey_file`, `verify --pubkey FILE`; docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives import serialization
+
+Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from agent.config import loader as config_mod
+    from agent.core.errors import StationKeyError
+    from agent.ledger import stationkey
+
+    cfg = config_mod.load(args.config)
+    if args.verb == "init":
+        from agent.station.context import Context
+        from agent.station.ownership import require_owner
+
+        require_owner(cfg.station.data_dir, "keys init")
+        _ = Context(cfg).key  # made here if missing; refused if checkpoints need the old one
+    pub = stationkey.load_public(cfg.keys_dir)
+    if pub is None:
+        raise StationKeyError(
+            f"no station public key in {cfg.keys_dir}: run `evidence-agent keys init` as the "
+            "data dir's owner (or restore keys/ from the station's backup)"
+        )
+    fp = stationkey.fingerprint(pub)
+    pinned = cfg.custody.pubkey_fingerprint
+    doc = {
+        "fingerprint": fp,
+        "public_key_file": str(cfg.keys_dir / stationkey.PUB_FILE),
+        "station": cfg.station.id,
+        "pinned_fingerprint": pinned,
+        "matches_pin": None if pinned is None else pinned == fp,
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    elif args.pem:
+        pem = pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        print(pem.decode("ascii"), end="")
+    else:
+        print(f"station {doc['station']} key fingerprint {fp}")
+        print(f"public key {doc['public_key_file']}")
+        if pinned is not None:
+            same = "matches" if doc["matches_pin"] else "DIFFERS"
+            print(f"custody.pubkey_fingerprint {pinned}: {same}")
+    return 0 if doc["matches_pin"] in (None, True) else 1
+
+
+def add_parser(add: Add) -> None:
+    sp = add("keys", cmd_keys, "the station signing key: init (enrolment), show")
+    sp.add_argument("verb", choices=["init", "show"])
+    sp.add_argument("--pem", action="store_true", help="show: print the public key (PEM)")
+    sp.add_argument("--json", action="store_true")
