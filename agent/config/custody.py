@@ -21,6 +21,17 @@ class CustodyConfig(Section):
         description="PEM public key of the station, kept outside the data dir (e.g. "
         "/etc/evidence-agent/station.pub, root-owned): verify checks every signature with it.",
     )
+    checkpoint_events: int = Field(
+        1000,
+        ge=1,
+        description="The daemon signs a checkpoint (a write-once anchor in the archive) after "
+        "this many custody events ...",
+    )
+    checkpoint_seconds: float = Field(
+        3600.0,
+        ge=60,
+        description="... or this long after the last one if any event happened since.",
+    )
     pubkey_fingerprint: str | None = Field(
         None,
         pattern=r"^sha256:[0-9a-f]{32}$",
