@@ -38,7 +38,7 @@ def anchor_folder(station: str) -> str:
 def check_all(
     conn: sqlite3.Connection,
     station: str,
-    pub: Ed25519PublicKey | None,
+    key_for: Callable[[int], Ed25519PublicKey] | None,
     listing: Callable[[str], list[str]],
     versions: Callable[[str], list[bytes]],
 ) -> tuple[int, list[AnchorFinding]]:
@@ -67,7 +67,7 @@ def check_all(
                 )  # fmt: skip
             )
         checked += 1
-        findings += _check_one(conn, relkey, found[0], pub, head)
+        findings += _check_one(conn, relkey, found[0], key_for, head)
     return checked, findings
 
 
@@ -81,14 +81,19 @@ def _parse(data: bytes) -> tuple[str, str, dict[str, Any]]:
 
 
 def _check_one(
-    conn: sqlite3.Connection, relkey: str, data: bytes, pub: Ed25519PublicKey | None, head: int
+    conn: sqlite3.Connection,
+    relkey: str,
+    data: bytes,
+    key_for: Callable[[int], Ed25519PublicKey] | None,
+    head: int,
 ) -> list[AnchorFinding]:
     try:
         statement, signature, st = _parse(data)
     except (ValueError, KeyError, TypeError) as exc:
         return [AnchorFinding(relkey, f"unreadable anchor: {exc}")]
     out = []
-    if pub is not None:
+    if key_for is not None:
+        pub = key_for(int(st["head_seq"]))
         try:
             pub.verify(bytes.fromhex(signature), statement.encode("utf-8"))
         except (InvalidSignature, ValueError):

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from agent.actions.exportverify import load_pubkey
 from agent.config.loader import AgentConfig
@@ -42,7 +45,9 @@ def resolve(
     if file is not None:
         trust = _from_file(file, "--pubkey" if pubkey else "custody.pubkey_file")
     elif cfg.custody.pubkey_fingerprint:
-        trust = _from_fingerprint(cfg.custody.pubkey_fingerprint, local, archived)
+        retired = _retired(cfg.keys_dir, cfg.custody.pubkey_fingerprint)
+        # After `keys rotate` the pinned (enrolment) key is kept in keys/retired/.
+        trust = _from_fingerprint(cfg.custody.pubkey_fingerprint, retired or local, archived)
     else:
         return Trust(local, f"{cfg.keys_dir / stationkey.PUB_FILE} (UNPINNED)", False)
     want = cfg.custody.pubkey_fingerprint
@@ -54,15 +59,17 @@ def resolve(
                 f"custody.pubkey_fingerprint is {want}: fix one of them",
             )  # fmt: skip
         )
-    if trust.pub is not None and local is not None and trust.fingerprint != _fp(local):
-        trust.problems.append(
-            (
-                str(cfg.keys_dir / stationkey.PUB_FILE),
-                f"the station key next to the ledger (fingerprint {_fp(local)}) is not the "
-                f"pinned key ({trust.fingerprint}): it was replaced, or the pin is stale",
-            )  # fmt: skip
-        )
-    return trust
+    return trust  # the key next to the ledger is compared after following hand-overs
+
+
+def _retired(keys_dir: Path, fp: str) -> Ed25519PublicKey | None:
+    """The public half of a key `keys rotate` retired (agent.ledger.handover)."""
+    path = keys_dir / "retired" / (fp.replace(":", "-") + ".pem")
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError):
+        return None
+    return key.public_key() if isinstance(key, Ed25519PrivateKey) else None  # type: ignore[return-value]
 
 
 def _fp(pub: Ed25519PublicKey) -> str:

@@ -16,7 +16,7 @@ from agent.actions import anchors, trust
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
-from agent.ledger import appendonly, crosscheck, custody, stationkey
+from agent.ledger import appendonly, crosscheck, custody, handover, stationkey
 from agent.ledger import paths as stationpaths
 from agent.rules import archive_keys
 from agent.station.context import Context
@@ -111,21 +111,51 @@ def _check_keys(
     report.key_pinned, report.key_source = found.pinned, found.source
     report.key_fingerprint = found.fingerprint
     report.problems += [Problem("key", s, m) for s, m in found.problems]
-    if found.pub is None:
+    sched = None
+    start = found.pub if found.pinned else (handover.first_key(conn) or found.pub)
+    if start is None:
         if report.checkpoints and not found.problems:
             report.problems.append(
                 Problem("key", str(ctx.cfg.keys_dir), "station public key is missing")
             )
     else:
-        report.problems += [
-            Problem("checkpoint", f"event {p.seq}", p.message)
-            for p in custody.verify_checkpoints(conn, found.pub)
-        ]
+        sched = handover.schedule(conn, start, station)
+        report.problems += [Problem("key", f"event {s}", m) for s, m in sched.problems]
+        report.problems += _checkpoint_problems(conn, sched)
+        if found.pinned:
+            report.problems += _local_key_problems(ctx, sched)
     checked, findings = anchors.check_all(
-        conn, station, found.pub, archive.listing, archive.versions
+        conn, station, sched.key_for if sched else None, archive.listing, archive.versions
     )
     report.anchors_checked = checked
     report.problems += [Problem("anchor", f.subject, f.message) for f in findings]
+
+
+def _checkpoint_problems(conn: Any, sched: handover.Schedule) -> list[Problem]:
+    """Each checkpoint with the key in force at its head (following hand-overs)."""
+    out = []
+    for row in conn.execute("SELECT * FROM checkpoints ORDER BY seq"):
+        pub = sched.key_for(int(row["head_seq"]))
+        msg = custody.verify_checkpoint(conn, pub, row["statement"], row["signature"])
+        if msg:
+            where = f"event {row['head_seq']}"
+            out.append(Problem("checkpoint", where, f"checkpoint {row['seq']}: {msg}"))
+    return out
+
+
+def _local_key_problems(ctx: Context, sched: handover.Schedule) -> list[Problem]:
+    local = stationkey.load_public(ctx.cfg.keys_dir)
+    if local is None or stationkey.fingerprint(local) == sched.fingerprints[-1]:
+        return []
+    return [
+        Problem(
+            "key",
+            str(ctx.cfg.keys_dir / stationkey.PUB_FILE),
+            f"the station key next to the ledger (fingerprint {stationkey.fingerprint(local)}) "
+            f"is not the pinned key ({sched.fingerprints[0]}) nor one it handed over to: it "
+            "was replaced, or the pin is stale",
+        )
+    ]
 
 
 def key_line(report: VerifyReport) -> str:

@@ -1,9 +1,10 @@
-"""`evidence-agent keys init|show`: the station signing key as commands (issue 12, item 4).
+"""`evidence-agent keys init|show|rotate`: the station signing key as commands (issue 12).
 
 `keys init` is enrolment: it makes the key if there is none (never a replacement once signed
 checkpoints exist) and prints the fingerprint for the fleet register. `keys show` prints the
 fingerprint, where the key is, and (`--pem`) the public key to pin outside the data dir
-(`custody.pubkey_file`, `verify --pubkey FILE`; docs/operations.md).
+(`custody.pubkey_file`, `verify --pubkey FILE`; docs/operations.md). `keys rotate` makes a
+new key and records a hand-over signed by the old one, which `verify` follows from a pinned key.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -23,6 +25,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from agent.ledger import stationkey
 
     cfg = config_mod.load(args.config)
+    if args.verb == "rotate":
+        return _rotate(cfg)
     if args.verb == "init":
         from agent.station.context import Context
         from agent.station.ownership import require_owner
@@ -60,8 +64,41 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0 if doc["matches_pin"] in (None, True) else 1
 
 
+def _rotate(cfg: Any) -> int:
+    """A new station key, handed over by the old one (agent.ledger.handover). The daemon must
+    be stopped: it holds the key it signs with."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.ledger import custody, handover, stationkey
+    from agent.station.context import Context
+    from agent.station.ownership import DaemonLock, require_owner
+
+    require_owner(cfg.station.data_dir, "keys rotate")
+    lock = DaemonLock(cfg.locks_dir, cfg.station.data_dir)
+    lock.acquire()  # exits 75 naming the running daemon: stop it first
+    try:
+        ctx = Context(cfg)
+        old, new = ctx.key, Ed25519PrivateKey.generate()
+        handover.write_next(cfg.keys_dir, new)
+        with ctx.ledger.tx() as conn:
+            custody.checkpoint(conn, old, ctx.station_id)  # the old key's last word
+            seq = handover.record(conn, old, new, ctx.station_id)
+        conn = ctx.ledger.connect()
+        handover.finish_pending(cfg.keys_dir, conn)
+        with ctx.ledger.tx() as conn:
+            custody.checkpoint(conn, new, ctx.station_id)  # the new key covers the hand-over
+    finally:
+        lock.release()
+    old_fp = stationkey.fingerprint(old.public_key())
+    new_fp = stationkey.fingerprint(new.public_key())
+    print(f"station {cfg.station.id} key rotated at custody event {seq}: {old_fp} -> {new_fp}")
+    print("note the new fingerprint in the fleet register; keys pinned before stay valid:")
+    print("verify follows the hand-over signed by the old key (kept in keys/retired/)")
+    return 0
+
+
 def add_parser(add: Add) -> None:
-    sp = add("keys", cmd_keys, "the station signing key: init (enrolment), show")
-    sp.add_argument("verb", choices=["init", "show"])
+    sp = add("keys", cmd_keys, "the station signing key: init (enrolment), show, rotate")
+    sp.add_argument("verb", choices=["init", "show", "rotate"])
     sp.add_argument("--pem", action="store_true", help="show: print the public key (PEM)")
     sp.add_argument("--json", action="store_true")

@@ -35,3 +35,68 @@ def test_keys_show_without_a_key_says_what_to_do(make_station) -> None:  # type:
     station = make_station(ledger=False)
     proc = station.cli("keys", "show")
     assert proc.returncode != 0 and "keys init" in proc.stderr
+
+
+def test_rotation_is_handed_over_and_verify_follows_it_from_the_pinned_key(
+    station, bodycam, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.ledger import handover
+
+    vol, _ = bodycam(serial="ZFY1410", clips=1, seconds=1.0)
+    station.cli("ingest", str(vol), check=True)  # checkpoints signed by the enrolment key
+    keys = station.data_dir / "keys"
+    old_fp = stationkey.fingerprint(stationkey.load_public(keys))
+    pinned = tmp_path / "enrolment.pub"
+    pinned.write_bytes((keys / "station.ed25519.pub").read_bytes())
+    out = station.cli("keys", "rotate", check=True).stdout
+    new_fp = stationkey.fingerprint(stationkey.load_public(keys))
+    assert new_fp != old_fp and f"{old_fp} -> {new_fp}" in out
+    assert (keys / "retired" / (old_fp.replace(":", "-") + ".pem")).exists()  # kept
+    assert not (keys / handover.NEXT_FILE).exists()
+    vol2, _ = bodycam(serial="ZFY1411", clips=1, seconds=1.0)
+    station.cli("ingest", str(vol2), check=True)  # checkpoints signed by the new key
+    for args, env in (
+        (("--pubkey", str(pinned)), None),
+        ((), {"EVIDENCE_AGENT__CUSTODY__PUBKEY_FINGERPRINT": old_fp}),
+        ((), None),
+    ):
+        proc = station.cli("verify", "--json", *args, env=env)
+        report = json.loads(proc.stdout)
+        assert proc.returncode == 0, (args, env, report["problems"])
+    # A "hand-over" appended by someone holding only a planted key is not followed.
+    ctx = station.context()
+    planted, forged_new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    with ctx.ledger.tx() as conn:
+        handover.record(conn, planted, forged_new, ctx.station_id)
+    proc = station.cli("verify", "--json", "--pubkey", str(pinned))
+    problems = json.loads(proc.stdout)["problems"]
+    assert proc.returncode == 1
+    assert any(p["kind"] == "key" and "hand-over" in p["message"] for p in problems), problems
+
+
+def test_an_interrupted_rotation_is_finished_or_dropped(station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.ledger import handover
+
+    vol, _ = bodycam(serial="ZFY1412", clips=1, seconds=1.0)
+    station.cli("ingest", str(vol), check=True)
+    keys = station.data_dir / "keys"
+    ctx = station.context()
+    old = ctx.key
+    # Crash before the hand-over committed: the waiting key is dropped, the old one stays.
+    handover.write_next(keys, Ed25519PrivateKey.generate())
+    assert station.context().key.public_key() == old.public_key()
+    assert not (keys / handover.NEXT_FILE).exists()
+    # Crash after it committed: the swap is finished before the key is used.
+    new = Ed25519PrivateKey.generate()
+    handover.write_next(keys, new)
+    with ctx.ledger.tx() as conn:
+        handover.record(conn, old, new, ctx.station_id)
+    assert station.context().key.public_key() == new.public_key()
+    assert stationkey.fingerprint(stationkey.load_public(keys)) == stationkey.fingerprint(
+        new.public_key()
+    )
+    assert station.cli("verify").returncode == 0
