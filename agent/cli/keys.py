@@ -46,7 +46,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         "public_key_file": str(cfg.keys_dir / stationkey.PUB_FILE),
         "station": cfg.station.id,
         "pinned_fingerprint": pinned,
-        "matches_pin": None if pinned is None else pinned == fp,
+        "matches_pin": None if pinned is None else pinned in _lineage(cfg, fp),
     }
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -62,6 +62,28 @@ def cmd_keys(args: argparse.Namespace) -> int:
             same = "matches" if doc["matches_pin"] else "DIFFERS"
             print(f"custody.pubkey_fingerprint {pinned}: {same}")
     return 0 if doc["matches_pin"] in (None, True) else 1
+
+
+def _lineage(cfg: Any, fp: str) -> list[str]:
+    """`fp` and the keys that handed over to it, newest first, as custody records them (the
+    signatures are checked by `verify`, not here)."""
+    import sqlite3
+
+    if not cfg.ledger_path.exists():
+        return [fp]
+    conn = sqlite3.connect(f"file:{cfg.ledger_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT payload FROM custody WHERE type = 'key.rotated' ORDER BY seq DESC"
+        ).fetchall()
+    finally:
+        conn.close()
+    out = [fp]
+    for (payload,) in rows:
+        doc = json.loads(payload)
+        if doc.get("new") == out[-1]:
+            out.append(str(doc.get("old")))
+    return out
 
 
 def _rotate(cfg: Any) -> int:

@@ -63,6 +63,9 @@ def test_rotation_is_handed_over_and_verify_follows_it_from_the_pinned_key(
         ((), None),
     ):
         proc = station.cli("verify", "--json", *args, env=env)
+        if env:
+            shown = json.loads(station.cli("keys", "show", "--json", env=env).stdout)
+            assert shown["matches_pin"] is True and shown["fingerprint"] == new_fp
         report = json.loads(proc.stdout)
         assert proc.returncode == 0, (args, env, report["problems"])
     # A "hand-over" appended by someone holding only a planted key is not followed.
