@@ -71,6 +71,11 @@ def check_all(
     return checked, findings
 
 
+def parse_statement(data: bytes) -> dict[str, Any]:
+    """The signed statement of an anchor document (raises ValueError/KeyError/TypeError)."""
+    return _parse(data)[2]
+
+
 def _parse(data: bytes) -> tuple[str, str, dict[str, Any]]:
     doc = json.loads(data)
     statement, signature = str(doc["statement"]), str(doc["signature"])

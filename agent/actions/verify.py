@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.actions import anchors, trust
+from agent.actions import incremental as incr
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
@@ -49,6 +50,10 @@ class VerifyReport:
     key_pinned: bool = False
     key_source: str = ""
     key_fingerprint: str | None = None
+    # --incremental: the event the chain walk started after, and what was not re-checked.
+    incremental: bool = False
+    incremental_from: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -60,25 +65,36 @@ class VerifyReport:
         return d
 
 
-def run(ctx: Context, progress: Any = None, pubkey: Path | None = None) -> VerifyReport:
-    """The full check. `pubkey` pins the station key (else custody.pubkey_file/_fingerprint,
-    else UNPINNED); nothing stored in the ledger can switch a check off."""
-    report = VerifyReport()
+def run(
+    ctx: Context, progress: Any = None, pubkey: Path | None = None, incremental: bool = False
+) -> VerifyReport:
+    """The full check (the default). `pubkey` pins the station key (else
+    custody.pubkey_file/_fingerprint, else UNPINNED); nothing stored in the ledger can switch a
+    check off. `incremental` re-checks only what changed since the newest anchor that holds
+    (agent.actions.incremental) and says what it skipped."""
+    report = VerifyReport(incremental=incremental)
+    conn = ctx.ledger.connect()
+    archive = _ArchiveReader(ctx)
+    report.checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+    sched = _check_keys(ctx, conn, archive, report, pubkey)
+    start = _check_anchors(ctx, conn, archive, report, sched, incremental)
     rows = ctx.ledger.query(
         "SELECT id, sha256, size, spool_path, spool_removed_at, archive_ref, state"
         " FROM recordings WHERE sha256 IS NOT NULL"
     )
+    if start:
+        wanted = incr.changed(conn, start)
+        report.skipped["copies"] = sum(1 for r in rows if r["id"] not in wanted)
+        rows = [r for r in rows if r["id"] in wanted]
     report.paths_outside_roots = [
         r[0] for r in ctx.ledger.query(
             "SELECT id FROM recordings WHERE path_outside_roots IS NOT NULL ORDER BY id")
     ]  # fmt: skip
-    archive = _ArchiveReader(ctx)
     for r in rows:
         _check_copy(ctx.cfg, r, archive, report)
         if progress:
             progress(r["id"])
-    conn = ctx.ledger.connect()
-    n, chain = custody.verify_chain(conn)
+    n, chain = incr.walk_from(conn, start) if start else custody.verify_chain(conn)
     report.custody_events = n
     report.problems += [Problem("custody", f"event {p.seq}", p.message) for p in chain]
     report.problems += [Problem("guard", n, m) for n, m in appendonly.guard_problems(conn)]
@@ -86,15 +102,40 @@ def run(ctx: Context, progress: Any = None, pubkey: Path | None = None) -> Verif
     report.problems += [
         Problem("metadata", rid, msg) for rid, msg in metadata.verify_versions(conn)
     ]
-    report.checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
     report.orphans = spoolsweep.list_orphans(ctx)  # listed, not failed: nothing is lost
-    _check_keys(ctx, conn, archive, report, pubkey)
     return report
+
+
+def _check_anchors(
+    ctx: Context,
+    conn: Any,
+    archive: _ArchiveReader,
+    report: VerifyReport,
+    sched: handover.Schedule | None,
+    incremental: bool,
+) -> int:
+    """Every anchor (full), or the newest one (incremental); returns the event the
+    incremental check starts after (0: everything)."""
+    key_for = sched.key_for if sched else None
+    station = ctx.station_id
+    if not incremental:
+        checked, findings = anchors.check_all(
+            conn, station, key_for, archive.listing, archive.versions
+        )
+        report.anchors_checked = checked
+        report.problems += [Problem("anchor", f.subject, f.message) for f in findings]
+        return 0
+    start, total, findings = incr.base(conn, station, key_for, archive.listing, archive.versions)
+    report.problems += [Problem("anchor", f.subject, f.message) for f in findings]
+    report.anchors_checked = 1 if total else 0
+    report.incremental_from = start
+    report.skipped = {"anchors": max(total - 1, 0), "events": start, "copies": 0}
+    return start
 
 
 def _check_keys(
     ctx: Context, conn: Any, archive: _ArchiveReader, report: VerifyReport, pubkey: Path | None
-) -> None:
+) -> handover.Schedule | None:
     key_path = ctx.cfg.keys_dir / stationkey.KEY_FILE
     if report.checkpoints and not os.path.lexists(key_path):
         report.problems.append(
@@ -111,24 +152,19 @@ def _check_keys(
     report.key_pinned, report.key_source = found.pinned, found.source
     report.key_fingerprint = found.fingerprint
     report.problems += [Problem("key", s, m) for s, m in found.problems]
-    sched = None
     start = found.pub if found.pinned else (handover.first_key(conn) or found.pub)
     if start is None:
         if report.checkpoints and not found.problems:
             report.problems.append(
                 Problem("key", str(ctx.cfg.keys_dir), "station public key is missing")
             )
-    else:
-        sched = handover.schedule(conn, start, station)
-        report.problems += [Problem("key", f"event {s}", m) for s, m in sched.problems]
-        report.problems += _checkpoint_problems(conn, sched)
-        if found.pinned:
-            report.problems += _local_key_problems(ctx, sched)
-    checked, findings = anchors.check_all(
-        conn, station, sched.key_for if sched else None, archive.listing, archive.versions
-    )
-    report.anchors_checked = checked
-    report.problems += [Problem("anchor", f.subject, f.message) for f in findings]
+        return None
+    sched = handover.schedule(conn, start, station)
+    report.problems += [Problem("key", f"event {s}", m) for s, m in sched.problems]
+    report.problems += _checkpoint_problems(conn, sched)
+    if found.pinned:
+        report.problems += _local_key_problems(ctx, sched)
+    return sched
 
 
 def _checkpoint_problems(conn: Any, sched: handover.Schedule) -> list[Problem]:
@@ -156,6 +192,19 @@ def _local_key_problems(ctx: Context, sched: handover.Schedule) -> list[Problem]
             "was replaced, or the pin is stale",
         )
     ]
+
+
+def notes(report: VerifyReport) -> list[str]:
+    """Text-output lines about the key trusted and, with --incremental, what was skipped."""
+    out = [key_line(report)]
+    if report.incremental:
+        s = report.skipped
+        out.append(
+            f"INCREMENTAL from event {report.incremental_from}: skipped {s.get('events', 0)} "
+            f"events, {s.get('copies', 0)} copies, {s.get('anchors', 0)} older anchors "
+            "(run `verify` without --incremental for the full check)"
+        )
+    return out
 
 
 def key_line(report: VerifyReport) -> str:

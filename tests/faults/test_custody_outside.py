@@ -217,6 +217,8 @@ def test_deleted_newest_custody_rows_fail_against_the_archive(station, bodycam) 
     )
     text = station.cli("verify").stdout
     assert f"FAIL anchor event {head}: truncation" in text
+    rc, inc = _verify(station, "--incremental")  # the newest anchor holds it too
+    assert rc == 1 and (f"event {head}") in {p["subject"] for p in inc["problems"]}
 
 
 def test_rewrite_resigned_with_a_planted_key_fails_with_the_pinned_key(
@@ -357,3 +359,32 @@ def test_a_station_that_lost_history_cannot_re_anchor_it(station, bodycam) -> No
     assert any(
         p["subject"] == f"event {head}" and "rewrite" in p["message"] for p in report["problems"]
     ), report["problems"]
+
+
+def test_incremental_checks_what_changed_since_the_newest_anchor(station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    _archived_station(station, bodycam, "ZFY1413")
+    old = [r["id"] for r in ledger_rows(station, "SELECT id FROM recordings ORDER BY id")]
+    vol, _ = bodycam(serial="ZFY1414", clips=1, seconds=1.0)
+    station.cli("ingest", str(vol), check=True)  # after the newest anchor
+    new = [r["id"] for r in ledger_rows(station, "SELECT id FROM recordings")]
+    (fresh,) = set(new) - set(old)
+    rc, report = _verify(station, "--incremental")
+    assert rc == 0, report["problems"]
+    assert report["incremental"] and report["incremental_from"] > 0
+    assert report["skipped"]["copies"] == len(old) and report["recordings_checked"] == 1
+    assert "INCREMENTAL from event" in station.cli("verify", "--incremental").stdout
+
+    def flip(rid: str) -> None:
+        row = ledger_rows(station, "SELECT spool_path FROM recordings WHERE id = ?", (rid,))[0]
+        path = station.data_dir / "spool" / row["spool_path"]
+        os.chmod(path, 0o640)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 1
+        path.write_bytes(bytes(data))
+
+    flip(old[0])  # before the anchor: skipped by --incremental, and it says so
+    assert _verify(station, "--incremental")[0] == 0
+    assert _verify(station)[0] == 1
+    flip(fresh)  # after the anchor: --incremental catches it
+    rc, report = _verify(station, "--incremental")
+    assert rc == 1 and fresh in {p["subject"] for p in report["problems"] if p["kind"] == "copy"}
