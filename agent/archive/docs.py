@@ -20,6 +20,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from agent.archive import segments
 from agent.archive.store import LockSpec, Store, current_metadata, lock_for
 from agent.core import clock
 from agent.core.errors import AnchorConflictError
@@ -244,4 +245,7 @@ def ship_anchors(ctx: Context, store: Store) -> int:
                 custody.append(conn, "anchor.conflict", {"key": relkey, "reason": conflict})
             ctx.ledger.set_kv(conn, "archive.checkpoint_shipped", str(cp["seq"]))
         shipped += 1
+    # The events themselves, after the checkpoints that name them (a segment may run past
+    # the newest checkpoint; the next checkpoint covers it).
+    shipped += segments.ship_segments(ctx, store, anchor_bytes)
     return shipped

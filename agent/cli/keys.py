@@ -119,8 +119,47 @@ def _rotate(cfg: Any) -> int:
     return 0
 
 
+def cmd_verify_archive(args: argparse.Namespace) -> int:
+    """The custody chain from the archive alone (agent.actions.archivecheck); no ledger."""
+    import threading
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from agent.actions.archivecheck import check
+    from agent.actions.exportverify import load_pubkey
+    from agent.archive.local import LocalArchive
+    from agent.config import loader as config_mod
+
+    cfg = config_mod.load(args.config)
+    station = args.station or cfg.station.id
+    store: Any
+    if cfg.archive_url.startswith("file://"):
+        store = LocalArchive(cfg.archive_url, cfg.archive.off_station)
+    else:
+        from agent.archive.s3.store import S3Archive
+
+        # Only listing and reading: the S3 store needs no ledger for that.
+        store = S3Archive(SimpleNamespace(cfg=cfg, stop=threading.Event(), station_id=station))  # type: ignore[arg-type]
+    report = check(store, station, load_pubkey(Path(args.pubkey)))
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for p in report.problems:
+            print(f"FAIL {p['subject']}: {p['message']}")
+        print(
+            f"{'OK' if report.ok else 'FAILED'}: {report.events} custody events in "
+            f"{report.segments} archived segments, {report.anchors_checked} anchors; "
+            f"{len(report.problems)} problem(s)"
+        )
+    return 0 if report.ok else 1
+
+
 def add_parser(add: Add) -> None:
     sp = add("keys", cmd_keys, "the station signing key: init (enrolment), show, rotate")
     sp.add_argument("verb", choices=["init", "show", "rotate"])
     sp.add_argument("--pem", action="store_true", help="show: print the public key (PEM)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("verify-archive", cmd_verify_archive, "check custody from the archive alone")
+    sp.add_argument("--pubkey", required=True, metavar="FILE", help="the pinned station key")
+    sp.add_argument("--station", help="station id in the archive (default: station.id)")
     sp.add_argument("--json", action="store_true")

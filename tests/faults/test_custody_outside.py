@@ -388,3 +388,27 @@ def test_incremental_checks_what_changed_since_the_newest_anchor(station, bodyca
     flip(fresh)  # after the anchor: --incremental catches it
     rc, report = _verify(station, "--incremental")
     assert rc == 1 and fresh in {p["subject"] for p in report["problems"] if p["kind"] == "copy"}
+
+
+def test_custody_verifies_from_the_archive_alone(station, bodycam, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The station disk is lost: the ledger is gone, the chain is checked from the archived,
+    signed segments and the anchors alone; a segment missing from the archive is named."""
+    import shutil
+
+    _archived_station(station, bodycam, "ZFY1415")
+    pinned = _pinned_key(station, tmp_path)
+    events = ledger_rows(station, "SELECT COUNT(*) AS n FROM custody")[0]["n"]
+    covered = ledger_rows(station, "SELECT MAX(head_seq) AS h FROM checkpoints")[0]["h"]
+    for p in station.data_dir.glob("ledger.sqlite3*"):
+        p.unlink()  # the disk with the ledger is lost
+    proc = station.cli("verify-archive", "--pubkey", str(pinned), "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, report
+    assert report["events"] == covered and covered <= events and report["segments"] >= 1
+    assert report["anchors_checked"] >= 2
+    assert not (station.data_dir / "ledger.sqlite3").exists()  # nothing was created
+    folder = station.data_dir / "archive" / "_docs" / "_custody"
+    first = sorted(folder.glob("*/segments/*"))[0]
+    shutil.rmtree(first)
+    proc = station.cli("verify-archive", "--pubkey", str(pinned))
+    assert proc.returncode == 1 and "FAIL event 1: missing from the archive" in proc.stdout
