@@ -60,6 +60,14 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "integrity violation: the {where} copy does not match its SHA-256",
     ),
     "archive.lock_extended": ("延长了归档的保留期限", "archive retention extended"),
+    "key.rotated": (
+        "本站签名密钥已轮换（旧密钥签署交接记录）：{old} → {new}",
+        "station signing key rotated (hand-over signed by the old key): {old} -> {new}",
+    ),
+    "anchor.conflict": (
+        "归档中已有该事件的不同锚点，未覆盖：{key}",
+        "the archive already anchors this event differently; kept, not replaced: {key}",
+    ),
     "access.granted": (
         "{who} 经 {via} 获准执行 {action}",
         "{who} was allowed to {action} (via {via})",

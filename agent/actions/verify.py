@@ -7,15 +7,17 @@ Exits non-zero on any mismatch and says which recording, file or event is wrong.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from agent.actions import anchors, trust
+from agent.actions import incremental as incr
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
-from agent.ledger import custody, stationkey
+from agent.ledger import appendonly, crosscheck, custody, handover, stationkey
 from agent.ledger import paths as stationpaths
 from agent.rules import archive_keys
 from agent.station.context import Context
@@ -24,7 +26,7 @@ from agent.tagging import metadata
 
 @dataclass
 class Problem:
-    kind: str  # copy, missing, archive, custody, metadata, checkpoint, key, anchor
+    kind: str  # copy, missing, archive, custody, guard, ledger, metadata, checkpoint, key, anchor
     subject: str
     message: str
 
@@ -43,6 +45,15 @@ class VerifyReport:
     # Rows migration 0008 found outside every root: kept and checked where they point, listed
     # here so an operator can move them back under a root (not a failure by itself).
     paths_outside_roots: list[str] = field(default_factory=list)
+    # Which public key the signatures were checked with; UNPINNED (key_pinned false) is not a
+    # failure by itself, but only the anchors outside the station then hold.
+    key_pinned: bool = False
+    key_source: str = ""
+    key_fingerprint: str | None = None
+    # --incremental: the event the chain walk started after, and what was not re-checked.
+    incremental: bool = False
+    incremental_from: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -54,31 +65,77 @@ class VerifyReport:
         return d
 
 
-def run(ctx: Context, progress: Any = None) -> VerifyReport:
-    report = VerifyReport()
+def run(
+    ctx: Context, progress: Any = None, pubkey: Path | None = None, incremental: bool = False
+) -> VerifyReport:
+    """The full check (the default). `pubkey` pins the station key (else
+    custody.pubkey_file/_fingerprint, else UNPINNED); nothing stored in the ledger can switch a
+    check off. `incremental` re-checks only what changed since the newest anchor that holds
+    (agent.actions.incremental) and says what it skipped."""
+    report = VerifyReport(incremental=incremental)
+    conn = ctx.ledger.connect()
+    archive = _ArchiveReader(ctx)
+    report.checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+    sched = _check_keys(ctx, conn, archive, report, pubkey)
+    start = _check_anchors(ctx, conn, archive, report, sched, incremental)
     rows = ctx.ledger.query(
         "SELECT id, sha256, size, spool_path, spool_removed_at, archive_ref, state"
         " FROM recordings WHERE sha256 IS NOT NULL"
     )
+    if start:
+        wanted = incr.changed(conn, start)
+        report.skipped["copies"] = sum(1 for r in rows if r["id"] not in wanted)
+        rows = [r for r in rows if r["id"] in wanted]
     report.paths_outside_roots = [
         r[0] for r in ctx.ledger.query(
             "SELECT id FROM recordings WHERE path_outside_roots IS NOT NULL ORDER BY id")
     ]  # fmt: skip
-    archive = _ArchiveReader(ctx)
     for r in rows:
         _check_copy(ctx.cfg, r, archive, report)
         if progress:
             progress(r["id"])
-    conn = ctx.ledger.connect()
-    n, chain = custody.verify_chain(conn)
+    n, chain = incr.walk_from(conn, start) if start else custody.verify_chain(conn)
     report.custody_events = n
     report.problems += [Problem("custody", f"event {p.seq}", p.message) for p in chain]
+    report.problems += [Problem("guard", n, m) for n, m in appendonly.guard_problems(conn)]
+    report.problems += [Problem("ledger", s, m) for s, m in crosscheck.recording_problems(conn)]
     report.problems += [
         Problem("metadata", rid, msg) for rid, msg in metadata.verify_versions(conn)
     ]
-    pub = stationkey.load_public(ctx.cfg.keys_dir)
-    report.checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
     report.orphans = spoolsweep.list_orphans(ctx)  # listed, not failed: nothing is lost
+    return report
+
+
+def _check_anchors(
+    ctx: Context,
+    conn: Any,
+    archive: _ArchiveReader,
+    report: VerifyReport,
+    sched: handover.Schedule | None,
+    incremental: bool,
+) -> int:
+    """Every anchor (full), or the newest one (incremental); returns the event the
+    incremental check starts after (0: everything)."""
+    key_for = sched.key_for if sched else None
+    station = ctx.station_id
+    if not incremental:
+        checked, findings = anchors.check_all(
+            conn, station, key_for, archive.listing, archive.versions
+        )
+        report.anchors_checked = checked
+        report.problems += [Problem("anchor", f.subject, f.message) for f in findings]
+        return 0
+    start, total, findings = incr.base(conn, station, key_for, archive.listing, archive.versions)
+    report.problems += [Problem("anchor", f.subject, f.message) for f in findings]
+    report.anchors_checked = 1 if total else 0
+    report.incremental_from = start
+    report.skipped = {"anchors": max(total - 1, 0), "events": start, "copies": 0}
+    return start
+
+
+def _check_keys(
+    ctx: Context, conn: Any, archive: _ArchiveReader, report: VerifyReport, pubkey: Path | None
+) -> handover.Schedule | None:
     key_path = ctx.cfg.keys_dir / stationkey.KEY_FILE
     if report.checkpoints and not os.path.lexists(key_path):
         report.problems.append(
@@ -88,18 +145,77 @@ def run(ctx: Context, progress: Any = None) -> VerifyReport:
                 stationkey.missing_message(ctx.cfg.keys_dir, report.checkpoints),
             )
         )
-    if pub is None:
-        if report.checkpoints:
+    station = ctx.station_id
+    found = trust.resolve(
+        ctx.cfg, pubkey, lambda fp: archive.document(archive_keys.pubkey_key("", station, fp))
+    )
+    report.key_pinned, report.key_source = found.pinned, found.source
+    report.key_fingerprint = found.fingerprint
+    report.problems += [Problem("key", s, m) for s, m in found.problems]
+    start = found.pub if found.pinned else (handover.first_key(conn) or found.pub)
+    if start is None:
+        if report.checkpoints and not found.problems:
             report.problems.append(
                 Problem("key", str(ctx.cfg.keys_dir), "station public key is missing")
             )
-    else:
-        report.problems += [
-            Problem("checkpoint", f"event {p.seq}", p.message)
-            for p in custody.verify_checkpoints(conn, pub)
-        ]
-        report.problems += _anchor_problems(ctx, archive, pub, report)
-    return report
+        return None
+    sched = handover.schedule(conn, start, station)
+    report.problems += [Problem("key", f"event {s}", m) for s, m in sched.problems]
+    report.problems += _checkpoint_problems(conn, sched)
+    if found.pinned:
+        report.problems += _local_key_problems(ctx, sched)
+    return sched
+
+
+def _checkpoint_problems(conn: Any, sched: handover.Schedule) -> list[Problem]:
+    """Each checkpoint with the key in force at its head (following hand-overs)."""
+    out = []
+    for row in conn.execute("SELECT * FROM checkpoints ORDER BY seq"):
+        pub = sched.key_for(int(row["head_seq"]))
+        msg = custody.verify_checkpoint(conn, pub, row["statement"], row["signature"])
+        if msg:
+            where = f"event {row['head_seq']}"
+            out.append(Problem("checkpoint", where, f"checkpoint {row['seq']}: {msg}"))
+    return out
+
+
+def _local_key_problems(ctx: Context, sched: handover.Schedule) -> list[Problem]:
+    local = stationkey.load_public(ctx.cfg.keys_dir)
+    if local is None or stationkey.fingerprint(local) == sched.fingerprints[-1]:
+        return []
+    return [
+        Problem(
+            "key",
+            str(ctx.cfg.keys_dir / stationkey.PUB_FILE),
+            f"the station key next to the ledger (fingerprint {stationkey.fingerprint(local)}) "
+            f"is not the pinned key ({sched.fingerprints[0]}) nor one it handed over to: it "
+            "was replaced, or the pin is stale",
+        )
+    ]
+
+
+def notes(report: VerifyReport) -> list[str]:
+    """Text-output lines about the key trusted and, with --incremental, what was skipped."""
+    out = [key_line(report)]
+    if report.incremental:
+        s = report.skipped
+        out.append(
+            f"INCREMENTAL from event {report.incremental_from}: skipped {s.get('events', 0)} "
+            f"events, {s.get('copies', 0)} copies, {s.get('anchors', 0)} older anchors "
+            "(run `verify` without --incremental for the full check)"
+        )
+    return out
+
+
+def key_line(report: VerifyReport) -> str:
+    """The report's line about the key it trusted (text output)."""
+    if report.key_pinned:
+        return f"KEY pinned {report.key_fingerprint}: {report.key_source}"
+    return (
+        f"UNPINNED key {report.key_fingerprint}: signatures were checked with the key next to "
+        "the ledger; pin it with --pubkey FILE or custody.pubkey_fingerprint "
+        "(docs/operations.md)"
+    )
 
 
 def _check_copy(cfg: Any, r: Any, archive: _ArchiveReader, report: VerifyReport) -> None:
@@ -138,41 +254,6 @@ def _check_copy(cfg: Any, r: Any, archive: _ArchiveReader, report: VerifyReport)
         )
 
 
-def _anchor_problems(
-    ctx: Context, archive: _ArchiveReader, pub: Any, report: VerifyReport
-) -> list[Problem]:
-    """The newest checkpoint shipped to the archive must match the local chain and key."""
-    shipped = ctx.ledger.get_kv("archive.checkpoint_shipped")
-    if not shipped:
-        return []
-    conn = ctx.ledger.connect()
-    row = conn.execute("SELECT * FROM checkpoints WHERE seq = ?", (int(shipped),)).fetchone()
-    station = ctx.station_id
-    if row is None:
-        return [Problem("anchor", f"checkpoint {shipped}", "shipped checkpoint is gone locally")]
-    relkey = archive_keys.checkpoint_key("", station, int(row["head_seq"]))
-    try:
-        data = archive.document(relkey)
-        key_pem = archive.document(
-            archive_keys.pubkey_key("", station, stationkey.fingerprint(pub))
-        )
-    except (AgentError, OSError) as exc:
-        return [Problem("anchor", relkey, f"cannot read the archived checkpoint: {exc}")]
-    if data is None or key_pem is None:
-        return [Problem("anchor", relkey, "checkpoint or station key missing in the archive")]
-    doc = json.loads(data)
-    problems = []
-    if (doc.get("statement"), doc.get("signature")) != (row["statement"], row["signature"]):
-        problems.append(
-            Problem("anchor", relkey, "local checkpoint differs from its archived copy")
-        )
-    msg = custody.verify_checkpoint(conn, pub, doc.get("statement", ""), doc.get("signature", ""))
-    if msg:
-        problems.append(Problem("anchor", relkey, f"archived checkpoint: {msg}"))
-    report.anchors_checked += 1
-    return problems
-
-
 class _ArchiveReader:
     """Opens the archive store only if some recording has to be checked there."""
 
@@ -188,7 +269,14 @@ class _ArchiveReader:
         return self.store
 
     def document(self, relkey: str) -> bytes | None:
-        return self._open().read_document(relkey)  # type: ignore[no-any-return]
+        found = self.versions(relkey)  # the oldest: documents read here are write-once
+        return found[0] if found else None
+
+    def versions(self, relkey: str) -> list[bytes]:
+        return self._open().document_versions(relkey)  # type: ignore[no-any-return]
+
+    def listing(self, relprefix: str) -> list[str]:
+        return self._open().list_documents(relprefix)  # type: ignore[no-any-return]
 
     def hash(self, ref: str) -> tuple[str, int]:
         self._open()

@@ -13,14 +13,17 @@ retention extends it. Neither ever shortens a lock.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from agent.archive import segments
 from agent.archive.store import LockSpec, Store, current_metadata, lock_for
 from agent.core import clock
+from agent.core.errors import AnchorConflictError
 from agent.ledger import custody, stationkey
 from agent.rules import archive_keys
 from agent.station.context import Context
@@ -194,6 +197,11 @@ def sync_sidecars(ctx: Context, store: Store, limit: int = 50) -> int:
     return n
 
 
+def anchor_bytes(doc: dict[str, Any]) -> bytes:
+    """The stored form of an anchor (as put_document writes JSON documents)."""
+    return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+
+
 def ship_anchors(ctx: Context, store: Store) -> int:
     """Ship the station public key once and every signed checkpoint not yet shipped."""
     shipped = 0
@@ -204,7 +212,7 @@ def ship_anchors(ctx: Context, store: Store) -> int:
         pem = pub.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        store.put_bytes(
+        store.put_once(
             archive_keys.pubkey_key("", ctx.station_id, fp), pem, lock, "application/x-pem-file"
         )
         with ctx.ledger.tx() as conn:
@@ -221,10 +229,23 @@ def ship_anchors(ctx: Context, store: Store) -> int:
             "signature": cp["signature"],
             "key_fingerprint": cp["key_fingerprint"],
         }
-        store.put_document(
-            archive_keys.checkpoint_key("", ctx.station_id, int(cp["head_seq"])), doc, lock
-        )
+        relkey = archive_keys.checkpoint_key("", ctx.station_id, int(cp["head_seq"]))
+        conflict = None
+        try:
+            # Write-once: an anchor is never replaced, so a rewritten ledger cannot re-anchor.
+            store.put_once(relkey, anchor_bytes(doc), lock, "application/json; charset=utf-8")
+        except AnchorConflictError as exc:
+            # The archive already anchors this event with other content (a ledger restored
+            # from an older backup, or rewritten). The archived anchor stays and `verify`
+            # reports the difference; shipping goes on so sidecars are not held up.
+            logger.error("custody anchor %s not written: %s", relkey, exc)
+            conflict = str(exc)
         with ctx.ledger.tx() as conn:
+            if conflict:
+                custody.append(conn, "anchor.conflict", {"key": relkey, "reason": conflict})
             ctx.ledger.set_kv(conn, "archive.checkpoint_shipped", str(cp["seq"]))
         shipped += 1
+    # The events themselves, after the checkpoints that name them (a segment may run past
+    # the newest checkpoint; the next checkpoint covers it).
+    shipped += segments.ship_segments(ctx, store, anchor_bytes)
     return shipped

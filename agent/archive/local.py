@@ -19,7 +19,12 @@ from urllib.parse import urlparse
 from agent.archive.store import LockSpec, ObjectSpec, Stored
 from agent.core import crashpoint
 from agent.core.copier import hash_file
-from agent.core.errors import AgentError, IntegrityError, SpoolIntegrityError
+from agent.core.errors import (
+    AgentError,
+    AnchorConflictError,
+    IntegrityError,
+    SpoolIntegrityError,
+)
 from agent.core.safefs import fsync_dir
 from agent.ledger.paths import LOCAL_REF_PREFIX, safe_join
 
@@ -123,6 +128,45 @@ class LocalArchive:
     def put_document(self, relkey: str, doc: dict[str, Any], lock: LockSpec) -> str:
         body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         return self.put_bytes(relkey, body, lock, "application/json")
+
+    def put_once(self, relkey: str, data: bytes, lock: LockSpec, content_type: str) -> str:
+        """Version 1 only, never replaced: the whole file appears at once through link(),
+        which fails if the name exists (O_EXCL semantics without a half-written anchor)."""
+        folder = self.root / "_docs" / relkey
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / f"v{1:06d}{Path(relkey).suffix}"
+        tmp = folder / f".once.{os.getpid()}.{hashlib.sha256(data).hexdigest()[:16]}.partial"
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            versions = self.document_versions(relkey)
+            if not versions or versions[0] != data:
+                raise AnchorConflictError(
+                    f"write-once document {dest} already exists with other content; "
+                    "it is kept and this version is refused"
+                ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(folder)
+        return f"file://{dest}"
+
+    def document_versions(self, relkey: str) -> list[bytes]:
+        folder = self.root / "_docs" / relkey
+        if not folder.is_dir():
+            return []
+        return [p.read_bytes() for p in sorted(folder.glob("v*")) if not p.is_symlink()]
+
+    def list_documents(self, relprefix: str) -> list[str]:
+        folder = self.root / "_docs" / relprefix
+        if not folder.is_dir():
+            return []
+        return sorted(relprefix + p.name for p in folder.iterdir() if p.is_dir())
 
     def read_document(self, relkey: str) -> bytes | None:
         """The latest version of a document, or None."""

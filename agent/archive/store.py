@@ -85,6 +85,19 @@ class Store(Protocol):
         """The latest version of a document written with put_document/put_bytes, or None."""
         ...
 
+    def put_once(self, relkey: str, data: bytes, lock: LockSpec, content_type: str) -> str:
+        """Write-once (anchors): create `relkey` only if no version of it exists. The same
+        bytes again are accepted (a retry); different bytes raise AnchorConflictError."""
+        ...
+
+    def document_versions(self, relkey: str) -> list[bytes]:
+        """Every version of a document, oldest first (empty if there is none)."""
+        ...
+
+    def list_documents(self, relprefix: str) -> list[str]:
+        """Relative keys of the documents under `relprefix` (a folder, ending in `/`)."""
+        ...
+
     def sidecar_relkey(self, stored_key: str, recording_id: str) -> str: ...
 
     def apply_lock(self, ref: str, lock: LockSpec) -> None:

@@ -110,6 +110,9 @@ def add_station_commands(add: AddCommand) -> None:
     sp.add_argument("dest", help="new or empty directory to write the backup into")
     sp = add("restore", cmd_restore, "restore a backup into the configured (empty) data dir")
     sp.add_argument("src", help="a directory written by `evidence-agent backup`")
+    from agent.cli.keys import add_parser as add_keys
+
+    add_keys(add)
     sp = add("check-config", cmd_check_config, "validate a config file; exit 78 on error")
     sp.add_argument("file", nargs="?")
     sp = add("demo", cmd_demo, "simulated dock with several recorders, live view, summary")

@@ -18,6 +18,7 @@ from agent.config.access import ApiConfig, OperatorsConfig
 from agent.config.archive import ArchiveConfig
 from agent.config.base import Section
 from agent.config.compliance import ComplianceConfig, TaggingConfig
+from agent.config.custody import CustodyConfig
 from agent.config.ingest import DetectConfig, IngestConfig
 from agent.config.interview import InterviewConfig
 from agent.config.mqtt import FleetConfig, MqttConfig
@@ -51,6 +52,7 @@ class AgentConfig(Section):
     operators: OperatorsConfig = Field(default_factory=OperatorsConfig)  # type: ignore[arg-type]
     api: ApiConfig = Field(default_factory=ApiConfig)  # type: ignore[arg-type]
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)  # type: ignore[arg-type]
+    custody: CustodyConfig = Field(default_factory=CustodyConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
     @property
@@ -174,6 +176,7 @@ def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
     cfg.api.socket = fix(cfg.api.socket) or cfg.api.socket
     cfg.compliance.calendar_overrides = fix(cfg.compliance.calendar_overrides)
     cfg.credentials.file = fix(cfg.credentials.file)
+    cfg.custody.pubkey_file = fix(cfg.custody.pubkey_file)
     cfg.mqtt.tls_ca_file = fix(cfg.mqtt.tls_ca_file)
     cfg.mqtt.tls_cert_file = fix(cfg.mqtt.tls_cert_file)
     cfg.mqtt.tls_key_file = fix(cfg.mqtt.tls_key_file)

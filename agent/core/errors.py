@@ -52,6 +52,10 @@ class IntegrityError(AgentError):
     """A copy or the custody chain does not match what was recorded."""
 
 
+class AnchorConflictError(IntegrityError):
+    """A write-once archive document (a custody anchor) already exists with other content."""
+
+
 class UnknownRecordingError(AgentError):
     """An id or SHA-256 prefix names no recording, or more than one."""
 

@@ -28,7 +28,7 @@ from agent.core.liveness import Liveness
 from agent.core.sdnotify import SystemdNotifier
 from agent.daemon.sdstatus import STATUS_SECONDS, status_line
 from agent.ingest.ingestor import Ingestor, ProgressFn
-from agent.ledger import custody, events
+from agent.ledger import cadence, custody, events
 from agent.recorders import inventory as devices
 from agent.recorders.detect import VolumeWatcher
 from agent.recorders.driverloop import DriverRunner
@@ -167,8 +167,10 @@ class Daemon:
         return self.ctx.cfg.detect.rescan_seconds
 
     def _checkpoint_step(self) -> float:
+        c = self.ctx.cfg.custody
         with self.ctx.ledger.tx() as conn:
-            custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
+            if cadence.due(conn, c.checkpoint_events, c.checkpoint_seconds):
+                custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
         return CHECKPOINT_SECONDS
 
     def _inventory_step(self) -> float:

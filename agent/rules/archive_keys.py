@@ -5,6 +5,7 @@
     <prefix>/_cases/<case key>/<recording id>.json                         case index entries
     <prefix>/_custody/<station>/checkpoints/<head seq>.json                 signed checkpoints
     <prefix>/_custody/<station>/keys/<key fingerprint>.pem                  station public keys
+    <prefix>/_custody/<station>/segments/<first seq>-<last seq>.json        signed custody events
 
 Keys are built only from ids the agent controls: the unit and serial reduced to
 [A-Za-z0-9_.-], the recording's UUIDv7, a short lowercase extension and the recording's
@@ -74,6 +75,11 @@ def case_index_key(prefix_key: str, case_number: str, recording_id: str) -> str:
 
 def checkpoint_key(prefix_key: str, station: str, head_seq: int) -> str:
     parts = ["_custody", safe_segment(station), "checkpoints", f"{head_seq:012d}.json"]
+    return "/".join(p for p in (prefix_key, *parts) if p)
+
+
+def segment_key(prefix_key: str, station: str, first: int, last: int) -> str:
+    parts = ["_custody", safe_segment(station), "segments", f"{first:012d}-{last:012d}.json"]
     return "/".join(p for p in (prefix_key, *parts) if p)
 
 

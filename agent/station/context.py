@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config.loader import AgentConfig
+from agent.ledger import handover, stationkey
 from agent.ledger import paths as stationpaths
-from agent.ledger import stationkey
 from agent.ledger.copylocks import DeviceLocks, SpoolLock
 from agent.ledger.db import Ledger
 from agent.rules.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
@@ -42,6 +42,7 @@ class Context:
 
     @cached_property
     def key(self) -> Ed25519PrivateKey:
+        handover.finish_pending(self.cfg.keys_dir, self.ledger.connect())  # a cut-off rotation
         signed = self.ledger.one("SELECT COUNT(*) FROM checkpoints")
         return stationkey.load_or_create(self.cfg.keys_dir, int(signed[0]) if signed else 0)
 

@@ -79,6 +79,7 @@ def _released_without_gate(st, rec):
 
 
 def _custody_tampered(st, rec):
+    _sql(st, "DROP TRIGGER custody_no_update")  # the guard goes first (migration 0010)
     _sql(st, "UPDATE custody SET payload = '{}' WHERE seq = 2")
 
 

@@ -137,10 +137,17 @@ def test_metadata_versions_cannot_be_overwritten_and_verify_catches_edits(
     problems = v.json()["problems"]
     assert problems == [
         {
+            "kind": "guard",
+            "subject": "metadata_versions_no_update",
+            "message": "append-only trigger metadata_versions_no_update is missing: the "
+            "table's history can be edited or deleted unseen; restore the ledger from a "
+            "backup and compare it with the archived anchors",
+        },
+        {
             "kind": "metadata",
             "subject": recs[0]["id"],
             "message": "metadata version 1 differs from its custody event",
-        }
+        },
     ]
 
 

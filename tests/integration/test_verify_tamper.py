@@ -36,6 +36,7 @@ def test_edited_custody_row(station, bodycam):
     _ingest(station, bodycam)
     conn = sqlite3.connect(station.data_dir / "ledger.sqlite3")
     with conn:
+        conn.execute("DROP TRIGGER custody_no_update")  # an attacker drops the guard first
         seq, payload = conn.execute(
             "SELECT seq, payload FROM custody WHERE type='recording.spooled' LIMIT 1"
         ).fetchone()
@@ -54,6 +55,7 @@ def test_deleted_custody_row_is_caught(station, bodycam):
     _ingest(station, bodycam)
     conn = sqlite3.connect(station.data_dir / "ledger.sqlite3")
     with conn:
+        conn.execute("DROP TRIGGER custody_no_delete")  # an attacker drops the guard first
         conn.execute("DELETE FROM custody WHERE seq = 2")
     conn.close()
     out = station.cli("verify", "--json")

@@ -100,7 +100,7 @@ def test_partial_s3_credentials_are_reported(make_station, tmp_path) -> None:  #
 def test_rewritten_ledger_is_caught_by_the_archived_anchor(station, bodycam) -> None:  # type: ignore[no-untyped-def]
     """Someone with full access to the station rewrites an event, rebuilds the hash chain and
     re-signs every checkpoint: only the write-once copy in the archive can tell."""
-    from agent.ledger import custody
+    from agent.ledger import appendonly, custody
     from agent.ledger.custody import event_hash
 
     vol, _ = bodycam(serial="ZFY0704", clips=1, seconds=1.0)
@@ -115,6 +115,8 @@ def test_rewritten_ledger_is_caught_by_the_archived_anchor(station, bodycam) -> 
     assert clean["ok"] and clean["anchors_checked"] == 1
 
     with ctx.ledger.tx() as conn:
+        for guard in ("custody_no_update", "checkpoints_no_update"):
+            conn.execute(f"DROP TRIGGER {guard}")  # and re-created below: verify sees no gap
         rows = conn.execute("SELECT * FROM custody ORDER BY seq").fetchall()
         prev = custody.GENESIS
         for r in rows:
@@ -138,6 +140,8 @@ def test_rewritten_ledger_is_caught_by_the_archived_anchor(station, bodycam) -> 
                 "UPDATE checkpoints SET head_hash=?, statement=?, signature=? WHERE seq=?",
                 (st["head_hash"], statement, ctx.key.sign(statement.encode()).hex(), cp["seq"]),
             )
+        for guard in ("custody_no_update", "checkpoints_no_update"):
+            conn.execute(appendonly.GUARDS[guard])
     proc = station.cli("verify", "--json")
     report = json.loads(proc.stdout)
     assert proc.returncode == 1

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-from agent.archive.s3 import bucket
+from agent.archive.s3 import anchors, bucket
 from agent.archive.s3.abandon import abort_abandoned
 from agent.archive.s3.client import error_code, make_client, parse_url, translate
 from agent.archive.s3.multipart import MultipartUploader
@@ -326,6 +326,15 @@ class S3Archive:
             if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 return None
             raise self.tr(exc, f"read {key}") from exc
+
+    def put_once(self, relkey: str, data: bytes, lock: LockSpec, content_type: str) -> str:
+        return anchors.put_once(self, relkey, data, lock, content_type)
+
+    def document_versions(self, relkey: str) -> list[bytes]:
+        return anchors.document_versions(self, relkey)
+
+    def list_documents(self, relprefix: str) -> list[str]:
+        return anchors.list_documents(self, relprefix)
 
     def sidecar_relkey(self, stored_key: str, recording_id: str) -> str:
         rel = stored_key[len(self.loc.prefix) + 1 :] if self.loc.prefix else stored_key
