@@ -22,8 +22,13 @@ Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.Argumen
 EX_USAGE, EX_UNAVAILABLE = 64, 69
 
 
-def cmd_keys(args: argparse.Namespace) -> int:
+def cmd_console_new(args: argparse.Namespace) -> int:
+    """`keys console-new --out DIR` (the `keys` parser lives in agent.cli.keys)."""
     from agent.access import consolekey
+
+    if not args.out:
+        print("evidence-agent: keys console-new needs --out DIR", file=sys.stderr)
+        return EX_USAGE
 
     path, kid = consolekey.create(Path(args.out))
     print(kid)
@@ -148,10 +153,6 @@ def _publish(cfg: Any, station: str, verb: str, text: str, timeout: float) -> An
 
 
 def add_parsers(add: Add) -> None:
-    sp = add("keys", cmd_keys, "console keys for signed MQTT commands")
-    keys = sp.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
-    new = keys.add_parser("console-new", help="write a new console key pair; print its key id")
-    new.add_argument("--out", required=True, help="directory for console.key and console.pub")
     sp = add("send", cmd_send, "sign a command with a console key, publish it, print the reply")
     sp.add_argument("verb", help="tag, rescan, release, priority, interview_start, interview_stop")
     sp.add_argument("json", metavar="JSON", help="the arguments, e.g. '{\"recordings\": [...]}'")

@@ -20,6 +20,10 @@ Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.Argumen
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    if args.verb == "console-new":  # an operator's console key: no station needed
+        from agent.cli.console import cmd_console_new
+
+        return cmd_console_new(args)
     from agent.config import loader as config_mod
     from agent.core.errors import StationKeyError
     from agent.ledger import stationkey
@@ -155,9 +159,15 @@ def cmd_verify_archive(args: argparse.Namespace) -> int:
 
 
 def add_parser(add: Add) -> None:
-    sp = add("keys", cmd_keys, "the station signing key: init (enrolment), show, rotate")
-    sp.add_argument("verb", choices=["init", "show", "rotate"])
+    sp = add(
+        "keys",
+        cmd_keys,
+        "the station signing key: init (enrolment), show, rotate; console-new: a console key "
+        "pair for signed MQTT commands",
+    )
+    sp.add_argument("verb", choices=["init", "show", "rotate", "console-new"])
     sp.add_argument("--pem", action="store_true", help="show: print the public key (PEM)")
+    sp.add_argument("--out", help="console-new: directory for console.key and console.pub")
     sp.add_argument("--json", action="store_true")
     sp = add("verify-archive", cmd_verify_archive, "check custody from the archive alone")
     sp.add_argument("--pubkey", required=True, metavar="FILE", help="the pinned station key")

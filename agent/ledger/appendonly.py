@@ -55,6 +55,24 @@ GUARDS: dict[str, str] = {
 _GUARDED = ("custody", "checkpoints", "metadata_versions")
 
 
+def _shipped_triggers() -> dict[str, str]:
+    """Every trigger the shipped migrations create, by name, as its CREATE TRIGGER text.
+
+    Other triggers may sit on a guarded table (migration 0009 counts untagged recordings on
+    metadata_versions inserts); they are accepted only with exactly the shipped text.
+    """
+    import importlib.resources
+
+    out: dict[str, str] = {}
+    for res in importlib.resources.files("agent.ledger.migrations").iterdir():
+        if not res.name.endswith(".sql"):
+            continue
+        text = res.read_text(encoding="utf-8")
+        for m in re.finditer(r"CREATE TRIGGER (\w+).*?\bEND\b", text, flags=re.S):
+            out[m.group(1)] = m.group(0)
+    return out
+
+
 def _norm(sql: str) -> str:
     return re.sub(r"\s+", " ", sql).strip().rstrip(";").strip()
 
@@ -79,7 +97,12 @@ def guard_problems(conn: sqlite3.Connection) -> list[tuple[str, str]]:
             )
         elif _norm(found[name][1]) != _norm(sql):
             problems.append((name, f"append-only trigger {name} was altered"))
-    for name, (table, _) in sorted(found.items()):
-        if table in _GUARDED and name not in GUARDS:
+    shipped = _shipped_triggers()
+    for name, (table, sql) in sorted(found.items()):
+        if table not in _GUARDED or name in GUARDS:
+            continue
+        if name not in shipped:
             problems.append((name, f"unexpected trigger {name} on {table}"))
+        elif _norm(sql) != _norm(shipped[name]):
+            problems.append((name, f"trigger {name} on {table} was altered"))
     return problems
