@@ -20,7 +20,12 @@ if TYPE_CHECKING:
 
 ROOT_MARKER = ".evidence-agent-root.json"
 HASHED = ("spooled", "archived", "released", "quarantined")
-UNREADABLE = ("cannot read archived copy", "cannot read the archived checkpoint")
+UNREADABLE = (
+    "cannot read archived copy",
+    "cannot read the archived checkpoint",
+    "cannot list the archived anchors",
+    "cannot read the archived anchor",
+)
 
 
 def ledger_rows(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
