@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import NoReturn
 
 import pytest
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip for a missing tool or capability (root, /dev/fuse, ...); fail under CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: a missing tool or capability fails instead of skipping)")
+    pytest.skip(message)
 
 
 def require_tool(name: str) -> str:
@@ -17,7 +25,4 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is not None:
         return path
-    message = f"required tool {name!r} not found on PATH"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: missing tools fail instead of skipping)")
-    pytest.skip(message)
+    unavailable(f"required tool {name!r} not found on PATH")

@@ -12,7 +12,6 @@ relative to a directory fd, never through a symlink, never over an existing file
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from agent.actions.safeexport import ExportDir, ExportTargetError, sha256sums, signals_abort
+from agent.actions.safeexport import ExportDir, ExportTargetError, signals_abort, write_manifest
 from agent.archive.store import Store, current_metadata
 from agent.archive.stores import open_store
 from agent.core import clock, crashpoint
@@ -97,10 +96,10 @@ class Exporter:
                 self._record(result, target.path, reason, operator, export_id)
         except BaseException as exc:
             done = {e.recording_id for e in result.exported}
-            self._aborted(export_id, [r for r in ids if r not in done], operator, repr(exc))
+            self.record_aborted(export_id, [r for r in ids if r not in done], operator, repr(exc))
             raise
         if result.failed:
-            self._aborted(export_id, [r for r, _ in result.failed], operator, "failed")
+            self.record_aborted(export_id, [r for r, _ in result.failed], operator, "failed")
         if result.exported:
             result.manifest = self._manifest(result, target, reason, operator)
         return result
@@ -176,7 +175,8 @@ class Exporter:
                 )
         crashpoint.hit("export.after_started")
 
-    def _aborted(self, export_id: str, ids: list[str], operator: str, why: str) -> None:
+    def record_aborted(self, export_id: str, ids: list[str], operator: str, why: str) -> None:
+        """`export.aborted` for what was started and not exported (also the gate's path)."""
         if not ids:
             return
         with self.ctx.ledger.tx() as conn:
@@ -234,18 +234,10 @@ class Exporter:
         body["key_fingerprint"] = stationkey.fingerprint(key.public_key())
         body["signature"] = key.sign(custody.canonical(body).encode("utf-8")).hex()
         stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"manifest-{stamp}.json"
-        data = json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8")
-        sums = [(e.sha256, e.file) for e in result.exported]
-        sums.append((hashlib.sha256(data).hexdigest(), name))
         try:
-            to.write_bytes(name, data)
-            # SHA256SUMS lets `sha256sum -c` check the files without the station's tools.
-            sums_name = "SHA256SUMS" if not to.exists("SHA256SUMS") else f"SHA256SUMS-{stamp}"
-            to.write_bytes(sums_name, sha256sums(sums))
+            return write_manifest(to, stamp, body, [(e.sha256, e.file) for e in result.exported])
         except ExportTargetError as exc:
             raise ExportError(str(exc)) from exc
-        return to.path / name
 
     def _item(self, conn: sqlite3.Connection, e: Exported) -> dict[str, Any]:
         row = rec.get(conn, e.recording_id)

@@ -144,3 +144,20 @@ def signals_abort() -> Iterator[None]:
 def sha256sums(entries: list[tuple[str, str]]) -> bytes:
     """`sha256sum -c` format: "<hex>  <name>" per line (binary-safe names only)."""
     return "".join(f"{sha}  {name}\n" for sha, name in entries).encode("utf-8")
+
+
+def write_manifest(
+    target: ExportDir, stamp: str, manifest: dict[str, Any], files: list[tuple[str, str]]
+) -> Path:
+    """Write `manifest-<stamp>.json` and a `SHA256SUMS` over `files` (sha256, name) and the
+    manifest itself, so `sha256sum -c` checks an export without the station's tools. Both are
+    new files: a second export into the same folder gets `SHA256SUMS-<stamp>`."""
+    import json
+
+    name = f"manifest-{stamp}.json"
+    data = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+    target.write_bytes(name, data)
+    sums = [*files, (hashlib.sha256(data).hexdigest(), name)]
+    sums_name = "SHA256SUMS" if not target.exists("SHA256SUMS") else f"SHA256SUMS-{stamp}"
+    target.write_bytes(sums_name, sha256sums(sums))
+    return target.path / name

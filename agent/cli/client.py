@@ -8,8 +8,6 @@ descriptors the daemon hands over.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 from pathlib import Path
@@ -20,8 +18,8 @@ from agent.actions.safeexport import (
     ExportDir,
     ExportInterrupted,
     ExportTargetError,
-    sha256sums,
     signals_abort,
+    write_manifest,
 )
 from agent.config.loader import AgentConfig
 from agent.core import crashpoint
@@ -90,19 +88,13 @@ def _write_all(
 
 
 def _write_manifest(target: ExportDir, result: dict[str, Any]) -> None:
-    """The signed manifest and a `SHA256SUMS` for `sha256sum -c`, both new files only."""
+    """The signed manifest the daemon returned, and `SHA256SUMS`, both new files only."""
     manifest = result.get("manifest")
     if not manifest:
         return
     stamp = "".join(c for c in str(manifest["exported_at"])[:26] if c.isdigit() or c == "T")
-    name = f"manifest-{stamp}.json"
-    data = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
-    target.write_bytes(name, data)
-    sums = [(str(r["sha256"]), str(r["file"])) for r in manifest.get("recordings", [])]
-    sums.append((hashlib.sha256(data).hexdigest(), name))
-    sums_name = "SHA256SUMS" if not target.exists("SHA256SUMS") else f"SHA256SUMS-{stamp}"
-    target.write_bytes(sums_name, sha256sums(sums))
-    result["manifest"] = str(target.path / name)
+    files = [(str(r["sha256"]), str(r["file"])) for r in manifest.get("recordings", [])]
+    result["manifest"] = str(write_manifest(target, stamp, manifest, files))
 
 
 def export(cfg: AgentConfig, params: dict[str, Any], to: Path) -> dict[str, Any]:

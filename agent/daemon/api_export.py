@@ -111,26 +111,12 @@ def serve_export(
         os.close(fd)
     reply["export"] = export_id
     if "aborted" in reply:
-        _aborted(server, op, export_id, [f["id"] for f in files], f"signal {reply['aborted']}")
+        why = f"signal {reply['aborted']}"[:200]
+        exporter.record_aborted(export_id, [f["id"] for f in files], op.officer_id, why)
         return {"aborted": True}
     result = _finish(server, op, files, reply, reason, failed)
-    _aborted(server, op, export_id, [rid for rid, _ in failed], "failed")
+    exporter.record_aborted(export_id, [rid for rid, _ in failed], op.officer_id, "failed")
     return result
-
-
-def _aborted(server: Server, op: Operator, export_id: str, ids: list[str], why: str) -> None:
-    """`export.aborted` for what was started and not exported (the client said so)."""
-    if not ids:
-        return
-    with server.ctx.ledger.tx() as conn:
-        for rid in ids:
-            custody.append(
-                conn,
-                "export.aborted",
-                {"export": export_id, "operator": op.officer_id, "reason": why[:200]},
-                recording_id=rid,
-                actor=op.officer_id,
-            )
 
 
 def _finish(

@@ -76,14 +76,10 @@ class Known:
         return stored is not None and stored.name == path.name
 
 
-def known_files(conn: sqlite3.Connection, cfg: AgentConfig) -> Known:
-    return Known(conn, cfg)
-
-
 def sweep(ctx: Context) -> int:
     """Recover the spool after a crash; returns how many stray files were moved aside.
     Call only with the spool lock held exclusively (see agent.ledger.copylocks)."""
-    known = known_files(ctx.ledger.connect(), ctx.cfg)
+    known = Known(ctx.ledger.connect(), ctx.cfg)
     moved = 0
     for f in sorted(ctx.spool_tmp.iterdir()):
         if known.names_file(f):

@@ -117,22 +117,22 @@ def write_marker(root: Path, station: str, name: str) -> dict[str, str]:
     return doc
 
 
-def copies_under(conn: sqlite3.Connection, name: str) -> int:
-    """Whether ledger rows name a file under root `name` (relative paths only): 1 or 0.
+def has_copies_under(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether ledger rows name a file under root `name` (relative paths only).
 
     Asked only when a root has no marker (a first start, or a disk that is not mounted), and
     it stops at the first row: a station's history is never walked for it."""
     if name == "spool":
         sql = (
-            "SELECT COUNT(*) FROM (SELECT 1 FROM recordings WHERE spool_path IS NOT NULL"
-            " AND spool_path NOT LIKE '/%' AND spool_removed_at IS NULL LIMIT 1)"
+            "SELECT EXISTS (SELECT 1 FROM recordings WHERE spool_path IS NOT NULL"
+            " AND spool_path NOT LIKE '/%' AND spool_removed_at IS NULL)"
         )
     elif name == "archive":
-        sql = "SELECT COUNT(*) FROM (SELECT 1 FROM recordings WHERE archive_ref LIKE 'file:%'"
-        sql += " AND archive_ref NOT LIKE 'file://%' LIMIT 1)"
+        sql = "SELECT EXISTS (SELECT 1 FROM recordings WHERE archive_ref LIKE 'file:%'"
+        sql += " AND archive_ref NOT LIKE 'file://%')"
     else:
-        return 0  # the ledger itself lives in the data dir: its marker only names the station
-    return int(conn.execute(sql).fetchone()[0])
+        return False  # the ledger itself lives in the data dir: its marker only names the station
+    return bool(conn.execute(sql).fetchone()[0])
 
 
 def check_roots(cfg: AgentConfig, conn: sqlite3.Connection) -> None:
@@ -147,8 +147,7 @@ def check_root(cfg: AgentConfig, conn: sqlite3.Connection, name: str, root: Path
     station = cfg.station.id
     marker = read_marker(root)
     if marker is None:
-        n = copies_under(conn, name)
-        if n:
+        if has_copies_under(conn, name):
             raise RootError(
                 f"{root} has no root marker ({MARKER}) but the ledger has copies there: "
                 f"mount the disk that holds the station's {name} root, or fix "

@@ -10,7 +10,6 @@ station's own `custody` topic (the reply used to be published there).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -21,18 +20,10 @@ from paho.mqtt.properties import Properties
 
 from fixtures.consoles import add_console
 from fixtures.mqtt_agent import drop_volume, mqtt_config, running, validate, wait_ledger
+from fixtures.station import ledger_query
 
 P = "evidence/test-station"
 SPOOLED = "SELECT COUNT(*) FROM recordings WHERE state IN ('spooled', 'archived')"
-
-
-def _rows(station, sql: str) -> list[sqlite3.Row]:  # type: ignore[no-untyped-def]
-    conn = sqlite3.connect(station.data_dir / "ledger.sqlite3", timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def _publisher(port: int) -> mqtt.Client:
@@ -56,7 +47,7 @@ def test_retained_command_never_runs_across_restarts(
         sub.wait_for(lambda m: m.payload == b"online")
         drop_volume(station, tmp_path, "ZFY0001", 1)
         wait_ledger(station, SPOOLED, 1)
-    [rec] = _rows(station, "SELECT id, priority FROM recordings")
+    [rec] = ledger_query(station, "SELECT id, priority FROM recordings")
     # An attacker (or a careless console) leaves a retained command on the broker.
     pub = _publisher(broker.port)
     # Signed, and with a window wide enough that only the retain rule can refuse it.
@@ -73,9 +64,9 @@ def test_retained_command_never_runs_across_restarts(
             time.sleep(1.5)  # time for a delivered command to run and be answered
     pub.loop_stop()
     pub.disconnect()
-    assert _rows(station, "SELECT priority FROM recordings")[0][0] == rec["priority"]
+    assert ledger_query(station, "SELECT priority FROM recordings")[0][0] == rec["priority"]
     assert sub.on(f"{P}/reply/priority") == []  # never delivered, so never answered
-    assert _rows(station, "SELECT * FROM custody WHERE type LIKE 'command.%'") == []
+    assert ledger_query(station, "SELECT * FROM custody WHERE type LIKE 'command.%'") == []
 
 
 def test_live_retained_command_is_refused_with_an_error(make_station, broker, subscribe) -> None:
@@ -100,7 +91,7 @@ def test_live_retained_command_is_refused_with_an_error(make_station, broker, su
     assert "mosquitto_pub" in reply["error"] and " -r -n" in reply["error"]
     replies = [m.json() for m in sub.on(f"{P}/reply/rescan")]
     assert [r["ok"] for r in replies] == [False, True]
-    [refused] = _rows(station, "SELECT payload FROM custody WHERE type = 'command.refused'")
+    [refused] = ledger_query(station, "SELECT payload FROM custody WHERE type = 'command.refused'")
     assert json.loads(refused[0])["refused"] == 1
 
 
@@ -130,7 +121,7 @@ def test_flood_under_many_claimed_ids_costs_under_a_megabyte(
     assert grown < 1_000_000, f"the ledger grew by {grown} bytes"
     records = [
         json.loads(r[0])
-        for r in _rows(station, "SELECT payload FROM custody WHERE type = 'command.refused'")
+        for r in ledger_query(station, "SELECT payload FROM custody WHERE type = 'command.refused'")
     ]
     assert 1 <= len(records) <= 2  # the first refusal promptly, the rest in one record
     assert sum(r["refused"] + r["dropped_over_cap"] for r in records) == 1000
@@ -138,7 +129,9 @@ def test_flood_under_many_claimed_ids_costs_under_a_megabyte(
         assert len(r["by_claimed_client"]) <= 101 and len(r["samples"]) <= 20
         assert "zzzz" not in json.dumps(r)  # hashes and lengths, never the payload
     assert sum(sum(r["by_claimed_client"].values()) for r in records) == 1000
-    assert _rows(station, "SELECT COUNT(*) FROM custody WHERE type = 'command.mqtt'")[0][0] == 1
+    assert (
+        ledger_query(station, "SELECT COUNT(*) FROM custody WHERE type = 'command.mqtt'")[0][0] == 1
+    )
 
 
 def test_nested_json_and_foreign_response_topic(make_station, broker, subscribe) -> None:

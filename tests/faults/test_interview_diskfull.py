@@ -16,6 +16,7 @@ from agent.interview import commands
 from agent.interview import sessions as ses
 from fixtures.interview import RunningDaemon
 from fixtures.station import Station
+from toolcheck import unavailable
 
 MOUNT_SOURCE = "evidence-test-tmpfs"
 
@@ -36,17 +37,10 @@ def _sweep_leftovers() -> None:
             subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def _unavailable(message: str) -> None:
-    """Skip on a developer machine; under CI=true a missing capability fails instead."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: a missing capability fails instead of skipping)")
-    pytest.skip(message)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     if os.geteuid() != 0:
-        _unavailable("mounting a tmpfs needs root")
+        unavailable("mounting a tmpfs needs root")
     _sweep_leftovers()
     mnt = tmp_path / "small-disk"
     mnt.mkdir()
@@ -57,7 +51,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         text=True,
     )
     if proc.returncode != 0:
-        _unavailable(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 

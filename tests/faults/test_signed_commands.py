@@ -19,19 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fixtures.consoles import add_console, revoke, stale
 from fixtures.mqtt_agent import drop_volume, mqtt_config, running, validate, wait_ledger
-from fixtures.station import ROOT
+from fixtures.station import ROOT, ledger_query
 
 P = "evidence/test-station"
 SPOOLED = "SELECT COUNT(*) FROM recordings WHERE state IN ('spooled', 'archived')"
-
-
-def _rows(station, sql: str) -> list[sqlite3.Row]:  # type: ignore[no-untyped-def]
-    conn = sqlite3.connect(station.data_dir / "ledger.sqlite3", timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def _send(sub, verb: str, payload: str | bytes) -> dict:  # type: ignore[no-untyped-def]
@@ -56,12 +47,12 @@ def test_forged_stale_and_replayed_commands_are_refused_and_cost_one_record(
         sub.wait_for(lambda m: m.payload == b"online")
         drop_volume(station, tmp_path, "ZFY0001", 1)
         wait_ledger(station, SPOOLED, 1)
-        [rec] = _rows(station, "SELECT id, priority FROM recordings")
+        [rec] = ledger_query(station, "SELECT id, priority FROM recordings")
         # A refusal opens the minute (the first after a quiet minute is recorded at once);
         # everything refused in the rest of that minute goes into one record.
         assert not _send(sub, "rescan", b"{}")["ok"]
         daemon.mqtt.commands.flush()
-        custody_before = _rows(station, "SELECT MAX(seq) FROM custody")[0][0]
+        custody_before = ledger_query(station, "SELECT MAX(seq) FROM custody")[0][0]
         args = {"recordings": [rec["id"]], "priority": 42}
         good = custodian.sign("priority", args)
         revoke(station, lost)
@@ -97,7 +88,7 @@ def test_forged_stale_and_replayed_commands_are_refused_and_cost_one_record(
     assert first["ok"] and first["result"]["priority"] == 42
     assert replay["ok"] is False and "replayed" in replay["error"]
     # The one genuine command, its grant and its change; the refusals in one record.
-    new = _rows(
+    new = ledger_query(
         station,
         "SELECT type, actor, payload FROM custody WHERE (type LIKE 'command.%' OR type LIKE"
         f" 'access.%' OR type = 'recording.priority') AND seq > {custody_before}",
@@ -115,7 +106,7 @@ def test_forged_stale_and_replayed_commands_are_refused_and_cost_one_record(
     assert payload["via"] == "mqtt" and payload["key"] == custodian.kid
     [granted] = [json.loads(r["payload"]) for r in new if r["type"] == "access.granted"]
     assert granted["via"] == "mqtt" and granted["operator"] == "B001"
-    assert _rows(station, "SELECT priority FROM recordings")[0][0] == 42
+    assert ledger_query(station, "SELECT priority FROM recordings")[0][0] == 42
     assert station.cli("verify", check=True).returncode == 0
 
 
@@ -135,7 +126,7 @@ def test_nonces_survive_a_restart_and_are_pruned(make_station, broker, subscribe
     with running(station):
         sub.wait_for(lambda m: m.payload == b"online")
         assert _send(sub, "rescan", cmd)["ok"]
-    assert _rows(station, "SELECT COUNT(*) FROM mqtt_nonces")[0][0] == 1
+    assert ledger_query(station, "SELECT COUNT(*) FROM mqtt_nonces")[0][0] == 1
     online = len([m for m in sub.on(f"{P}/availability") if m.payload == b"online"])
     with running(station):
         sub.wait_until(
@@ -149,7 +140,7 @@ def test_nonces_survive_a_restart_and_are_pruned(make_station, broker, subscribe
             conn.execute("UPDATE mqtt_nonces SET expires = expires - 3600")
         conn.close()
         assert _send(sub, "rescan", console.sign("rescan", {}))["ok"]
-    assert _rows(station, "SELECT COUNT(*) FROM mqtt_nonces")[0][0] == 1
+    assert ledger_query(station, "SELECT COUNT(*) FROM mqtt_nonces")[0][0] == 1
 
 
 def test_keys_console_new_and_send_from_a_shell(make_station, broker, subscribe, tmp_path):
@@ -176,7 +167,7 @@ def test_keys_console_new_and_send_from_a_shell(make_station, broker, subscribe,
     reply = json.loads(ok.stdout)
     assert reply["ok"] and reply["id"] == "shell-1" and reply["result"] == {"rescan": "requested"}
     assert refused.returncode == 1 and "no recording whose" in json.loads(refused.stdout)["error"]
-    [ran] = _rows(station, "SELECT actor, payload FROM custody WHERE type = 'command.mqtt'")
+    [ran] = ledger_query(station, "SELECT actor, payload FROM custody WHERE type = 'command.mqtt'")
     assert ran["actor"] == "B001" and json.loads(ran["payload"])["key"] == kid
 
 
@@ -193,7 +184,7 @@ def test_one_verified_key_is_rate_limited(make_station, broker, subscribe) -> No
     replies = [m.json() for m in sub.on(f"{P}/reply/rescan")]
     slow = [r for r in replies if not r["ok"]]
     assert 1 <= len(slow) <= 30 and all("slow down" in r["error"] for r in slow)
-    ran = _rows(station, "SELECT COUNT(*) FROM custody WHERE type = 'command.mqtt'")[0][0]
+    ran = ledger_query(station, "SELECT COUNT(*) FROM custody WHERE type = 'command.mqtt'")[0][0]
     assert ran == 90 - len(slow)
-    refused = _rows(station, "SELECT payload FROM custody WHERE type = 'command.refused'")
+    refused = ledger_query(station, "SELECT payload FROM custody WHERE type = 'command.refused'")
     assert sum(json.loads(r[0])["refused"] for r in refused) == len(slow)
