@@ -57,12 +57,12 @@ def test_failed_fsync_is_never_retried_the_copy_is_redone(make_station, faultfs,
 
 def _fill(path, stop):
     """Another writer filling the spool's disk to the last byte."""
-    with open(path, "wb") as fh:
+    # Unbuffered: a buffered file would fail again at close, flushing what did not fit.
+    with open(path, "wb", buffering=0) as fh:
         block = b"\xff" * 65536
         while not stop.is_set():
             try:
                 fh.write(block)
-                fh.flush()
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC
                 return

@@ -33,6 +33,19 @@ def test_seaweedfs_refuses_a_second_conditional_put(seaweed) -> None:  # type: i
     assert client.get_object(Bucket=bucket, Key="a/x.json")["Body"].read() == b"one"
 
 
+def test_versions_written_in_one_second_come_back_oldest_first(s3_station) -> None:  # type: ignore[no-untyped-def]
+    # LastModified has one-second resolution and SeaweedFS's version ids sort newest first,
+    # so only the listing order tells which of several same-second versions came first.
+    s3 = s3_station()
+    store = S3Archive(s3.context())
+    key = "_custody/st/checkpoints/000000000009.json"
+    client = s3.server.client()
+    bodies = [f"v{i}".encode() for i in range(5)]
+    for body in bodies:
+        client.put_object(Bucket=s3.bucket, Key=f"{s3.prefix}/{key}", Body=body)
+    assert store.document_versions(key) == bodies
+
+
 def test_put_once_keeps_the_first_anchor(s3_station) -> None:  # type: ignore[no-untyped-def]
     s3 = s3_station()
     store = S3Archive(s3.context())

@@ -50,7 +50,11 @@ def versions_of(store: S3Archive, key: str) -> list[dict[str, Any]]:
             kw["VersionIdMarker"] = page.get("NextVersionIdMarker")
     except Exception as exc:
         raise store.tr(exc, f"list versions of {key}") from exc
-    return sorted(out, key=lambda v: (v["LastModified"], v.get("VersionId") or ""))
+    # S3 lists a key's versions newest first. LastModified has one-second resolution, so two
+    # versions written in the same second tie; version ids are opaque (SeaweedFS's sort
+    # newest-first), so the listing order breaks the tie: reverse it, then sort stably.
+    out.reverse()
+    return sorted(out, key=lambda v: v["LastModified"])
 
 
 def _read(store: S3Archive, key: str, version: str | None) -> bytes:
