@@ -70,7 +70,7 @@ class Archiver:
             " WHERE r.state='spooled' AND r.spool_removed_at IS NULL"
             " AND (r.archive_retry_at IS NULL OR r.archive_retry_at <= ?)"
             " ORDER BY r.priority DESC, r.deadline ASC, r.start ASC LIMIT ?",
-            (rec.now_iso(), limit),
+            (clock.now_iso(), limit),
         )
 
     def next_pending(self) -> sqlite3.Row | None:
@@ -165,7 +165,7 @@ class Archiver:
         return True
 
     def _commit(self, row: sqlite3.Row, spec: ObjectSpec, stored: Stored) -> None:
-        rid, at = str(row["id"]), rec.now_iso()
+        rid, at = str(row["id"]), clock.now_iso()
         lock = stored.lock
         with self.ctx.ledger.tx() as conn:
             # With release_after = "spooled" the wipe gate may have released it meanwhile:
@@ -340,7 +340,7 @@ class Archiver:
         with self.ctx.ledger.tx() as conn:
             conn.execute(
                 "UPDATE archive_objects SET audited_at=?, audit_ok=? WHERE recording_id=?",
-                (rec.now_iso(), int(ok), rid),
+                (clock.now_iso(), int(ok), rid),
             )
             if not ok:
                 custody.append(

@@ -11,6 +11,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def now_iso() -> str:
+    """The current time as stored in the ledger (ISO-8601, UTC offset); the one such helper."""
+    return now().isoformat()
+
+
 def iso(dt: datetime | None) -> str | None:
     """ISO-8601 with offset (aware datetimes only), or None."""
     if dt is None:

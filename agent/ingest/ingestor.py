@@ -8,6 +8,7 @@ and commits the result with its custody and outbox events in one transaction.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -69,20 +70,27 @@ class Ingestor(VolumeRegistration):
         retry_before = clock.iso(now - timedelta(seconds=retry_seconds))
         with self._lock:
             self.ctx.spool_lock.shared()  # a live copier: recovery elsewhere leaves us alone
-            busy = ",".join(str(i) for i in self._busy) or "-1"
-            only = ""
-            if device_ids is not None:
-                only = f" AND r.device_id IN ({','.join(str(int(i)) for i in device_ids)})"
-            if exclude:
-                only += f" AND r.id NOT IN ({','.join(repr(str(x)) for x in exclude)})"
+            # Every value is bound: the device ids and recording ids travel as one JSON array
+            # each, so no identifier ever becomes SQL text.
+            only_devices = None if device_ids is None else json.dumps([int(i) for i in device_ids])
             rows = self.ctx.ledger.query(
                 "SELECT r.*, d.serial, d.volume, d.vendor, d.registered, d.inventory_status"
                 " FROM recordings r JOIN devices d ON d.id = r.device_id"
-                f" WHERE d.docked = 1 AND r.device_id NOT IN ({busy}){only}"
+                " WHERE d.docked = 1"
+                " AND r.device_id NOT IN (SELECT value FROM json_each(?))"
+                " AND (? IS NULL OR r.device_id IN (SELECT value FROM json_each(?)))"
+                " AND r.id NOT IN (SELECT value FROM json_each(?))"
                 " AND ((r.state = 'discovered' AND r.stable_since <= ?)"
                 "      OR (r.state = 'failed' AND r.updated_at <= ?))"
                 " ORDER BY r.priority DESC, r.deadline ASC, r.start ASC LIMIT 16",
-                (stable_before, retry_before),
+                (
+                    json.dumps(sorted(self._busy)),
+                    only_devices,
+                    only_devices,
+                    json.dumps(sorted(str(x) for x in exclude or ())),
+                    stable_before,
+                    retry_before,
+                ),
             )
             for row in rows:
                 device = int(row["device_id"])
@@ -204,7 +212,7 @@ class Ingestor(VolumeRegistration):
         )
         quarantine = self.ctx.inventory_status(row["vendor"], serial)[2]
         quarantine = quarantine or is_unknown_volume(row["volume"])
-        at = rec.now_iso()
+        at = clock.now_iso()
         with self.ctx.ledger.tx() as conn:
             refused = identifiers.refused_reason(conn, rid)
             state = "quarantined" if quarantine or refused else "spooled"

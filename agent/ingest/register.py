@@ -183,7 +183,7 @@ class VolumeRegistration:
     def _record_issues(
         self, conn: sqlite3.Connection, root: Path, serial: str, result: ScanResult
     ) -> None:
-        at = rec.now_iso()
+        at = clock.now_iso()
         for issue in result.issues:
             cur = conn.execute(
                 "UPDATE volume_issues SET last_seen=?, reason=? WHERE volume=? AND path=?"

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from agent.core import clock
 from agent.core.copier import hash_file
 from agent.core.safefs import fsync_dir
 from agent.interview import sessions as ses
@@ -180,7 +181,7 @@ def close_segment(ctx: Context, job: Job, ffprobe: str | None) -> sqlite3.Row | 
                 _int(info.playable),
                 int(job.salvaged),
                 info.reason,
-                ses.now_iso(),
+                clock.now_iso(),
             ),
         )
         custody.append(

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agent.core import clock
 from agent.ingest.ingestor import Ingestor
 from agent.interview import commands, ffcmd, recovery
 from agent.interview import segments as segs
@@ -290,7 +291,7 @@ class InterviewService:
         self._last_state = time.monotonic()
         doc = {
             "pid": os.getpid(),
-            "at": ses.now_iso(),
+            "at": clock.now_iso(),
             "session": self.session_id,
             "lamp": self.lamp_wanted,
             "panel": None

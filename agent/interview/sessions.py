@@ -54,10 +54,6 @@ class Metadata:
         }
 
 
-def now_iso() -> str:
-    return clock.iso(clock.now()) or ""
-
-
 def iso_at(epoch: float) -> str:
     from datetime import UTC, datetime
 
@@ -123,7 +119,7 @@ def request_start(
             "(evidence-agent interview stop)"
         )
     sid = uuid7()
-    at = now_iso()
+    at = clock.now_iso()
     conn.execute(
         "INSERT INTO interview_sessions(id, room, state, case_number, interviewers, subject,"
         " proves, notes, requested_by, requested_at, updated_at)"
@@ -160,7 +156,7 @@ def set_recording(
     conn.execute(
         "UPDATE interview_sessions SET state='recording', started_at=?, fallback=?,"
         " updated_at=? WHERE id=?",
-        (at, int(fallback), now_iso(), sid),
+        (at, int(fallback), clock.now_iso(), sid),
     )
     custody.append(
         conn,
@@ -183,7 +179,7 @@ def request_stop(conn: sqlite3.Connection, sid: str, source: str, actor: str) ->
     conn.execute(
         "UPDATE interview_sessions SET state='stopping', ended_at=?, stop_requested_by=?,"
         " updated_at=? WHERE id=? AND state IN ('requested','recording')",
-        (now_iso(), source, now_iso(), sid),
+        (clock.now_iso(), source, clock.now_iso(), sid),
     )
     custody.append(
         conn, "interview.stop_requested", {"session": sid, "source": source}, actor=actor
@@ -193,7 +189,7 @@ def request_stop(conn: sqlite3.Connection, sid: str, source: str, actor: str) ->
 def close(conn: sqlite3.Connection, sid: str, coverage: float, counts: dict[str, int]) -> None:
     row = get(conn, sid)
     assert row is not None
-    at = now_iso()
+    at = clock.now_iso()
     conn.execute(
         "UPDATE interview_sessions SET state='closed', closed_at=?, coverage=?, updated_at=?"
         " WHERE id=?",
@@ -205,7 +201,7 @@ def close(conn: sqlite3.Connection, sid: str, coverage: float, counts: dict[str,
 
 
 def fail(conn: sqlite3.Connection, sid: str, reason: str) -> None:
-    at = now_iso()
+    at = clock.now_iso()
     conn.execute(
         "UPDATE interview_sessions SET state='failed', reason=?, ended_at=COALESCE(ended_at, ?),"
         " closed_at=?, updated_at=? WHERE id=?",
@@ -267,7 +263,7 @@ def close_gap(conn: sqlite3.Connection, gid: int, end: float) -> None:
 
 
 def add_mark(conn: sqlite3.Connection, sid: str, source: str, note: str | None, actor: str) -> str:
-    at = now_iso()
+    at = clock.now_iso()
     conn.execute(
         "INSERT INTO interview_marks(session_id, at, source, note) VALUES(?,?,?,?)",
         (sid, at, source, note),

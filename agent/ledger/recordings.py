@@ -20,10 +20,6 @@ STATES = ("discovered", "copying", "spooled", "archived", "released", "failed", 
 HASHED_STATES = ("spooled", "archived", "released", "quarantined")
 
 
-def now_iso() -> str:
-    return clock.iso(clock.now()) or ""
-
-
 def upsert_device(
     conn: sqlite3.Connection,
     ident: DeviceIdentity,
@@ -34,7 +30,7 @@ def upsert_device(
     row = conn.execute(
         "SELECT * FROM devices WHERE vendor = ? AND serial = ?", (ident.vendor, ident.serial)
     ).fetchone()
-    at = now_iso()
+    at = clock.now_iso()
     if row is None:
         cur = conn.execute(
             "INSERT INTO devices(vendor, serial, serial_source, model, officer_id, officer_name,"
@@ -98,7 +94,8 @@ def undock(conn: sqlite3.Connection, volume: str) -> list[str]:
     ).fetchall()
     for r in rows:
         conn.execute(
-            "UPDATE devices SET docked = 0, last_undocked = ? WHERE id = ?", (now_iso(), r["id"])
+            "UPDATE devices SET docked = 0, last_undocked = ? WHERE id = ?",
+            (clock.now_iso(), r["id"]),
         )
         events.emit(conn, "recorder.undocked", serial=r["serial"])
     return [r["serial"] for r in rows]
@@ -120,7 +117,7 @@ def discover_file(
     ).fetchone()
     if row is not None:
         return str(row["id"]), "known"
-    at = now_iso()
+    at = clock.now_iso()
     growing = conn.execute(
         "SELECT id FROM recordings WHERE device_id=? AND source_path_raw=? AND sha256 IS NULL"
         " AND state IN ('discovered','failed')",
@@ -185,7 +182,7 @@ def discover_file(
 
 def set_state(conn: sqlite3.Connection, rid: str, state: str, **fields: Any) -> None:
     assert state in STATES
-    fields["updated_at"] = now_iso()
+    fields["updated_at"] = clock.now_iso()
     sets = ", ".join(f"{k}=?" for k in fields)
     conn.execute(
         f"UPDATE recordings SET state=?, {sets} WHERE id=?", (state, *fields.values(), rid)

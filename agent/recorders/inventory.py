@@ -31,10 +31,6 @@ logger = logging.getLogger(__name__)
 INVENTORY_KV = "inventory.imported_sha256"
 
 
-def now_iso() -> str:
-    return clock.iso(clock.now()) or ""
-
-
 def canonical_vendor(conn: sqlite3.Connection, vendor: str, serial: str) -> str:
     """The vendor spelling already in the ledger for this recorder, else `vendor`."""
     rows = conn.execute(
@@ -67,7 +63,7 @@ def sight(
     vendor = canonical_vendor(conn, ident.vendor, ident.serial)
     ident = replace(ident, vendor=vendor)
     registered, inv_status, quarantine = ctx.inventory_status(vendor, ident.serial)
-    at = clock.iso(when) if when is not None else now_iso()
+    at = clock.iso(when) if when is not None else clock.now_iso()
     row = _row(conn, ident, registered, at)
     newly = not row["docked"]
     conn.execute(
@@ -143,7 +139,7 @@ def update_status(conn: sqlite3.Connection, device_id: int, status: DeviceStatus
         (
             status.battery_pct,
             None if status.charging is None else int(status.charging),
-            now_iso(),
+            clock.now_iso(),
             device_id,
         ),
     )
@@ -168,7 +164,7 @@ def record_error(
     conn.execute(
         "UPDATE devices SET last_error=?, last_error_at=?,"
         " login_failures=login_failures + ? WHERE vendor=? AND serial=?",
-        (message, now_iso(), int(auth), vendor, serial),
+        (message, clock.now_iso(), int(auth), vendor, serial),
     )
 
 
@@ -207,7 +203,7 @@ def import_inventory(ctx: Context, force: bool = False) -> int | None:
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
     if not force and ctx.ledger.get_kv(INVENTORY_KV) == digest:
         return None
-    at = now_iso()
+    at = clock.now_iso()
     with ctx.ledger.tx() as conn:
         listed = {
             _import_item(conn, item, at) for item in items if item.vendor not in ("*", "")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from agent.archive.store import Store
 from agent.config.loader import AgentConfig
-from agent.core import crashpoint
+from agent.core import clock, crashpoint
 from agent.core.errors import AgentError
 from agent.core.safefs import display, stat_beneath, unlink_beneath
 from agent.ledger import custody, events
@@ -155,7 +155,7 @@ def release(cfg: AgentConfig, ledger: Ledger, rid: str, store: Store | None = No
     # Commit `released` first: a crash before the unlink leaves a harmless extra source file;
     # the other order could leave a ledger that claims a file the recorder still lost.
     with ledger.tx() as conn:
-        rec.set_state(conn, rid, "released", released_at=rec.now_iso())
+        rec.set_state(conn, rid, "released", released_at=clock.now_iso())
         custody.append(
             conn,
             "recording.released",

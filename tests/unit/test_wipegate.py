@@ -8,6 +8,7 @@ import pytest
 
 from agent.archive.archiver import Archiver
 from agent.archive.stores import open_store
+from agent.core import clock
 from agent.ingest.ingestor import Ingestor
 from agent.ledger import recordings as rec
 from agent.retention import wipegate
@@ -87,7 +88,7 @@ def test_4_ledger_row_not_committed(archived):
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Inside an open transaction the row claims `archived`; nothing is committed yet.
-        rec.set_state(conn, rid, "archived", archive_verified_at=rec.now_iso())
+        rec.set_state(conn, rid, "archived", archive_verified_at=clock.now_iso())
         row = rec.get(conn, rid)
         d = wipegate.check(ctx.cfg, row, wipegate.committed_row(ctx.ledger.path, rid))
     finally:
