@@ -1,6 +1,6 @@
 """A synthetic ledger of N recordings, written through the project's own write functions.
 
-Devices (`recordings.upsert_device`), recordings (`recordings.discover_file`, `set_state`),
+Devices (`devices.dock`), recordings (`recordings.discover_file`, `set_state`),
 custody events (`custody.append`), metadata versions (`metadata.add_version`) and outbox
 events (`events.emit`): the same functions the daemon uses, each taking the connection of the
 caller's transaction, so the builder commits every `BATCH` rows with `synchronous=OFF`.
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.core import clock
-from agent.ledger import custody, events
+from agent.ledger import custody, devices, events
 from agent.ledger import recordings as rec
 from agent.ledger.db import Ledger, _migrations
 from agent.recorders.volume import SourceFile
@@ -90,7 +90,10 @@ def _devices(conn: sqlite3.Connection, recorders: int) -> list[int]:
             officer_id=f"{100000 + i}",
             unit_id=f"unit-{i % 12:02d}",
         )
-        ids.append(rec.upsert_device(conn, ident, None, True, "in_service"))
+        docked = devices.dock(
+            conn, ident, registered=True, inventory_status="in_service", quarantine=False
+        )
+        ids.append(docked.device_id)
     # Nothing docked: an idle station between shifts.
     conn.execute(
         "UPDATE devices SET docked = 0, volume = NULL, last_undocked = ?",

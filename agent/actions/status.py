@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -47,6 +48,11 @@ def _recording_counts(ctx: Context) -> dict[int, dict[str, Any]]:
     return counts
 
 
+def _unit_claim(d: sqlite3.Row) -> str | None:
+    claim = d["reported_unit_id"]
+    return None if claim is None or claim == d["unit_id"] else str(claim)
+
+
 def recorders(ctx: Context) -> list[dict[str, Any]]:
     out = []
     counts = _recording_counts(ctx)
@@ -62,6 +68,8 @@ def recorders(ctx: Context) -> list[dict[str, Any]]:
                 "officer": d["officer_id"],
                 "officer_name": d["officer_name"],
                 "unit": d["unit_id"],
+                # The recorder's own unit claim, only when the inventory counts it elsewhere.
+                "unit_reported": _unit_claim(d),
                 "status": status,
                 "registered": bool(d["registered"]),
                 # From the ledger row (updated at every sighting and inventory import), so

@@ -19,7 +19,7 @@ from typing import Any
 from agent.config.loader import AgentConfig
 from agent.core import clock, identifiers
 from agent.core.safefs import SourceFile, open_beneath
-from agent.ledger import events
+from agent.ledger import devices as device_rows
 from agent.ledger import recordings as rec
 from agent.recorders import recclock
 from agent.recorders.inventory import canonical_vendor
@@ -121,24 +121,14 @@ class VolumeRegistration:
         inv_status: str | None,
         quarantine: bool,
     ) -> int:
-        before = conn.execute(
-            "SELECT docked, volume FROM devices WHERE vendor=? AND serial=?",
-            (ident.vendor, ident.serial),
-        ).fetchone()
-        device_id = rec.upsert_device(conn, ident, str(root), registered, inv_status)
-        # A recorder a driver already reported docked (volume still NULL) was announced then.
-        if before is None or not before["docked"] or before["volume"] not in (None, str(root)):
-            events.emit(
-                conn,
-                "recorder.docked",
-                serial=ident.serial,
-                vendor=ident.vendor,
-                volume=str(root),
-                serial_source=ident.source,
-            )
-            if quarantine:
-                events.emit(conn, "recorder.unknown", serial=ident.serial, vendor=ident.vendor)
-        return device_id
+        return device_rows.dock(
+            conn,
+            ident,
+            registered=registered,
+            inventory_status=inv_status,
+            quarantine=quarantine,
+            volume=str(root),
+        ).device_id
 
     def _file_fields(self, root: Path, f: SourceFile, ident: DeviceIdentity) -> dict[str, Any]:
         tz = self.cfg.station.timezone
@@ -203,7 +193,7 @@ class VolumeRegistration:
 
     def undock(self, root: Path) -> None:
         with self.ctx.ledger.tx() as conn:
-            for serial in rec.undock(conn, str(root)):
+            for serial in device_rows.undock_volume(conn, str(root)):
                 logger.info("recorder %s undocked (%s gone)", serial, root)
 
     # --- scheduling ------------------------------------------------------------------------

@@ -13,92 +13,10 @@ from agent.core import clock
 from agent.core.errors import UnknownRecordingError
 from agent.core.ids import is_recording_id, is_sha_prefix, uuid7
 from agent.core.safefs import SourceFile
-from agent.ledger import custody, events
-from drivers.base import DeviceIdentity
+from agent.ledger import custody
 
 STATES = ("discovered", "copying", "spooled", "archived", "released", "failed", "quarantined")
 HASHED_STATES = ("spooled", "archived", "released", "quarantined")
-
-
-def upsert_device(
-    conn: sqlite3.Connection,
-    ident: DeviceIdentity,
-    volume: str | None,
-    registered: bool,
-    inventory_status: str | None,
-) -> int:
-    row = conn.execute(
-        "SELECT * FROM devices WHERE vendor = ? AND serial = ?", (ident.vendor, ident.serial)
-    ).fetchone()
-    at = clock.now_iso()
-    if row is None:
-        cur = conn.execute(
-            "INSERT INTO devices(vendor, serial, serial_source, model, officer_id, officer_name,"
-            " unit_id, unit_name, inventory_status, registered, port, docked, volume,"
-            " first_seen, last_docked, last_seen) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?)",
-            (
-                ident.vendor,
-                ident.serial,
-                ident.source,
-                ident.model,
-                ident.officer_id,
-                ident.officer_name,
-                ident.unit_id,
-                ident.unit_name,
-                inventory_status,
-                int(registered),
-                ident.port,
-                volume,
-                at,
-                at,
-                at,
-            ),
-        )
-        custody.append(
-            conn,
-            "device.registered" if registered else "device.first_seen",
-            {"vendor": ident.vendor, "serial": ident.serial, "serial_source": ident.source},
-        )
-        return int(cur.lastrowid or 0)
-    # Docked with no volume yet: a driver saw it attach; its volume now completes that dock.
-    was_docked = bool(row["docked"]) and row["volume"] in (None, volume)
-    conn.execute(
-        "UPDATE devices SET serial_source=?, model=COALESCE(?, model),"
-        " officer_id=COALESCE(?, officer_id), officer_name=COALESCE(?, officer_name),"
-        " unit_id=COALESCE(?, unit_id), unit_name=COALESCE(?, unit_name),"
-        " inventory_status=?, registered=?, port=COALESCE(?, port), docked=1, volume=?,"
-        " last_seen=?, last_docked=CASE WHEN ? THEN last_docked ELSE ? END WHERE id=?",
-        (
-            ident.source,
-            ident.model,
-            ident.officer_id,
-            ident.officer_name,
-            ident.unit_id,
-            ident.unit_name,
-            inventory_status,
-            int(registered),
-            ident.port,
-            volume,
-            at,
-            int(was_docked),
-            at,
-            row["id"],
-        ),
-    )
-    return int(row["id"])
-
-
-def undock(conn: sqlite3.Connection, volume: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT id, serial FROM devices WHERE volume = ? AND docked = 1", (volume,)
-    ).fetchall()
-    for r in rows:
-        conn.execute(
-            "UPDATE devices SET docked = 0, last_undocked = ? WHERE id = ?",
-            (clock.now_iso(), r["id"]),
-        )
-        events.emit(conn, "recorder.undocked", serial=r["serial"])
-    return [r["serial"] for r in rows]
 
 
 def discover_file(

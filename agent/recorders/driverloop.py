@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.core import clock, identifiers
+from agent.ledger import devices as device_rows
 from agent.ledger import events
 from agent.recorders import inventory as devices
 from agent.recorders import recclock
@@ -201,7 +202,7 @@ class DriverRunner:
         self.linker.detach(self.label, handle)
         if st.ident is not None and st.vendor is not None and not st.switched:
             with self.ctx.ledger.tx() as conn:
-                devices.undock_unmounted(conn, st.vendor, st.ident.serial)
+                device_rows.undock_unmounted(conn, st.vendor, st.ident.serial)
         logger.info("%s: recorder at %s detached", self.label, handle)
 
     def _publish(
@@ -219,7 +220,7 @@ class DriverRunner:
         logger.warning("%s", exc)
         with self.ctx.ledger.tx() as conn:
             if vendor is not None and serial is not None:
-                devices.record_error(conn, vendor, serial, str(exc), auth)
+                device_rows.record_error(conn, vendor, serial, str(exc), auth)
             events.emit(
                 conn,
                 "recorder.error",

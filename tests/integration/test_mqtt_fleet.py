@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fixtures.mqtt_agent import drop_volume, mqtt_config, running, validate, wait_ledger
@@ -90,3 +91,39 @@ def test_without_aggregate_no_fleet_topic(make_station, broker, subscribe, tmp_p
     unit = station["components"]["unit_U1_ratio"]
     assert unit["state_topic"] == "evidence/station-b/compliance"
     assert not [m for m in sub.messages if m.topic.startswith("evidence/units/")]
+
+
+def test_a_recorder_claiming_another_unit_counts_under_the_inventory_unit(
+    make_station, broker, subscribe, tmp_path: Path
+) -> None:
+    # Issue 18: the inventory owns a recorder's unit. ZFYB3 is listed under U1 but its own
+    # settings say U9: the fleet and the local ratio both count it under U1, no phantom U9
+    # appears, and its state flags the claim.
+    a = _station(make_station, broker, tmp_path, "station-a", aggregate=True)
+    sub = subscribe(broker, "evidence/#")
+    with running(a):
+        drop_volume(a, tmp_path / "a", "ZFYA1", 1, unit="U1")
+        drop_volume(a, tmp_path / "a", "ZFYAB2", 1, unit="U1")
+        drop_volume(a, tmp_path / "a", "ZFYB3", 1, unit="U9")
+        wait_ledger(a, SPOOLED, 3)
+        ratio = sub.wait_for(
+            lambda m: m.topic == "evidence/units/U1/ratio" and m.json()["recorders_counted"] == 3,
+            timeout=30,
+        ).json()
+        state = sub.wait_for(
+            lambda m: (
+                m.topic == "evidence/station-a/recorders/ZFYB3/state"
+                and m.json().get("unit_reported") == "U9"
+            )
+        ).json()
+        compliance = sub.latest("evidence/station-a/compliance")
+    validate("recorder-state", state)
+    assert state["unit"] == "U1"
+    assert ratio["recorders"] == ["ZFYA1", "ZFYAB2", "ZFYB3"] and ratio["compliant"]
+    assert not [m for m in sub.messages if m.topic.startswith("evidence/units/U9")]
+    local = {u["unit"]: u for u in compliance["units"]}
+    assert set(local) == {"U1"} and local["U1"]["compliant"], local
+    status = a.cli("status", "--json")
+    rec = {r["serial"]: r for r in json.loads(status.stdout)["recorders"]}
+    assert rec["ZFYB3"]["unit"] == "U1" and rec["ZFYB3"]["unit_reported"] == "U9"
+    assert rec["ZFYA1"]["unit_reported"] is None
