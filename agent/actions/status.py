@@ -13,6 +13,7 @@ from agent.archive.backlog import archive_backlog
 from agent.compliance.calendar_check import station_warning
 from agent.compliance.engine import classify, warn_window
 from agent.core import clock
+from agent.ledger import recordings as rec
 from agent.ledger import status_query as sq
 from agent.recorders.recclock import station_clock_trusted
 from agent.station.context import Context
@@ -131,13 +132,7 @@ def _recording(r: Any, now: Any, warn: Any) -> dict[str, Any]:
         "officer": r["officer_id"],
         "unit": r["unit_id"],
         "source_path": r["source_path"],
-        # Corrected for the recorder's clock offset when one was measured at dock;
-        # the recorder's own times stay in start_original / end_original.
-        "start": r["start_corrected"] or r["start"],
-        "end": r["end_corrected"] or r["end"],
-        "start_original": r["start"],
-        "end_original": r["end"],
-        "clock_offset_s": r["clock_offset_s"],
+        **rec.effective_times(r),
         "time_source": _time_source(r),
         "state": r["state"],
         "quarantine_decision": r["quarantine_decision"],

@@ -25,6 +25,7 @@ from agent.archive.store import LockSpec, Store, current_metadata, lock_for
 from agent.core import clock
 from agent.core.errors import AnchorConflictError
 from agent.ledger import custody, stationkey
+from agent.ledger.recordings import effective_times
 from agent.rules import archive_keys
 from agent.station.context import Context
 
@@ -70,8 +71,7 @@ def sidecar_doc(ctx: Context, row: sqlite3.Row, meta: dict[str, Any], version: i
         "unit": row["unit_id"],
         "officer": row["officer_id"],
         "source_path": row["source_path"],
-        "start": row["start"],
-        "end": row["end"],
+        **effective_times(row),
         "duration_s": row["duration_s"],
         "playable": None if row["playable"] is None else bool(row["playable"]),
         "deadline": row["deadline"],

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from agent.core import clock
+from agent.ledger.recordings import effective_times
 
 if TYPE_CHECKING:
     from agent.config.loader import AgentConfig
@@ -148,6 +149,7 @@ def spec_for(ctx: Context, row: sqlite3.Row) -> ObjectSpec:
     conn = ctx.ledger.connect()
     metadata, version = current_metadata(conn, str(row["id"]))
     keys = row.keys()
+    times = effective_times(row)
     return ObjectSpec(
         recording_id=str(row["id"]),
         sha256=str(row["sha256"]),
@@ -156,8 +158,10 @@ def spec_for(ctx: Context, row: sqlite3.Row) -> ObjectSpec:
         serial=row["serial"] if "serial" in keys else None,
         unit=row["unit_id"],
         officer=row["officer_id"],
-        start=clock.parse_iso(row["start"]) or clock.parse_iso(row["discovered_at"]),
-        end=clock.parse_iso(row["end"]),
+        # New uploads are keyed by the corrected start; objects already archived keep the
+        # key stored in their archive_ref.
+        start=clock.parse_iso(times["start"]) or clock.parse_iso(row["discovered_at"]),
+        end=clock.parse_iso(times["end"]),
         metadata=metadata,
         metadata_version=version,
         lock=lock_for(ctx.cfg, metadata),

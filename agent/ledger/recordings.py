@@ -19,6 +19,22 @@ STATES = ("discovered", "copying", "spooled", "archived", "released", "failed", 
 HASHED_STATES = ("spooled", "archived", "released", "quarantined")
 
 
+def effective_times(row: Any) -> dict[str, Any]:
+    """The one effective-time rule: a recording's start and end as the recorder stamped them,
+    corrected by the recorder's clock offset when one was measured at dock
+    (agent.recorders.recclock). status, compliance, tagging, new archive keys, sidecars and
+    export manifests all show these; the recorder's own times stay beside them as
+    `start_original`/`end_original` once a correction exists. In SQL the same rule reads
+    `COALESCE(start_corrected, start)` (compliance keeps it in its indexed expressions)."""
+    return {
+        "start": row["start_corrected"] or row["start"],
+        "end": row["end_corrected"] or row["end"],
+        "start_original": row["start"],
+        "end_original": row["end"],
+        "clock_offset_s": row["clock_offset_s"],
+    }
+
+
 def discover_file(
     conn: sqlite3.Connection, device_id: int, f: SourceFile, fields: dict[str, Any]
 ) -> tuple[str, str]:

@@ -101,7 +101,7 @@ def _defaults(row: sqlite3.Row) -> dict[str, Any]:
         collector=row["officer_id"],  # the wearer of a body-worn recorder collects its footage
         unit_id=row["unit_id"],
         # The recorder clock corrected at dock, when it was off (agent.recorders.recclock).
-        capture_time=row["start_corrected"] or row["start"],
+        capture_time=rec.effective_times(row)["start"],
     )
     return doc
 
