@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.actions.safeexport import ExportDir, ExportTargetError, signals_abort, write_manifest
-from agent.archive.store import Store, current_metadata
+from agent.archive.store import Store
 from agent.archive.stores import open_store
 from agent.core import clock, crashpoint
 from agent.core.errors import AgentError, ArchiveError, IntegrityError
@@ -30,6 +30,7 @@ from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.rules import archive_keys
 from agent.station.context import Context
+from agent.tagging import metadata as md
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ class Exporter:
     def _item(self, conn: sqlite3.Connection, e: Exported) -> dict[str, Any]:
         row = rec.get(conn, e.recording_id)
         assert row is not None
-        meta, version = current_metadata(conn, e.recording_id)
+        version, meta = md.stored(conn, e.recording_id)
         excerpt = [
             {
                 "seq": c["seq"],

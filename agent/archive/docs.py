@@ -21,13 +21,14 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from agent.archive import segments
-from agent.archive.store import LockSpec, Store, current_metadata, lock_for
+from agent.archive.store import LockSpec, Store, lock_for
 from agent.core import clock
 from agent.core.errors import AnchorConflictError
 from agent.ledger import custody, stationkey
 from agent.ledger.recordings import effective_times
 from agent.rules import archive_keys
 from agent.station.context import Context
+from agent.tagging import metadata as md
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def ship_sidecar(ctx: Context, store: Store, rid: str) -> bool:
     row = _row(ctx, rid)
     if row is None:
         return False
-    meta, version = current_metadata(ctx.ledger.connect(), rid)
+    version, meta = md.stored(ctx.ledger.connect(), rid)
     if row["sidecar_version"] is not None and row["sidecar_version"] >= version:
         return False
     lock = _stored_lock(row)
@@ -182,15 +183,11 @@ def _case_index(
 
 def sync_sidecars(ctx: Context, store: Store, limit: int = 50) -> int:
     """Ship sidecars that are missing or older than the recording's current tags."""
-    has_tags = ctx.ledger.one(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='metadata_versions'"
+    sql = (
+        "SELECT recording_id FROM archive_objects WHERE sidecar_version IS NULL"
+        " OR sidecar_version < (SELECT MAX(version) FROM metadata_versions m"
+        " WHERE m.recording_id = archive_objects.recording_id)"
     )
-    sql = "SELECT recording_id FROM archive_objects WHERE sidecar_version IS NULL"
-    if has_tags:
-        sql += (
-            " OR sidecar_version < (SELECT MAX(version) FROM metadata_versions m"
-            " WHERE m.recording_id = archive_objects.recording_id)"
-        )
     n = 0
     for r in ctx.ledger.query(sql + " LIMIT ?", (limit,)):
         n += ship_sidecar(ctx, store, str(r["recording_id"]))

@@ -6,7 +6,6 @@ default) and agent.archive.s3.store.S3Archive (`s3://`); agent.archive.stores pi
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from agent.core import clock
 from agent.ledger.recordings import effective_times
+from agent.tagging import metadata as md
 
 if TYPE_CHECKING:
     from agent.config.loader import AgentConfig
@@ -123,31 +123,10 @@ def lock_for(cfg: AgentConfig, metadata: dict[str, Any], now: datetime | None = 
     return LockSpec(rule.mode, until, hold)
 
 
-def current_metadata(conn: sqlite3.Connection, rid: str) -> tuple[dict[str, Any], int]:
-    """The recording's current tag fields and version (({}, 0) when untagged or no tagging)."""
-    has = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='metadata_versions'"
-    ).fetchone()
-    if not has:
-        return {}, 0
-    row = conn.execute(
-        "SELECT version, fields FROM metadata_versions WHERE recording_id=?"
-        " ORDER BY version DESC LIMIT 1",
-        (rid,),
-    ).fetchone()
-    if row is None:
-        return {}, 0
-    try:
-        fields = json.loads(row["fields"])
-    except (TypeError, ValueError):
-        fields = {}
-    return (fields if isinstance(fields, dict) else {}), int(row["version"])
-
-
 def spec_for(ctx: Context, row: sqlite3.Row) -> ObjectSpec:
     """Build the ObjectSpec of a recording row (joined with its device)."""
     conn = ctx.ledger.connect()
-    metadata, version = current_metadata(conn, str(row["id"]))
+    version, metadata = md.stored(conn, str(row["id"]))
     keys = row.keys()
     times = effective_times(row)
     return ObjectSpec(

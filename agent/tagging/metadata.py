@@ -188,16 +188,29 @@ def _same(text: str) -> str:
 # --- ledger ---------------------------------------------------------------------------------
 
 
-def current(conn: sqlite3.Connection, rid: str) -> tuple[int, dict[str, Any] | None]:
-    """(version, document) of a recording; (0, None) when it was never tagged."""
+def stored(conn: sqlite3.Connection, rid: str) -> tuple[int, dict[str, Any]]:
+    """(version, fields as tagged) of a recording's current metadata; (0, {}) when untagged.
+    The one current-metadata reader: `current()` fills in the empty fields for display."""
     row = conn.execute(
         "SELECT m.version, m.fields FROM recordings r JOIN metadata_versions m"
         " ON m.recording_id = r.id AND m.version = r.metadata_version WHERE r.id = ?",
         (rid,),
     ).fetchone()
     if row is None:
+        return 0, {}
+    try:
+        fields = json.loads(row["fields"])
+    except (TypeError, ValueError):
+        fields = {}
+    return int(row["version"]), (fields if isinstance(fields, dict) else {})
+
+
+def current(conn: sqlite3.Connection, rid: str) -> tuple[int, dict[str, Any] | None]:
+    """(version, document) of a recording; (0, None) when it was never tagged."""
+    version, fields = stored(conn, rid)
+    if version == 0:
         return 0, None
-    return int(row["version"]), {**empty(), **json.loads(row["fields"])}
+    return version, {**empty(), **fields}
 
 
 def history(conn: sqlite3.Connection, rid: str) -> list[dict[str, Any]]:
