@@ -28,7 +28,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config.loader import AgentConfig
-from agent.core import clock
+from agent.core import clock, rehash
 from agent.core.errors import AgentError
 from agent.ledger import custody
 from agent.ledger import paths as stationpaths
@@ -54,12 +54,8 @@ class BackupResult:
 
 
 def _hash(path: Path) -> tuple[str, int]:
-    h, n = hashlib.sha256(), 0
     with open(path, "rb") as f:
-        while data := f.read(4 << 20):
-            h.update(data)
-            n += len(data)
-    return h.hexdigest(), n
+        return rehash.sha256_stream(f)
 
 
 def _copy_new(src: Path, dest: Path, mode: int) -> tuple[str, int]:

@@ -9,7 +9,6 @@ with the files. Manifests from releases without `SHA256SUMS` verify the same way
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -21,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from agent.core import rehash
 from agent.core.errors import AgentError
 from agent.ledger.custody import canonical
 from agent.ledger.stationkey import fingerprint
@@ -58,11 +58,7 @@ def _file_hash(folder: Path, name: str) -> tuple[str, int] | str:
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             return f"{name}: not a regular file"
-        h, n = hashlib.sha256(), 0
-        while data := f.read(4 << 20):
-            h.update(data)
-            n += len(data)
-    return h.hexdigest(), n
+        return rehash.sha256_stream(f)
 
 
 def _check_manifest(folder: Path, path: Path, pub: Ed25519PublicKey, out: ExportCheck) -> None:

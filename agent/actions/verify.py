@@ -6,7 +6,6 @@ Exits non-zero on any mismatch and says which recording, file or event is wrong.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from agent.actions import anchors, trust
 from agent.actions import incremental as incr
+from agent.core import rehash
 from agent.core.copier import hash_file
 from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
@@ -280,9 +280,5 @@ class _ArchiveReader:
 
     def hash(self, ref: str) -> tuple[str, int]:
         self._open()
-        h, size = hashlib.sha256(), 0
         with self.store.open_read(ref) as f:
-            while data := f.read(4 << 20):
-                h.update(data)
-                size += len(data)
-        return h.hexdigest(), size
+            return rehash.sha256_stream(f)

@@ -11,7 +11,6 @@ queue is the ledger itself, so it survives restarts; open multipart uploads resu
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import sqlite3
@@ -25,7 +24,7 @@ from agent.archive import docs as archive_docs
 from agent.archive.store import ObjectSpec, Store, Stored, spec_for
 from agent.archive.stores import open_store
 from agent.archive.throttle import current_limit, seconds_until_change
-from agent.core import clock, crashpoint
+from agent.core import clock, crashpoint, rehash
 from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
 from agent.ledger import custody, events
 from agent.ledger import paths as stationpaths
@@ -332,11 +331,9 @@ class Archiver:
         row = self.ctx.ledger.one("SELECT archive_ref, sha256 FROM recordings WHERE id=?", (rid,))
         if row is None or not row["archive_ref"]:
             return False
-        h = hashlib.sha256()
         with self.store.open_read(row["archive_ref"]) as f:
-            while data := f.read(1 << 20):
-                h.update(data)
-        ok = h.hexdigest() == row["sha256"]
+            digest, _ = rehash.sha256_stream(f)
+        ok = digest == row["sha256"]
         with self.ctx.ledger.tx() as conn:
             conn.execute(
                 "UPDATE archive_objects SET audited_at=?, audit_ok=? WHERE recording_id=?",
@@ -346,7 +343,7 @@ class Archiver:
                 custody.append(
                     conn,
                     "integrity.violation",
-                    {"where": "archive", "ref": row["archive_ref"], "actual": h.hexdigest()},
+                    {"where": "archive", "ref": row["archive_ref"], "actual": digest},
                     recording_id=rid,
                 )
                 events.emit(conn, "integrity.violation", recording=rid, where="archive")

@@ -8,13 +8,13 @@ full read-back and re-hash instead, so nothing is ever taken on trust.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from agent.archive.s3.client import error_code
 from agent.archive.store import LockSpec
+from agent.core import rehash
 from agent.core.errors import ArchiveVerifyError
 
 Translate = Callable[[BaseException, str], Exception]
@@ -39,14 +39,11 @@ def read_back(client: Any, bucket: str, key: str, version_id: str | None, tr: Tr
     kw: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
         kw["VersionId"] = version_id
-    h = hashlib.sha256()
     try:
-        body = client.get_object(**kw)["Body"]
-        for chunk in body.iter_chunks(1 << 20):
-            h.update(chunk)
+        digest, _ = rehash.sha256_stream(client.get_object(**kw)["Body"])
     except Exception as exc:
         raise tr(exc, f"read back {key}") from exc
-    return h.hexdigest()
+    return digest
 
 
 def _lock_problems(client: Any, bucket: str, key: str, h: Any, lock: LockSpec) -> list[str]:
