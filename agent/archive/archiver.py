@@ -16,7 +16,6 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,12 +42,13 @@ class Archiver:
         self,
         ctx: Context,
         store: Store | None = None,
-        release: Callable[[], int] | None = None,
+        maintain_when_idle: bool = True,
     ) -> None:
-        """`release` erases what the wipe gate allows after each round (agent.retention.release);
-        the archive layer sits below retention, so it is handed in rather than imported."""
+        """Uploads only: the wipe gate is the daemon's `release` loop (agent.retention.release).
+        With `maintain_when_idle` an idle step also runs maintenance (one-shot use and tests);
+        the daemon runs maintenance in its own `archive-maintain` loop instead."""
         self.ctx = ctx
-        self._release = release
+        self._maintain_when_idle = maintain_when_idle
         self.cfg = ctx.cfg
         self.store = store or open_store(ctx)
         self._backoff = 0.0
@@ -108,13 +108,12 @@ class Archiver:
         """One round of the archive thread; returns the seconds to wait before the next."""
         try:
             if self.bandwidth_now() == 0:
-                self.maintain()
+                self._idle_maintenance()
                 local = clock.local(clock.now(), self.cfg.station.timezone)
                 return min(seconds_until_change(self.cfg.archive, local), 60.0)
             row = self.claim()
             if row is None:
-                self.maintain()
-                self.release_ready()
+                self._idle_maintenance()
                 return 1.0
             try:
                 self.archive_one(row)
@@ -125,7 +124,6 @@ class Archiver:
             return self._store_failed(exc)
         except InterruptedError:
             return 0.0
-        self.release_ready()
         return 0.0
 
     # --- one recording -------------------------------------------------------------------
@@ -306,6 +304,10 @@ class Archiver:
 
     # --- idle work -----------------------------------------------------------------------
 
+    def _idle_maintenance(self) -> None:
+        if self._maintain_when_idle:
+            self.maintain()
+
     def maintain(self, force: bool = False) -> None:
         """Anchors, sidecars and (hourly) abandoned uploads; store faults propagate."""
         if not self._maint_lock.acquire(blocking=False):
@@ -354,7 +356,3 @@ class Archiver:
             "ok" if ok else "MISMATCH",
         )
         return ok
-
-    def release_ready(self) -> int:
-        """Run the release step the daemon wired in (the wipe gate); returns how many."""
-        return self._release() if self._release is not None else 0

@@ -15,8 +15,9 @@ class WatchdogConfig(Section):
         " WATCHDOG=1 stops and systemd restarts the agent (needs WatchdogSec in the unit).",
     )
     deadlines: dict[str, float] = Field(
-        default_factory=lambda: {"archive": 900.0},
+        default_factory=lambda: {"archive": 900.0, "archive-maintain": 900.0},
         description="Per-loop deadlines in seconds, by loop name without its -N suffix"
-        " (ingest, archive, housekeep, checkpoint, recover, compliance, detect, mqtt-outbox,"
+        " (ingest, archive, archive-maintain, release, housekeep, checkpoint, recover,"
+        " compliance, detect, mqtt-outbox,"
         " mqtt-state, mqtt-commands, inventory, driver-<label>).",
     )

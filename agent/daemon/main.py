@@ -1,13 +1,14 @@
 """The daemon: named worker threads around one stop event, supervised, systemd-aware.
 
-Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (archive + release),
-housekeep (removes spool copies the archive verifiably holds), checkpoint (signed custody
-checkpoints), recover (leftovers of other, killed agent processes), compliance (deadline and
-not-docked alerts), driver-<name> (one per configured USB/serial driver), inventory (re-imports
-the inventory file when it changes), watchdog (systemd pings), and with `mqtt.url` set
-mqtt-outbox / mqtt-state / mqtt-commands (agent.mqtt). Each loop catches and logs its own
-failures and backs off, so one bad volume, recorder, a failing store or a broker that is down
-never stops the rest.
+Threads: detect (volume watcher), ingest-N (copy workers, EDF), archive (uploads, EDF),
+archive-maintain (anchors, sidecars, abandoned uploads), release (the wipe gate: erases from
+docked recorders what it allows, woken after each copy and upload), housekeep (removes spool
+copies the archive verifiably holds), checkpoint (signed custody checkpoints), recover
+(leftovers of other, killed agent processes), compliance (deadline and not-docked alerts),
+driver-<name> (one per configured USB/serial driver), inventory (re-imports the inventory file
+when it changes), watchdog (systemd pings), and with `mqtt.url` set mqtt-outbox / mqtt-state /
+mqtt-commands (agent.mqtt). Each loop catches and logs its own failures and backs off, so one
+bad volume, recorder, a failing store or a broker that is down never stops the rest.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from agent.archive.archiver import Archiver
 from agent.archive.stores import open_store
 from agent.compliance.engine import ComplianceMonitor
 from agent.core import hangpoint
-from agent.core.errors import AgentError, SpoolFullError
+from agent.core.errors import AgentError, ArchiveError, SpoolFullError
 from agent.core.liveness import Liveness
 from agent.core.sdnotify import SystemdNotifier
 from agent.daemon.sdstatus import STATUS_SECONDS, status_line
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_SECONDS = 60.0
+MAINTAIN_SECONDS = 10.0  # Archiver.maintain itself runs the work at most every few minutes
+RELEASE_SECONDS = 1.0  # idle poll of the wipe gate; a finished copy or upload wakes it sooner
 INVENTORY_SECONDS = 10.0
 
 
@@ -56,7 +59,9 @@ class Daemon:
         self.stop = ctx.stop
         self.ingestor = Ingestor(ctx, progress)
         store = open_store(ctx)
-        self.archiver = Archiver(ctx, store, release=Releaser(ctx, store).release_ready)
+        self.archiver = Archiver(ctx, store, maintain_when_idle=False)
+        self.releaser = Releaser(ctx, store)
+        self.release_wake = threading.Event()  # set when a copy or an upload completes
         self.compliance = ComplianceMonitor(ctx)  # last_summary: the MQTT compliance payload
         self.watcher = VolumeWatcher(ctx.cfg, self.stop, self._on_ready, self._on_gone)
         self.notifier = SystemdNotifier()
@@ -145,11 +150,26 @@ class Daemon:
         if row is None:
             return 0.5
         self.ingestor.ingest(row)
+        self.release_wake.set()
         return 0.0
 
     def _archive_step(self) -> float:
         hangpoint.hit("archive.step")
-        return self.archiver.step()
+        wait = self.archiver.step()
+        if wait == 0:  # something was archived: the wipe gate may now allow it
+            self.release_wake.set()
+        return wait
+
+    def _maintain_step(self) -> float:
+        try:
+            self.archiver.maintain()
+        except ArchiveError as exc:  # the upload loop reports store faults and backs off
+            logger.debug("archive maintenance deferred: %s", exc)
+        return MAINTAIN_SECONDS
+
+    def _release_step(self) -> float:
+        released = self.releaser.release_ready()
+        return 0.0 if released else RELEASE_SECONDS
 
     def _copy_progress(self, _serial: str, _recording: str, _done: int, _total: int) -> None:
         hangpoint.hit("ingest.chunk")
@@ -250,6 +270,8 @@ class Daemon:
         for i in range(self.ctx.cfg.archive.parallel_uploads):
             name = "archive" if i == 0 else f"archive-{i}"
             self.threads.append(self._supervised(name, self._archive_step))
+        self.threads.append(self._supervised("archive-maintain", self._maintain_step))
+        self.threads.append(self._supervised("release", self._release_step, wake=self.release_wake))
         self.threads.append(self._supervised("housekeep", self._housekeep_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
         self.threads.append(self._supervised("recover", self._recover_step))
@@ -290,6 +312,7 @@ class Daemon:
         self.notifier.stopping()
         self.stop.set()
         self.work.set()
+        self.release_wake.set()
         self.watcher.stop_watchdog()
         if self.interview is not None:
             self.interview.shutdown()

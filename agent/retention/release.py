@@ -1,7 +1,8 @@
-"""Release: erase from docked recorders whatever the wipe gate allows, after each archive round.
+"""Release: erase from docked recorders whatever the wipe gate allows.
 
-The archive thread calls `Releaser.release_ready` (handed to agent.archive.archiver.Archiver by
-the daemon) so erasing follows archiving without the archive layer knowing about recorders.
+The daemon's own `release` loop calls `Releaser.release_ready`, woken whenever a copy or an
+upload completes, so erasing follows spooling or archiving while the upload loop only uploads
+and the archive layer knows nothing about recorders.
 """
 
 from __future__ import annotations

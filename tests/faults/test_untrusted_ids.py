@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.archive.archiver import Archiver
+from agent.archive.stores import open_store
 from agent.core import identifiers
 from agent.ingest.ingestor import Ingestor
 from agent.recorders.driverloop import DriverRunner
 from agent.recorders.linker import Linker
+from agent.retention.release import Releaser
 from agent.station.context import Context
 from drivers.base import DriverEnv
 from drivers.zfy_usb import ZfyUsbDriver, ZfyUsbSettings
@@ -79,7 +80,7 @@ def _assert_held(st: Station, ctx: Context, vol: Path, manifest: dict[bytes, str
         assert sha256_of(copy) == r["sha256"] == manifest[bytes(r["source_path_raw"])]
     # Recovery (start-up, periodic) and a release pass change nothing of it.
     Ingestor(ctx).recover()
-    assert Archiver(ctx).release_ready() == 0
+    assert Releaser(ctx, open_store(ctx)).release_ready() == 0
     for rel in manifest:
         assert os.path.isfile(os.path.join(os.fsencode(vol), rel)), "source erased"
     for r in rows:
