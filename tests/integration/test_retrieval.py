@@ -166,6 +166,12 @@ def test_two_person_rule_approval_runs_once_and_every_step_is_in_custody(users, 
         ("CS01", "export.approve", u[cs]), ("C002", "export.run", u[cus2]),
         ("C001", "export.run", u[cus]), ("S001", "export.approve", u[sup]),
     ]  # fmt: skip
+    audit = users.cli(sup, st, "audit", "--kind", "export.", "--csv", "--lang", "zh")
+    assert audit.returncode == 0, audit.stderr
+    assert any(
+        ",export.approved,赵六 批准了调阅申请 " + req in ln for ln in audit.stdout.splitlines()
+    )
+    assert f"钱八 登记调阅 {req} 已归还：光盘已归还" in audit.stdout
     assert st.cli("verify").returncode == 0
 
 
