@@ -143,6 +143,9 @@ def test_two_person_rule_approval_runs_once_and_every_step_is_in_custody(users, 
     assert back.returncode == 0, back.stderr
     still = json.loads(users.cli(cus, st, "export", "list", "--open", "--json").stdout)
     assert [d["id"] for d in still] == [req_cs]
+    table = users.cli(sup, st, "export", "list")
+    assert table.returncode == 0 and f"{req}  returned" in table.stdout
+    assert "returned to C002 at " in table.stdout and "+08:00: 光盘已归还" in table.stdout
     every = json.loads(users.cli(cus, st, "export", "list", "--json").stdout)
     returned = next(d for d in every if d["id"] == req)
     assert (returned["state"], returned["returned_by"]) == ("returned", "C002")
