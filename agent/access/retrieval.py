@@ -20,7 +20,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from agent.access.gate import Check
+from agent.access.gate import Check, Resolve
 from agent.access.register import Operator
 from agent.config.access import AccessConfig
 from agent.core import clock
@@ -60,7 +60,7 @@ def get(conn: sqlite3.Connection, req: str) -> sqlite3.Row:
     return row  # type: ignore[no-any-return]
 
 
-def recordings_of(req: str) -> Any:
+def recordings_of(req: str) -> Resolve:
     """A gate resolver: the recordings a request names."""
 
     def resolve(conn: sqlite3.Connection) -> list[str]:

@@ -48,7 +48,7 @@ def _open(exporter: Exporter, row: sqlite3.Row) -> tuple[int, str]:
     return fd, "archive"
 
 
-def _plan(server: Server, params: dict[str, Any], req: str) -> tuple[str, Any, gate.Check]:
+def _plan(server: Server, params: dict[str, Any], req: str) -> tuple[str, gate.Resolve, gate.Check]:
     """`export run REQ` (the request's recordings and rules) or the one-step path."""
     access = server.ctx.cfg.access
     if req:
