@@ -39,7 +39,13 @@ ANY = {
     "reject": ("custodian",),
     "release": ("custodian",),
     "priority": ("custodian",),
-    "export": ("custodian",),
+    "export": ("custodian",),  # the one-step path (agent/access/retrieval.py says when)
+    "export.request": ("custodian",),
+    "export.approve": ("supervisor",),
+    "export.refuse": ("supervisor",),
+    "export.run": ("custodian",),  # and only the requester (agent/access/retrieval.py)
+    "export.return": ("custodian",),
+    "export.list": ("custodian", "supervisor", "admin"),
     "audit": ("supervisor", "admin"),
     "interview.start": ("officer", "custodian"),
     "interview.stop": ("officer", "custodian"),
@@ -290,6 +296,8 @@ def record_grant(
 
 Resolve = Callable[[sqlite3.Connection], list[str]]
 Act = Callable[[sqlite3.Connection, Operator, list[str]], T]
+# A rule beyond roles (the two-person rule of retrievals): "" allows, else the refusal reason.
+Check = Callable[[sqlite3.Connection, Operator, list[str]], str]
 
 
 def run(
@@ -299,6 +307,7 @@ def run(
     action: str,
     resolve: Resolve,
     act: Act[T],
+    check: Check | None = None,
 ) -> T:
     """Authorise and act in one transaction; a refusal is recorded and raised as Refused.
 
@@ -311,6 +320,10 @@ def run(
     with ledger.tx() as conn:
         ids = resolve(conn)
         decision = authorize(register, conn, caller, action, ids)
+        if decision.allowed and decision.operator is not None and check is not None:
+            why = check(conn, decision.operator, ids)
+            if why:
+                decision = Decision(False, decision.operator, why, ids)
         if decision.allowed and decision.operator is not None:
             record_grant(conn, caller, action, decision.operator, ids)
             return act(conn, decision.operator, ids)

@@ -46,6 +46,22 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "{who} 开始调取导出，事由：{reason}",
         "{who} started an export, reason: {reason}",
     ),
+    "export.requested": (
+        "{who} 申请调阅，事由：{reason}（申请号 {request}）",
+        "{who} requested an export, reason: {reason} (request {request})",
+    ),
+    "export.approved": (
+        "{who} 批准了调阅申请 {request}：{reason}",
+        "{who} approved export request {request}: {reason}",
+    ),
+    "export.refused": (
+        "{who} 拒绝了调阅申请 {request}：{reason}",
+        "{who} refused export request {request}: {reason}",
+    ),
+    "export.returned": (
+        "{who} 登记调阅 {request} 已归还：{note}",
+        "{who} recorded export {request} as returned: {note}",
+    ),
     "metadata.tagged": (
         "{who} 标注了案件信息（第 {version} 版）",
         "{who} tagged case metadata (version {version})",

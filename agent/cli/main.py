@@ -125,24 +125,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from agent.actions.safeexport import ExportInterrupted
-    from agent.cli import client
+    from agent.cli import client, retrieval
 
+    if args.ids[0] in retrieval.STEPS:
+        try:
+            return retrieval.run(args)
+        except ExportInterrupted as exc:
+            print(f"evidence-agent: {exc}; recorded as export.aborted", file=sys.stderr)
+            return 128 + exc.signum
+    if not args.to or not args.reason:
+        raise retrieval.UsageError(f"export ID... needs --to and --reason; or: {retrieval.USAGE}")
     params = {"refs": args.ids, "reason": args.reason, "operator": args.operator}
     try:
         result = client.export(config_mod.load(args.config), params, Path(args.to))
     except ExportInterrupted as exc:
         print(f"evidence-agent: {exc}; recorded as export.aborted", file=sys.stderr)
         return 128 + exc.signum
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False, indent=2))
-    else:
-        for e in result["exported"]:
-            print(f"exported {e['recording_id']} -> {Path(args.to) / e['file']} ({e['source']})")
-        for f in result["failed"]:
-            print(f"FAILED {f['id']}: {f['reason']}", file=sys.stderr)
-        if result.get("manifest"):
-            print(f"manifest {result['manifest']}")
-    return 1 if result["failed"] else 0
+    return retrieval.print_export(args, result)
 
 
 def cmd_interview(args: argparse.Namespace) -> int:
@@ -263,12 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--incremental", action="store_true", help="only what changed since the newest anchor"
     )
-    sp = add("export", cmd_export, "retrieve recordings with a manifest and a custody event")
-    sp.add_argument("ids", nargs="+", metavar="ID", help="recording id or SHA-256 prefix")
-    sp.add_argument("--to", required=True, help="directory to write the copies into")
-    sp.add_argument("--reason", required=True, help="why they are retrieved (logged)")
-    sp.add_argument("--operator", help="optional; must be you (you are who you log in as)")
-    sp.add_argument("--json", action="store_true", help="print the result as JSON")
+    from agent.cli.retrieval import add_parser as add_export
+
+    add_export(add, cmd_export)
     add_station_commands(add)
     sp = add("interview", cmd_interview, "interview-room sessions: start, stop, mark, report")
     from agent.cli.interview import add_arguments as add_interview

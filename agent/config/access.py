@@ -42,3 +42,20 @@ class ApiConfig(Section):
         "evidence",
         description="Group that owns the socket (mode 0660): operators' logins must be in it.",
     )
+
+
+class AccessConfig(Section):
+    two_person_rule: bool = Field(
+        True,
+        description="Supervised retrieval (调阅): an export request needs the approval of a "
+        "supervisor other than the requester before `export run`. Off: a custodian may run "
+        "own requests (and the one-step `export ID... --to DIR`) without approval, except "
+        "when any recording is confidential (metadata `confidentiality` other than `none`).",
+    )
+    approval_window_hours: float = Field(
+        24.0,
+        ge=0,
+        description="An approval may be executed (`export run REQ`) once, within this many "
+        "hours of the approval; afterwards a new request is needed. 0 makes approvals expire "
+        "at once (suspends retrievals).",
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from agent.config.access import ApiConfig, OperatorsConfig
+from agent.config.access import AccessConfig, ApiConfig, OperatorsConfig
 from agent.config.archive import ArchiveConfig
 from agent.config.base import Section
 from agent.config.compliance import ComplianceConfig, TaggingConfig
@@ -51,6 +51,7 @@ class AgentConfig(Section):
     interview: InterviewConfig = Field(default_factory=InterviewConfig)  # type: ignore[arg-type]
     operators: OperatorsConfig = Field(default_factory=OperatorsConfig)  # type: ignore[arg-type]
     api: ApiConfig = Field(default_factory=ApiConfig)  # type: ignore[arg-type]
+    access: AccessConfig = Field(default_factory=AccessConfig)  # type: ignore[arg-type]
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)  # type: ignore[arg-type]
     custody: CustodyConfig = Field(default_factory=CustodyConfig)  # type: ignore[arg-type]
 

@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from typing import Any
 
-from agent.access import gate, wire
+from agent.access import gate, retrieval, wire
 from agent.access.gate import Caller
 from agent.access.register import Operator
 from agent.actions.export import MANIFEST_SCHEMA, Exported, Exporter
@@ -48,36 +48,52 @@ def _open(exporter: Exporter, row: sqlite3.Row) -> tuple[int, str]:
     return fd, "archive"
 
 
+def _plan(server: Server, params: dict[str, Any], req: str) -> tuple[str, gate.Resolve, gate.Check]:
+    """`export run REQ` (the request's recordings and rules) or the one-step path."""
+    access = server.ctx.cfg.access
+    if req:
+        return "export.run", retrieval.recordings_of(req), retrieval.check_run(access, req)
+    wanted = refs(params)
+    if not wanted:
+        raise AgentError("no recordings given: name them by id or SHA-256 prefix")
+    return "export", resolver(wanted), retrieval.check_one_step(access)
+
+
 def serve_export(
     server: Server, caller: Caller, params: dict[str, Any], s: socket.socket
 ) -> dict[str, Any]:
+    """`export ID... --to DIR` (one step, where no approval is needed) or `export run REQ`."""
     ctx = server.ctx
-    reason = text(params, "reason", required=True)
+    req = text(params, "request", limit=64)
+    reason = "" if req else text(params, "reason", required=True)  # a run has the request's
     to = text(params, "to", required=True, limit=4096)  # shown in custody; never opened here
     export_id = str(uuid.uuid4())  # ties export.started to recording.exported, as `export` does
+    action, resolve, check = _plan(server, params, req)
 
-    def started(conn: sqlite3.Connection, op: Operator, ids: list[str]) -> Operator:
+    def started(conn: sqlite3.Connection, op: Operator, ids: list[str]) -> tuple[Operator, str]:
+        # The one-step path is a request executed at once: the borrow register lists it too.
+        rid_ = req or retrieval.create(conn, op, ids, reason)["id"]
+        retrieval.mark_executed(conn, rid_, export_id, to)
+        why = retrieval.get(conn, rid_)["reason"]
         for rid in ids:
             custody.append(
                 conn,
                 "export.started",
                 {
                     "export": export_id,
+                    "request": rid_,
                     "operator": op.officer_id,
                     "via": caller.via,
-                    "reason": reason,
+                    "reason": why,
                     "to": to,
                 },
                 recording_id=rid,
                 actor=op.officer_id,
             )
-        return op
+        return op, rid_
 
-    wanted = refs(params)
-    if not wanted:
-        raise AgentError("no recordings given: name them by id or SHA-256 prefix")
-    resolve = resolver(wanted)
-    op = gate.run(ctx.ledger, server.register, caller, "export", resolve, started)
+    op, req_id = gate.run(ctx.ledger, server.register, caller, action, resolve, started, check)
+    reason = retrieval.get(ctx.ledger.connect(), req_id)["reason"]
     exporter = Exporter(ctx)
     files, fds, failed = [], [], []
     for rid in resolve(ctx.ledger.connect()):
@@ -114,7 +130,7 @@ def serve_export(
         why = f"signal {reply['aborted']}"[:200]
         exporter.record_aborted(export_id, [f["id"] for f in files], op.officer_id, why)
         return {"aborted": True}
-    result = _finish(server, op, files, reply, reason, failed)
+    result = _finish(server, op, files, reply, (reason, req_id), failed)
     exporter.record_aborted(export_id, [rid for rid, _ in failed], op.officer_id, "failed")
     return result
 
@@ -124,10 +140,11 @@ def _finish(
     op: Operator,
     files: list[dict[str, Any]],
     reply: dict[str, Any],
-    reason: str,
+    asked: tuple[str, str],
     failed: list[list[str]],
 ) -> dict[str, Any]:
     ctx = server.ctx
+    reason, req = asked
     by_id = {f["id"]: f for f in files}
     done_ids = [d for d in reply.get("done", []) if isinstance(d, str) and d in by_id]
     bad_ids = [d for d in reply.get("mismatch", []) if isinstance(d, str) and d in by_id]
@@ -143,7 +160,8 @@ def _finish(
             events.emit(conn, "integrity.violation", recording=rid, where=where)
             failed.append([rid, f"the {where} copy does not match its SHA-256; not exported"])
         for e in exported:
-            payload = {"export": reply["export"], "operator": op.officer_id, "via": "cli",
+            payload = {"export": reply["export"], "request": req,
+                       "operator": op.officer_id, "via": "cli",
                        "reason": reason, "to": to,
                        "file": e.file, "source": e.source, "sha256": e.sha256}  # fmt: skip
             custody.append(
@@ -154,16 +172,17 @@ def _finish(
             events.emit(conn, "recording.exported", recordings=[e.recording_id for e in exported],
                         operator=op.officer_id)  # fmt: skip
             custody.checkpoint(conn, ctx.key, ctx.station_id)
-    manifest = _manifest(server, op, exported, reason, reply["export"]) if exported else None
+    manifest = _manifest(server, op, exported, asked, reply["export"]) if exported else None
     failures = [{"id": rid, "reason": why} for rid, why in failed]  # as `export --json` has it
     return {"manifest": manifest, "exported": [vars(e) for e in exported], "failed": failures}
 
 
 def _manifest(
-    server: Server, op: Operator, exported: list[Exported], reason: str, export_id: str
+    server: Server, op: Operator, exported: list[Exported], asked: tuple[str, str], export_id: str
 ) -> dict[str, Any]:
     ctx = server.ctx
     conn = ctx.ledger.connect()
+    reason, req = asked
     exporter = Exporter(ctx)
     body: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA,
@@ -177,6 +196,10 @@ def _manifest(
         "hash_alg": "sha256",
         "recordings": [exporter._item(conn, e) for e in exported],
         "checkpoint": custody.latest_checkpoint(conn),
+        # 调阅: who asked, why, and who approved (null: no approval was needed)
+        "request": retrieval.manifest_part(
+            retrieval.get(conn, req), gate.known_operators(ctx.ledger)
+        ),
     }
     body["key_fingerprint"] = stationkey.fingerprint(ctx.key.public_key())
     body["signature"] = ctx.key.sign(custody.canonical(body).encode("utf-8")).hex()

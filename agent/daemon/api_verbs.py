@@ -18,6 +18,7 @@ from agent.core import clock
 from agent.core.errors import UnknownRecordingError
 from agent.daemon.api_export import serve_export
 from agent.daemon.api_params import Server, refs, resolver, text
+from agent.daemon.api_retrieval import VERBS as RETRIEVAL_VERBS
 from agent.ledger import recordings as rec
 
 Handler = Callable[[Server, Caller, dict[str, Any], socket.socket], Any]
@@ -140,6 +141,7 @@ VERBS: dict[str, Handler] = {
     "interview.start": _interview("start"),
     "interview.stop": _interview("stop"),
     "interview.mark": _interview("mark"),
-    "export": _export,
+    "export": _export,  # `export ID... --to DIR` and `export run REQ --to DIR`
     "audit": _audit,
+    **RETRIEVAL_VERBS,
 }

@@ -46,7 +46,10 @@ def docked(users, bodycam):  # type: ignore[no-untyped-def]
         f"S001,{p}sup,赵六,supervisor,JZ-S001,1\n"
     )
     base = Path(tempfile.mkdtemp(prefix="eat-st-"))
-    st = open_station(base, register, group=users.group)
+    # One-step exports here; the two-person rule: tests/integration/test_retrieval.py
+    st = open_station(
+        base, register, group=users.group, extra="[access]\ntwo_person_rule = false\n"
+    )
     vol, _ = bodycam(serial="ZFY0001", officer="100001", clips=2)
     ingest = st.cli("ingest", str(vol), "--json", check=True)
     assert json.loads(ingest.stdout)["copied"] == 2
