@@ -130,7 +130,7 @@ function alerts(st) {
         "li",
         { class: a.type === "deadline.missed" ? "missed" : "at-risk", "data-event-id": a.id },
         `${t(`event.${a.type}`, a.type)}: ${str(a.payload.serial, 64) || DASH} · ` +
-          `${t("recording")} ${(str(a.payload.recording, 64) || DASH).slice(0, 13)} · ` +
+          `${t("recording")} ${str(a.payload.recording, 64) || DASH} · ` +
           `${t("deadline")} ${fmtTime(a.payload.deadline)}`,
       ),
     ),
@@ -255,7 +255,7 @@ function eventDetail(p) {
   const serial = str(p.serial, 64);
   if (serial) parts.push(serial);
   const rec = str(p.recording, 64);
-  if (rec) parts.push(`${t("recording")} ${rec.slice(0, 13)}`);
+  if (rec) parts.push(`${t("recording")} ${rec}`);
   const reason = str(p.reason, 120);
   if (reason) parts.push(reason);
   if (str(p.deadline, 64)) parts.push(`${t("deadline")} ${fmtTime(p.deadline)}`);

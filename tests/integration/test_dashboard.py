@@ -1,0 +1,292 @@
+"""The fleet dashboard (dashboard/) in headless Chromium against a real Mosquitto with a
+WebSocket listener and two running stations; and `evidence-agent demo --mqtt` end to end."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.cli.demobroker import DashboardServer, dashboard_dir
+from fixtures.browser import artifacts_dir, console_log, text_of, wait_page
+from fixtures.mosquitto import free_port
+from fixtures.mqtt_agent import drop_volume, mqtt_config, running
+from simulators.serial_recorder import SerialRecorderSim
+from toolcheck import require_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _station(make_station, broker, base: Path, name: str, extra: str = ""):  # type: ignore[no-untyped-def]
+    st = make_station(mqtt_config(broker.url, commands_enabled=False) + extra, name=name)
+    st.config_path.write_text(
+        st.config_path.read_text().replace('id = "test-station"', f'id = "{name}"')
+    )
+    return st
+
+
+def _fleet_files(base: Path) -> str:
+    """U1 has 11 active officers (1:5 needs 3 recorders) and one recorder in service."""
+    base.mkdir(parents=True, exist_ok=True)
+    inventory = base / "inventory.csv"
+    inventory.write_text(
+        "vendor,serial,unit_id,officer_id,status,note\nZFY,SER0042,U1,,in_service,\n",
+        encoding="utf-8",
+    )
+    roster = base / "roster.csv"
+    rows = [f"P{i:03d},Officer {i},U1,Unit one,1" for i in range(11)]
+    roster.write_text(
+        "officer_id,name,unit_id,unit_name,active\n" + "\n".join(rows) + "\n", encoding="utf-8"
+    )
+    return (
+        f'\n[inventory]\nfile = "{inventory}"\n[roster]\nfile = "{roster}"\n'
+        "[fleet]\naggregate = true\n"
+    )
+
+
+def _serial_driver(tty: Path) -> str:
+    return (
+        f'\n[[drivers]]\ntype = "serial"\nports = ["{tty}/*"]\npoll_seconds = 0.2\n'
+        "timeout_seconds = 1\n"
+    )
+
+
+def _card(station: str) -> str:
+    return f'section[data-station="{station}"]'
+
+
+def shows(driver: Any, css: str, text: str, timeout: float) -> None:
+    """Wait until the first element matching `css` has exactly `text`."""
+    wait_page(driver, lambda: text_of(driver, css) == text, timeout, f"{css} = {text!r}")
+
+
+def test_dashboard_shows_both_stations_battery_ratio_and_live_events(
+    make_broker, make_station, subscribe, chrome, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    ws_port = free_port()
+    broker = make_broker(extra=f"listener {ws_port} 127.0.0.1\nprotocol websockets\n")
+    tty = Path(tempfile.mkdtemp(prefix="ea-dash-"))  # ptys' links: short paths
+    sim = SerialRecorderSim(
+        "SER0042", battery_pct=42, charging=False, unit_id="U1", link=tty / "bay1"
+    )
+    fleet = _fleet_files(tmp_path / "fleet") + _serial_driver(tty)
+    a = _station(make_station, broker, tmp_path, "station-a", fleet)
+    b = _station(make_station, broker, tmp_path, "station-b")
+    events = subscribe(broker, "evidence/+/events")
+    server = DashboardServer(dashboard_dir()).start()
+    sim.plug()
+    driver = chrome
+    try:
+        with running(a), running(b):
+            driver.get(server.url(f"ws://127.0.0.1:{ws_port}"))
+            # Both stations, from their retained availability and state.
+            for name in ("station-a", "station-b"):
+                shows(driver, f'{_card(name)} [data-field="availability"]', "在线", 30)
+            # A recorder's battery (read over the serial driver, published retained).
+            rec = f'{_card("station-a")} tr[data-serial="SER0042"]'
+            shows(driver, f'{rec} [data-field="battery"]', "42%", 30)
+            # The unit ratio against 1:5: 11 officers need 3 recorders, 1 is in service.
+            unit = f'{_card("station-a")} tr[data-unit="U1"]'
+            shows(driver, f'{unit} [data-field="recorders_counted"]', "1 / 3", 30)
+            assert text_of(driver, f'{unit} [data-field="rule"]') == "1:5"
+            assert text_of(driver, f'{unit} [data-field="compliant"]') == "不达标"
+            fleet_row = '#fleet-units tr[data-unit="U1"]'
+            shows(driver, f'{fleet_row} [data-field="computed_by"]', "station-a", 30)
+
+            # A live event: station B docks a recorder; the page shows the event within 5 s of
+            # the broker delivering it to a plain subscriber.
+            since = time.monotonic()
+            drop_volume(b, tmp_path / "b", "ZFYB7", 1, unit="U1")
+            msg = events.wait_for(
+                lambda m: m.topic == "evidence/station-b/events" and m.received > since, 30
+            )
+            ev = msg.json()
+            item = f'#events li[data-event-id="{ev["id"]}"]'
+            left = max(0.0, msg.received + 5 - time.monotonic())
+            wait_page(driver, lambda: driver.find_elements("css selector", item), left, ev["type"])
+            assert time.monotonic() - msg.received <= 5.5  # 5 s plus the polling step
+            assert text_of(driver, f"{item} .ev-station") == "station-b"
+            title = driver.find_element("css selector", f"{item} .ev-type").get_attribute("title")
+            assert title == ev["type"]
+            done = '#events li[data-station="station-b"][data-type="ingest.completed"]'
+            wait_page(driver, lambda: driver.find_elements("css selector", done), 30, done)
+            assert text_of(driver, f"{done} .ev-type") == "入库完成"
+            driver.save_screenshot(str(artifacts_dir() / "dashboard-two-stations.png"))
+
+            # English on request; the same numbers.
+            driver.find_element("id", "lang").click()
+            shows(driver, f'{unit} [data-field="compliant"]', "not compliant", 5)
+            shows(driver, f'{_card("station-b")} [data-field="availability"]', "online", 5)
+            driver.save_screenshot(str(artifacts_dir() / "dashboard-two-stations-en.png"))
+        # The stations stop cleanly: their availability turns offline on the page.
+        shows(driver, f'{_card("station-a")} [data-field="availability"]', "offline", 15)
+    finally:
+        server.stop()
+        sim.unplug()
+        shutil.rmtree(tty, ignore_errors=True)
+    assert "SEVERE" not in console_log(driver), console_log(driver)
+
+
+def test_untrusted_payload_text_is_shown_as_text_and_bad_topics_are_ignored(
+    make_broker, subscribe, chrome
+) -> None:  # type: ignore[no-untyped-def]
+    ws_port = free_port()
+    broker = make_broker(extra=f"listener {ws_port} 127.0.0.1\nprotocol websockets\n")
+    pub = subscribe(broker, "nothing/#")
+    server = DashboardServer(dashboard_dir()).start()
+    evil = "<img src=x onerror=\"document.title='pwned'\">"
+    try:
+        chrome.get(server.url(f"ws://127.0.0.1:{ws_port}"))
+        shows(chrome, "#conn-status", f"已连接: ws://127.0.0.1:{ws_port}", 15)
+        pub.publish("evidence/dock-x/availability", "online")
+        rec = {"serial": evil, "officer": evil, "battery": "99", "unit": evil}
+        pub.publish("evidence/dock-x/recorders/R1/state", json.dumps(rec))
+        ev = {"id": "e1", "type": evil, "reason": evil, "at": evil}
+        pub.publish("evidence/dock-x/events", json.dumps(ev))
+        pub.publish("evidence/dock-x/events", b"\xff\xfe not utf-8")
+        pub.publish("evidence/dock-x/state", "[1, 2, 3]")  # not an object: ignored
+        pub.publish("evidence/bad station/state", json.dumps({"role": "dock"}))  # not an id
+        row = f'{_card("dock-x")} tr[data-serial="R1"]'
+        shows(chrome, f'{row} [data-field="officer"]', evil, 15)
+        shows(chrome, '#events li[data-event-id="e1"] .ev-detail', evil, 15)
+        assert text_of(chrome, f'{row} [data-field="battery"]') == "—"  # a string is no number
+        assert chrome.find_elements("css selector", "main img") == []
+        assert chrome.title != "pwned"
+        stations = chrome.find_elements("css selector", "section[data-station]")
+        assert [s.get_attribute("data-station") for s in stations] == ["dock-x"]
+        assert len(chrome.find_elements("css selector", "#events li[data-event-id]")) == 1
+    finally:
+        server.stop()
+
+
+def test_dashboard_code_only_reads_and_never_builds_html() -> None:
+    js = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "dashboard").glob("*.js")}
+    assert set(js) == {"app.js", "i18n.js", "model.js", "view.js"}
+    for name, text in js.items():
+        for sink in (".publish(", "innerHTML", "outerHTML", "insertAdjacentHTML",
+                     "document.write", "eval(", "new Function"):  # fmt: skip
+            assert sink not in text, f"dashboard/{name} uses {sink}"
+    vendor = ROOT / "dashboard" / "vendor"
+    assert (vendor / "mqtt.LICENSE.md").read_text().startswith("The MIT License")
+    assert re.search(r"MQTT\.js 5\.\d+\.\d+", (vendor / "README.md").read_text())
+
+
+# --- evidence-agent demo --mqtt ----------------------------------------------------------------
+
+
+def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    q: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            q.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return q
+
+
+def _wait_line(q: queue.Queue[str], pattern: str, timeout: float, seen: list[str]) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = q.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if m := re.search(pattern, line):
+            return m
+    raise AssertionError(f"no line matching {pattern!r} in {timeout} s:\n{''.join(seen)}")
+
+
+def _ws_messages(ws_url: str, topic: str) -> tuple[mqtt.Client, dict[str, Any]]:
+    u = urlparse(ws_url)
+    got: dict[str, Any] = {}
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, transport="websockets",
+                         protocol=mqtt.MQTTv5)  # fmt: skip
+    client.on_connect = lambda c, *_a: c.subscribe(topic)
+    client.on_message = lambda _c, _u, m: got.__setitem__(m.topic, bytes(m.payload))
+    client.connect(u.hostname or "127.0.0.1", u.port or 80, keepalive=10)
+    client.loop_start()
+    return client, got
+
+
+def _closed(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except OSError:
+        return True
+
+
+def test_demo_mqtt_prints_the_dashboard_url_serves_it_and_the_broker_speaks_websockets(
+    tmp_path: Path,
+) -> None:
+    require_tool("mosquitto")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "demo", "--mqtt", "--recorders", "1", "--clips", "1",
+         "--seconds", "1", "--dir", str(tmp_path), "--hold", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+    )  # fmt: skip
+    seen: list[str] = []
+    client = None
+    try:
+        q = _lines(proc)
+        url = _wait_line(q, r"^dashboard: (http://127\.0\.0\.1:\d+/index\.html\?\S+)$", 60, seen)[1]
+        page = urlparse(url)
+        ws_url = parse_qs(page.query)["broker"][0]
+        assert re.fullmatch(r"ws://127\.0\.0\.1:\d+", ws_url), url
+        assert parse_qs(page.query)["prefix"] == ["evidence"]
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200 and b'src="app.js"' in r.read()
+        base = f"{page.scheme}://{page.netloc}"
+        with urllib.request.urlopen(f"{base}/vendor/mqtt.min.js", timeout=10) as r:
+            assert r.read() == (ROOT / "dashboard" / "vendor" / "mqtt.min.js").read_bytes()
+        # The broker takes a WebSocket client, and the demo's agent publishes to it.
+        client, got = _ws_messages(ws_url, "evidence/#")
+        deadline = time.monotonic() + 90
+        rec = "evidence/demo-dock/recorders/ZFY1001/state"
+        while time.monotonic() < deadline and not (
+            got.get("evidence/demo-dock/availability") == b"online" and rec in got
+        ):
+            time.sleep(0.2)
+        assert got.get("evidence/demo-dock/availability") == b"online", sorted(got)
+        assert json.loads(got[rec])["battery"] == 90
+        _wait_line(q, r"^dashboard live at http://", 120, seen)  # ingest done, still serving
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        out = "".join(seen) + "".join(iter_queue(q))
+        assert proc.returncode == 0, out
+        assert "verify: OK" in out
+        assert _closed(page.port or 80) and _closed(urlparse(ws_url).port or 80)
+    finally:
+        if client is not None:
+            client.loop_stop()
+            client.disconnect()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def iter_queue(q: queue.Queue[str]) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out
