@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from agent.actions import verify
-from agent.cli.demo_mqtt import DemoMqtt, write_roster
+from agent.cli.demo_mqtt import DemoMqtt, write_inventory, write_roster
 from agent.config import loader as config_mod
 from agent.daemon.main import Daemon
 from agent.station.context import Context
@@ -218,7 +218,11 @@ def _start_mqtt(work: Path) -> DemoMqtt:
 
 
 def _run(args: argparse.Namespace, console: Console, work: Path, services: DemoMqtt | None) -> int:
-    extra = services.environ(write_roster(work, OFFICERS)) if services else None
+    extra = None
+    if services is not None:
+        specs = [r.spec for r in _recorders(args)]
+        inventory = write_inventory(work, [(s.vendor, s.serial, s.unit) for s in specs])
+        extra = services.environ(write_roster(work, OFFICERS), inventory)
     ctx = Context(_config(work, extra))
     board = _Board()
     daemon = Daemon(ctx, progress=board.progress)

@@ -2,8 +2,9 @@
 served next to it; the demo prints the dashboard's URL (with the broker's WebSocket URL in it)
 and, once everything is ingested, keeps both running until Ctrl-C or `--hold` seconds.
 
-The demo station also gets an officer roster (two units, one short of recorders) and publishes
-the fleet ratio, so the dashboard has a 1:5 ratio to show.
+The demo station also gets an officer roster (two units, one short of recorders), an inventory
+of its recorders (all in service) and publishes the fleet ratio, so the dashboard has 1:5
+ratios to show.
 """
 
 from __future__ import annotations
@@ -35,6 +36,17 @@ def write_roster(work: Path, officers: list[tuple[str, str]]) -> Path:
     return path
 
 
+def write_inventory(work: Path, recorders: list[tuple[str, str, str]]) -> Path:
+    """Every demo recorder (vendor, serial, unit) in service: none is quarantined."""
+    path = work / "inventory.csv"
+    path.write_text(
+        "vendor,serial,unit_id,officer_id,status,note\n"
+        + "".join(f"{v},{s},{u},,in_service,demo\n" for v, s, u in recorders),
+        encoding="utf-8",
+    )
+    return path
+
+
 class DemoMqtt:
     """The broker and the dashboard server of one demo run."""
 
@@ -56,9 +68,10 @@ class DemoMqtt:
     def url(self) -> str:
         return self.server.url(self.broker.ws_url)
 
-    def environ(self, roster: Path) -> dict[str, str]:
+    def environ(self, roster: Path, inventory: Path) -> dict[str, str]:
         """Config overrides for the demo's agent (EVIDENCE_AGENT__SECTION__KEY)."""
         return {
+            "EVIDENCE_AGENT__INVENTORY__FILE": f'"{inventory}"',
             "EVIDENCE_AGENT__MQTT__URL": f'"{self.broker.url}"',
             "EVIDENCE_AGENT__MQTT__DEBOUNCE_SECONDS": "0.5",
             "EVIDENCE_AGENT__MQTT__HEARTBEAT_SECONDS": "30",
