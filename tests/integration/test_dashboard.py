@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.cli.demobroker import DashboardServer, dashboard_dir
 from fixtures.browser import artifacts_dir, console_log, text_of, wait_page
 from fixtures.mosquitto import free_port
-from fixtures.mqtt_agent import drop_volume, mqtt_config, running
+from fixtures.mqtt_agent import drop_volume, mqtt_config, running, validate
 from simulators.serial_recorder import SerialRecorderSim
 from toolcheck import require_tool
 
@@ -170,6 +170,48 @@ def test_untrusted_payload_text_is_shown_as_text_and_bad_topics_are_ignored(
         stations = chrome.find_elements("css selector", "section[data-station]")
         assert [s.get_attribute("data-station") for s in stations] == ["dock-x"]
         assert len(chrome.find_elements("css selector", "#events li[data-event-id]")) == 1
+    finally:
+        server.stop()
+
+
+def test_deadlines_at_risk_and_missed_in_station_time(make_broker, subscribe, chrome) -> None:  # type: ignore[no-untyped-def]
+    """Compliance counts and deadline events (payloads as docs/schemas/ define them) show with
+    the station's own offset, whatever the browser's zone."""
+    ws_port = free_port()
+    broker = make_broker(extra=f"listener {ws_port} 127.0.0.1\nprotocol websockets\n")
+    pub = subscribe(broker, "nothing/#")
+    at = "2026-11-25T09:00:00.120000+08:00"
+    compliance = {
+        "schema": 2, "station": "dock-9", "at": at,
+        "deadlines": {"open": 5, "due": 2, "overdue": 1},
+        "next_deadline": "2026-11-24T23:59:59.999999+08:00", "untagged": 3, "units": [],
+    }  # fmt: skip
+    missed = {
+        "schema": 2, "id": "01a20080-97ab-7bb1-bba7-7399917e0d68", "type": "deadline.missed",
+        "station": "dock-9", "at": at, "recording": "01a20080-967b-7c54-abff-b7b96d6ad528",
+        "serial": "ZFYA1", "officer": "100001", "unit": "U1",
+        "deadline": "2026-11-24T23:59:59.999999+08:00", "state": "discovered",
+    }  # fmt: skip
+    validate("compliance", compliance)
+    validate("event", missed)
+    server = DashboardServer(dashboard_dir()).start()
+    try:
+        chrome.get(server.url(f"ws://127.0.0.1:{ws_port}") + "&lang=en")
+        shows(chrome, "#conn-status", f"connected: ws://127.0.0.1:{ws_port}", 15)
+        pub.publish("evidence/dock-9/compliance", json.dumps(compliance))
+        pub.publish("evidence/dock-9/events", json.dumps(missed))
+        card = _card("dock-9")
+        shows(chrome, f'{card} [data-field="at_risk"] dd', "2", 15)
+        assert text_of(chrome, f'{card} [data-field="missed"] dd') == "1"
+        assert text_of(chrome, f'{card} [data-field="untagged"] dd') == "3"
+        deadline = "2026-11-24 23:59:59 +08:00"
+        assert text_of(chrome, f'{card} [data-field="next_deadline"] dd') == deadline
+        alert = f'{card} .alerts li[data-event-id="{missed["id"]}"]'
+        shows(chrome, alert, f"deadline missed: ZFYA1 · recording {missed['recording']} · "
+              f"deadline {deadline}", 15)  # fmt: skip
+        assert text_of(chrome, f'#events li[data-event-id="{missed["id"]}"] time') == (
+            "2026-11-25 09:00:00 +08:00"
+        )
     finally:
         server.stop()
 
