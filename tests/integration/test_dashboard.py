@@ -197,6 +197,8 @@ def test_deadlines_at_risk_and_missed_in_station_time(make_broker, subscribe, ch
     server = DashboardServer(dashboard_dir()).start()
     try:
         chrome.get(server.url(f"ws://127.0.0.1:{ws_port}") + "&lang=en")
+        zone = chrome.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone")
+        assert zone == "America/New_York"  # the browser's zone is not the stations'
         shows(chrome, "#conn-status", f"connected: ws://127.0.0.1:{ws_port}", 15)
         pub.publish("evidence/dock-9/compliance", json.dumps(compliance))
         pub.publish("evidence/dock-9/events", json.dumps(missed))
