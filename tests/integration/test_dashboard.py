@@ -218,6 +218,39 @@ def test_deadlines_at_risk_and_missed_in_station_time(make_broker, subscribe, ch
         server.stop()
 
 
+def test_settings_are_remembered_and_the_page_reconnects_after_a_broker_restart(
+    make_broker, subscribe, chrome
+) -> None:  # type: ignore[no-untyped-def]
+    ws_port = free_port()
+    extra = f"listener {ws_port} 127.0.0.1\nprotocol websockets\n"
+    broker = make_broker(persistence=True, extra=extra)
+    pub = subscribe(broker, "nothing/#")
+    pub.client.publish("fleet/north/dock-r/availability", "online", qos=1, retain=True)
+    server = DashboardServer(dashboard_dir()).start()
+    try:
+        chrome.get(server.url(f"ws://127.0.0.1:{ws_port}", prefix="fleet/north"))
+        card = _card("dock-r")
+        shows(chrome, f'{card} [data-field="availability"]', "在线", 15)
+        # Opened again without a query string: the broker and prefix last used are kept.
+        chrome.get(f"http://127.0.0.1:{server.port}/index.html")
+        assert chrome.find_element("id", "broker").get_attribute("value") == (
+            f"ws://127.0.0.1:{ws_port}"
+        )
+        assert chrome.find_element("id", "prefix").get_attribute("value") == "fleet/north"
+        shows(chrome, f'{card} [data-field="availability"]', "在线", 15)
+        # The broker restarts: the page says so, reconnects and subscribes again by itself.
+        broker.stop()
+        lost = '#conn-status[data-state="reconnecting"]'
+        wait_page(chrome, lambda: chrome.find_elements("css selector", lost), 15, lost)
+        broker.start()
+        shows(chrome, "#conn-status", f"已连接: ws://127.0.0.1:{ws_port}", 20)
+        pub.connected.wait(10)
+        pub.client.publish("fleet/north/dock-r/availability", "offline", qos=1, retain=True)
+        shows(chrome, f'{card} [data-field="availability"]', "离线", 15)
+    finally:
+        server.stop()
+
+
 def test_dashboard_code_only_reads_and_never_builds_html() -> None:
     js = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "dashboard").glob("*.js")}
     assert set(js) == {"app.js", "i18n.js", "model.js", "view.js"}
