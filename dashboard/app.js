@@ -18,7 +18,6 @@ const ui = {
   prefix: $("prefix"),
   user: $("user"),
   password: $("password"),
-  button: $("connect"),
   status: $("conn-status"),
   lang: $("lang"),
   count: $("station-count"),
@@ -78,7 +77,6 @@ function showStatus(key, detail = "") {
   connDetail = detail;
   ui.status.textContent = detail ? `${t(key)}: ${detail}` : t(key);
   ui.status.dataset.state = key.replace("conn.", "");
-  ui.button.textContent = t(client ? "disconnect" : "connect");
 }
 
 function render() {
@@ -114,7 +112,7 @@ function connect() {
   fleet = new Fleet(prefix);
   render();
   const rand = Math.random().toString(16).slice(2, 10);
-  client = window.mqtt.connect(url, {
+  const c = window.mqtt.connect(url, {
     protocolVersion: 5,
     clientId: `evidence-dashboard-${rand}`,
     clean: true,
@@ -124,18 +122,26 @@ function connect() {
     username: ui.user.value.trim() || undefined,
     password: ui.password.value || undefined,
   });
+  client = c;
   showStatus("conn.connecting");
   const topics = topicsFor(prefix);
-  client.on("connect", () => {
+  const current = () => client === c; // events of a client replaced by a new connect are stale
+  let lastError = ""; // kept on screen while retrying ("Not authorized" must not flash by)
+  c.on("connect", () => {
+    if (!current()) return;
+    lastError = "";
     showStatus("conn.connected", url);
-    client.subscribe(topics, { qos: 1 }, (err) => {
-      if (err) showStatus("conn.error", String(err.message || err));
+    c.subscribe(topics, { qos: 1 }, (err) => {
+      if (err && current()) showStatus("conn.error", String(err.message || err));
     });
   });
-  client.on("reconnect", () => showStatus("conn.reconnecting"));
-  client.on("error", (err) => showStatus("conn.error", String(err.message || err)));
-  client.on("message", (topic, payload) => {
-    if (fleet.handle(topic, payload)) scheduleRender();
+  c.on("reconnect", () => current() && showStatus("conn.reconnecting", lastError));
+  c.on("error", (err) => {
+    lastError = String(err.message || err);
+    if (current()) showStatus("conn.error", lastError);
+  });
+  c.on("message", (topic, payload) => {
+    if (current() && fleet.handle(topic, payload)) scheduleRender();
   });
 }
 
@@ -157,8 +163,7 @@ function start() {
   ui.user.value = s.user;
   ui.form.addEventListener("submit", (e) => {
     e.preventDefault();
-    if (client) disconnect();
-    else connect();
+    connect(); // with the form's current values; an open connection is replaced
   });
   ui.lang.addEventListener("click", toggleLanguage);
   render();

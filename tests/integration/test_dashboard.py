@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.cli.demobroker import DashboardServer, dashboard_dir
 from fixtures.browser import artifacts_dir, console_log, text_of, wait_page
-from fixtures.mosquitto import free_port
+from fixtures.mosquitto import free_port, password_file
 from fixtures.mqtt_agent import drop_volume, mqtt_config, running, validate
 from simulators.serial_recorder import SerialRecorderSim
 from toolcheck import require_tool
@@ -247,6 +247,38 @@ def test_settings_are_remembered_and_the_page_reconnects_after_a_broker_restart(
         pub.connected.wait(10)
         pub.client.publish("fleet/north/dock-r/availability", "offline", qos=1, retain=True)
         shows(chrome, f'{card} [data-field="availability"]', "离线", 15)
+    finally:
+        server.stop()
+
+
+def test_the_read_only_dashboard_user_of_the_shipped_acl_logs_in_from_the_form(
+    make_broker, subscribe, chrome, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """docs/dashboard.md's set-up: the WebSocket listener and the `dashboard` user of
+    docs/mosquitto-acl.example; the password is typed, never kept by the page."""
+    ws_port = free_port()
+    passwd = password_file(tmp_path, {"dock-01": "pw-station", "dashboard": "pw-dash"})
+    acl = ROOT / "docs" / "mosquitto-acl.example"
+    broker = make_broker(
+        extra=f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
+        f"listener {ws_port} 127.0.0.1\nprotocol websockets\n"
+    )
+    station = subscribe(broker, "nothing/#", auth=("dock-01", "pw-station"))
+    station.client.publish("evidence/dock-01/availability", "online", qos=1, retain=True)
+    server = DashboardServer(dashboard_dir()).start()
+    try:
+        chrome.get(server.url(f"ws://127.0.0.1:{ws_port}") + "&user=dashboard&lang=en")
+        # No password yet: the broker refuses and the page says why.
+        wait_page(chrome, lambda: "Not authorized" in (text_of(chrome, "#conn-status") or ""),
+                  15, "Not authorized")  # fmt: skip
+        assert chrome.find_element("id", "conn-status").get_attribute("data-state") == "error"
+        chrome.find_element("id", "password").send_keys("pw-dash")
+        chrome.find_element("id", "connect").click()
+        shows(chrome, "#conn-status", f"connected: ws://127.0.0.1:{ws_port}", 15)
+        shows(chrome, f'{_card("dock-01")} [data-field="availability"]', "online", 15)
+        kept = chrome.execute_script("return JSON.stringify(localStorage)")
+        assert "pw-dash" not in kept and "dashboard" in kept
+        assert "pw-dash" not in chrome.current_url
     finally:
         server.stop()
 
