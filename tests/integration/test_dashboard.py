@@ -268,10 +268,18 @@ def test_the_read_only_dashboard_user_of_the_shipped_acl_logs_in_from_the_form(
     server = DashboardServer(dashboard_dir()).start()
     try:
         chrome.get(server.url(f"ws://127.0.0.1:{ws_port}") + "&user=dashboard&lang=en")
-        # No password yet: the broker refuses and the page says why.
+        # No password yet: the broker refuses, and the page says why ...
         wait_page(chrome, lambda: "Not authorized" in (text_of(chrome, "#conn-status") or ""),
                   15, "Not authorized")  # fmt: skip
         assert chrome.find_element("id", "conn-status").get_attribute("data-state") == "error"
+        # ... and does not retry with the same credentials (MQTT.js's reconnect period is 3 s).
+        chrome.execute_script(
+            "window.seen = []; new MutationObserver(() => window.seen.push("
+            "document.getElementById('conn-status').dataset.state))"
+            ".observe(document.getElementById('conn-status'), {attributes: true});"
+        )
+        time.sleep(3.5)
+        assert chrome.execute_script("return window.seen") == []
         chrome.find_element("id", "password").send_keys("pw-dash")
         chrome.find_element("id", "connect").click()
         shows(chrome, "#conn-status", f"connected: ws://127.0.0.1:{ws_port}", 15)
