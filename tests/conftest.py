@@ -26,4 +26,5 @@ pytest_plugins = [
     "fixtures.archive",
     "fixtures.interview",
     "fixtures.access",
+    "fixtures.browser",
 ]

@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from agent.actions import verify
+from agent.cli.demo_mqtt import DemoMqtt, write_inventory, write_roster
 from agent.config import loader as config_mod
 from agent.daemon.main import Daemon
 from agent.station.context import Context
@@ -39,7 +40,7 @@ OFFICERS = [
 ]
 
 
-def _config(work: Path) -> config_mod.AgentConfig:
+def _config(work: Path, extra: dict[str, str] | None = None) -> config_mod.AgentConfig:
     # The drivers talk to the dock simulator exactly as they would to hardware: the ZFY USB
     # driver through the simulator's pyusb backend socket, the serial driver on its ptys.
     drivers = (
@@ -58,6 +59,7 @@ def _config(work: Path) -> config_mod.AgentConfig:
         # Its own register and gate: whoever runs the demo may tag, decide and export in it.
         "EVIDENCE_AGENT__OPERATORS__FILE": f'"{_demo_register(work)}"',
         "EVIDENCE_AGENT__API__SOCKET": f'"{work / "run" / "api.sock"}"',
+        **(extra or {}),  # demo --mqtt: the local broker, a roster, the fleet ratio
     }
     return config_mod.load(None, environ=env)
 
@@ -201,7 +203,27 @@ def run_demo(args: argparse.Namespace) -> int:
     creds = work / "credentials"
     creds.write_text("zfy_admin_password=123456\n", encoding="utf-8")  # the simulators' password
     creds.chmod(0o600)
-    ctx = Context(_config(work))
+    services = _start_mqtt(work) if args.mqtt else None
+    try:
+        return _run(args, console, work, services)
+    finally:
+        if services is not None:
+            services.stop()
+
+
+def _start_mqtt(work: Path) -> DemoMqtt:
+    services = DemoMqtt(work).start()
+    services.announce()
+    return services
+
+
+def _run(args: argparse.Namespace, console: Console, work: Path, services: DemoMqtt | None) -> int:
+    extra = None
+    if services is not None:
+        specs = [r.spec for r in _recorders(args)]
+        inventory = write_inventory(work, [(s.vendor, s.serial, s.unit) for s in specs])
+        extra = services.environ(write_roster(work, OFFICERS), inventory)
+    ctx = Context(_config(work, extra))
     board = _Board()
     daemon = Daemon(ctx, progress=board.progress)
     expected = args.recorders * args.clips
@@ -220,6 +242,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 live.update(_table(ctx, board))
             live.update(_table(ctx, board))
         console.print()
+        if services is not None:
+            services.hold(args.hold)  # the agent keeps publishing while the page is open
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
     finally:

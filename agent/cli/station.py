@@ -120,6 +120,19 @@ def add_station_commands(add: AddCommand) -> None:
     sp.add_argument("--clips", type=int, default=3)
     sp.add_argument("--seconds", type=float, default=4.0)
     sp.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
+    sp.add_argument(
+        "--mqtt",
+        action="store_true",
+        help="publish to a local Mosquitto (TCP + WebSocket) and serve the fleet dashboard",
+    )
+    sp.add_argument(
+        "--hold",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --mqtt: keep running S seconds after ingest (default: until Ctrl-C on a "
+        "terminal, 0 otherwise)",
+    )
     sp = add("install-systemd", cmd_install_systemd, "install unit, tmpfiles and udev rule")
     sp.add_argument("--dest", default="/")
     sp.add_argument("--dry-run", action="store_true")

@@ -246,3 +246,10 @@ def test_wheel_carries_migrations_defaults_and_profiles(tmp_path):
     }
     assert profiles and profiles <= names
     assert "agent/cli/main.py" in names and "agent/archive/s3/store.py" in names
+    # The fleet dashboard that `demo --mqtt` serves, with the vendored MQTT.js and its licence.
+    dashboard = {
+        str(f.relative_to(ROOT))
+        for f in (ROOT / "dashboard").rglob("*")
+        if f.is_file() and "__pycache__" not in f.parts
+    }
+    assert "dashboard/vendor/mqtt.min.js" in dashboard and dashboard <= names
