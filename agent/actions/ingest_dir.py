@@ -19,6 +19,7 @@ from rich.progress import (
 
 from agent.actions.views import recordings_table
 from agent.core.errors import AgentError
+from agent.core.wiretime import localize
 from agent.ingest.ingestor import Ingestor, Outcome
 from agent.ledger import custody
 from agent.station.context import Context
@@ -75,7 +76,7 @@ def ingest_dir(ctx: Context, root: Path, as_json: bool = False, max_wait: float 
         "issues": [{"path": i.path, "kind": i.kind, "reason": i.reason} for i in report.issues],
     }
     if as_json:
-        print(json.dumps(result, ensure_ascii=False, indent=2))
+        print(json.dumps(localize(result, ctx.cfg.station.timezone), ensure_ascii=False, indent=2))
     else:
         _print_result(ctx, console, result, [o.recording_id for o in outcomes])
     return 1 if failed else 0

@@ -13,6 +13,7 @@ from agent.archive.backlog import archive_backlog
 from agent.compliance.calendar_check import station_warning
 from agent.compliance.engine import classify, warn_window
 from agent.core import clock
+from agent.core.wiretime import localize
 from agent.ledger import recordings as rec
 from agent.ledger import status_query as sq
 from agent.recorders.recclock import station_clock_trusted
@@ -225,13 +226,14 @@ def document(
 def stream(ctx: Context, out: TextIO, *, history: bool = False, **filters: Any) -> None:
     """`status --json --limit 0`: the same object, recordings written one by one."""
     f = sq.Filters(**{**filters, "limit": None})
+    tz = ctx.cfg.station.timezone  # one clock on the wire, item by item (agent.core.wiretime)
     with ctx.ledger.snapshot():
         head = document(ctx, history=history, with_recordings=False, **filters)
-        text = to_json(head)
+        text = to_json(localize(head, tz))
         out.write(text[: text.rindex("}")].rstrip() + ',\n  "recordings": [')
         sep = "\n    "
         for item in iter_recordings(ctx, f, history):
-            out.write(sep + json.dumps(item, ensure_ascii=False))
+            out.write(sep + json.dumps(localize(item, tz), ensure_ascii=False))
             sep = ",\n    "
         out.write("\n  ]\n}\n")
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from agent.core.wiretime import localize
 from agent.station.context import Context
 
 ContextFn = Callable[[argparse.Namespace], Context]
@@ -110,10 +111,11 @@ def _report(ctx: Context, args: argparse.Namespace) -> int:
     from agent.interview import report
 
     doc = report.build(ctx, args.session, verify=not args.no_verify)
+    shown = localize(doc, ctx.cfg.station.timezone)  # one clock: the station's (issue 14)
     if args.json:
-        print(report.to_json(doc))
+        print(report.to_json(shown))
     else:
-        report.render(doc)
+        report.render(shown)
     return 1 if doc["hashes_verified"] is False else 0
 
 
@@ -123,7 +125,7 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
         " FROM interview_sessions ORDER BY requested_at DESC LIMIT ?",
         (args.limit,),
     )
-    items = [dict(r) for r in rows]
+    items = [localize(dict(r), ctx.cfg.station.timezone) for r in rows]
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=2))
         return 0

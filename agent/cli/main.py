@@ -94,6 +94,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from agent.actions import verify
+    from agent.core.wiretime import localize
 
     ctx = _context(args)
     pubkey = Path(args.pubkey) if args.pubkey else None
@@ -107,7 +108,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             task = bar.add_task("re-hashing copies", total=total[0] if total else None)
             report = verify.run(ctx, lambda _rid: bar.advance(task), pubkey, args.incremental)
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        doc = localize(report.to_dict(), ctx.cfg.station.timezone)  # one clock (issue 14)
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         for p in report.problems:
             print(f"FAIL {p.kind} {p.subject}: {p.message}")

@@ -37,3 +37,14 @@ def test_status_and_report_use_the_station_clock(station, bodycam) -> None:  # t
     cells = [c for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) for c in row]
     in_csv = [c for c in cells if TIME.fullmatch(c)]
     assert in_csv and all(c.endswith("+08:00") for c in in_csv), in_csv
+
+
+def test_streamed_status_uses_the_station_clock(station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    # `status --json --limit 0` writes recording by recording: each one localized too.
+    vol, _clips = bodycam(clips=2)
+    station.cli("ingest", str(vol), check=True)
+    streamed = json.loads(station.cli("status", "--json", "--limit", "0", check=True).stdout)
+    found = _times(streamed["recordings"])
+    assert len(found) >= 6, found
+    assert all(t.endswith("+08:00") for t in found), found
+    assert all(t.endswith("+08:00") for t in _times(streamed))
