@@ -41,6 +41,7 @@ ANY = {
     "priority": ("custodian",),
     "export": ("custodian",),
     "audit": ("supervisor", "admin"),
+    "case.conclude": ("custodian",),  # a case's conclusion date (its file is due from it)
     "interview.start": ("officer", "custodian"),
     "interview.stop": ("officer", "custodian"),
     "interview.mark": ("officer", "custodian"),

@@ -27,6 +27,7 @@ from agent.core.errors import AnchorConflictError
 from agent.ledger import custody, stationkey
 from agent.rules import archive_keys
 from agent.station.context import Context
+from agent.tagging.context_fields import public
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def sidecar_doc(ctx: Context, row: sqlite3.Row, meta: dict[str, Any], version: i
         "deadline": row["deadline"],
         "deadline_met_at": row["deadline_met_at"],
         "archived_at": row["archived_at"],
-        "metadata": meta,
+        "metadata": public(meta),  # the party (执法对象) stays in the ledger
         "metadata_version": version,
         "retention": {
             "mode": lock.mode,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from agent.core import clock
+from agent.tagging.context_fields import public
 
 if TYPE_CHECKING:
     from agent.config.loader import AgentConfig
@@ -158,7 +159,7 @@ def spec_for(ctx: Context, row: sqlite3.Row) -> ObjectSpec:
         officer=row["officer_id"],
         start=clock.parse_iso(row["start"]) or clock.parse_iso(row["discovered_at"]),
         end=clock.parse_iso(row["end"]),
-        metadata=metadata,
+        metadata=public(metadata),  # the party (执法对象) never leaves the ledger
         metadata_version=version,
         lock=lock_for(ctx.cfg, metadata),
     )

@@ -16,6 +16,7 @@ from agent.access.gate import Caller
 from agent.access.register import Operator
 from agent.core import clock
 from agent.core.errors import UnknownRecordingError
+from agent.daemon.api_case import conclude as case_conclude
 from agent.daemon.api_export import serve_export
 from agent.daemon.api_params import Server, refs, resolver, text
 from agent.ledger import recordings as rec
@@ -142,4 +143,5 @@ VERBS: dict[str, Handler] = {
     "interview.mark": _interview("mark"),
     "export": _export,
     "audit": _audit,
+    "case.conclude": case_conclude,
 }
