@@ -40,7 +40,8 @@ CASE_FILES_SQL = (
     "SELECT c.case_number, c.version, c.concluded_on, COUNT(r.id) AS n,"
     " COALESCE(SUM(r.id IS NOT NULL AND r.archived_at IS NULL), 0) AS open"
     " FROM case_versions c"
-    " LEFT JOIN metadata_versions m ON json_extract(m.fields, '$.case_number') = c.case_number"
+    " LEFT JOIN metadata_versions m"
+    " ON json_extract(m.fields, '$.case_number') = +c.case_number"  # +: no affinity, index
     " LEFT JOIN recordings r ON r.id = m.recording_id AND r.metadata_version = m.version"
     " WHERE c.version ="
     " (SELECT MAX(v.version) FROM case_versions v WHERE v.case_number = c.case_number)"
