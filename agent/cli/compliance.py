@@ -169,6 +169,7 @@ def _print_show(doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from agent.tagging.context_fields import display
     from agent.tagging.metadata import LABELS
 
     console = Console()
@@ -183,7 +184,7 @@ def _print_show(doc: dict[str, Any]) -> None:
     for key in METADATA_KEYS:
         zh, en = LABELS[key]
         table.add_row(
-            f"{en} {zh}", *[str(v["fields"][key] or "-") for v in doc["metadata_history"]]
+            f"{en} {zh}", *[display(key, v["fields"][key]) for v in doc["metadata_history"]]
         )
     table.add_row("reason", *[v["reason"] or "-" for v in doc["metadata_history"]])
     console.print(table)

@@ -97,10 +97,11 @@ def custody_fields(doc: Mapping[str, Any], salt: str | None) -> dict[str, Any]:
     return out
 
 
-def display(key: str, value: Any, lang: str = "en") -> str:
-    """A stored value with its label in `lang` (zh/en), for tables."""
+def display(key: str, value: Any) -> str:
+    """A stored value with its Chinese label for tables, e.g. `hearing (听证)`."""
     table = {"confidentiality": CONFIDENTIALITY, "stage": STAGES}.get(key)
+    if value is None or value == "":
+        return "-"
     if table is None or value not in table:
-        return "" if value is None else str(value)
-    zh, en = table[value]
-    return zh if lang == "zh" else en
+        return str(value)
+    return f"{value} ({table[value][0]})"

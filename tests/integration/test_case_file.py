@@ -72,6 +72,8 @@ def test_context_fields_are_validated_versioned_and_the_party_stays_in_the_table
         "site_inspection",
         "personal_privacy",
     )
+    shown_table = run_cli(st, "tag", "--show", rid)
+    assert "现场检查" in shown_table.out and "个人隐私" in shown_table.out
     # Changing the party needs a reason, and the refusal does not quote the old value (it
     # may travel as an MQTT reply).
     again = run_cli(st, "tag", rid, "--party", "李四")
