@@ -160,6 +160,8 @@ def test_a_case_concluded_31_days_ago_with_a_recording_not_archived_is_overdue(
         ).fetchone()[0]
     assert [json.loads(e["payload"])["previous"] for e in events] == [None, None, "2026-10-10"]
     assert events[0]["actor"] == "root" and grants == 4
+    audit = run_cli(st, "audit", "--kind", "case.concluded", "--lang", "en", "--csv")
+    assert f"recorded case {CASE} as concluded on 2026-10-20 (version 2" in audit.out
 
     # Once every recording of the case is archived, its file is no longer due.
     with _db(st) as db:

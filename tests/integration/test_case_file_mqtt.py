@@ -70,6 +70,7 @@ def test_overdue_case_on_mqtt_and_the_party_never_leaves_the_ledger(
             "--stage", "execution", "--confidentiality", "commercial_secret",
         )  # fmt: skip
         assert tagged.returncode == 0, tagged.stderr
+        assert MARK not in tagged.stderr + tagged.stdout
         concluded_on = datetime.now(SH).date() - timedelta(days=31)
         done = station.cli(
             "case", "conclude", CASE, "--date", str(concluded_on), "--reason", "执行完毕"
