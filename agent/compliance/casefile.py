@@ -49,6 +49,21 @@ CASE_FILES_SQL = (
 )
 
 
+# Concluded cases with recordings not archived, found from the open side (the partial index
+# `recordings_not_archived`): O(recordings not archived), for the MQTT payload.
+OPEN_CASES_SQL = (
+    "SELECT c.case_number, c.version, c.concluded_on, o.n AS open FROM"
+    " (SELECT json_extract(m.fields, '$.case_number') AS case_number, COUNT(*) AS n"
+    " FROM recordings r CROSS JOIN metadata_versions m"  # CROSS: open recordings first
+    " ON m.recording_id = r.id AND m.version = r.metadata_version"
+    " WHERE r.archived_at IS NULL AND json_extract(m.fields, '$.case_number') IS NOT NULL"
+    " GROUP BY 1) o"
+    " JOIN case_versions c ON c.case_number = o.case_number AND c.version ="
+    " (SELECT MAX(v.version) FROM case_versions v WHERE v.case_number = c.case_number)"
+    " ORDER BY c.concluded_on, c.case_number"
+)
+
+
 def check_request(
     ctx: Context, case_number: Any, day: Any, reason: Any, now: datetime | None = None
 ) -> tuple[str, date, str]:
@@ -166,6 +181,13 @@ def case_files(ctx: Context, now: datetime | None = None) -> list[dict[str, Any]
     """Every concluded case with its case-file status, earliest conclusion first."""
     rows = ctx.ledger.connect().execute(CASE_FILES_SQL).fetchall()
     return [_doc(ctx, r, int(r["n"]), int(r["open"]), now) for r in rows]
+
+
+def open_case_files(ctx: Context, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Concluded cases with a recording not archived (`due` or `overdue`), earliest first;
+    `recordings` counts only those not archived (the payload does not need the total)."""
+    rows = ctx.ledger.connect().execute(OPEN_CASES_SQL).fetchall()
+    return [_doc(ctx, r, int(r["open"]), int(r["open"]), now) for r in rows]
 
 
 def show(ctx: Context, case: str) -> dict[str, Any]:

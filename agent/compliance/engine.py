@@ -95,7 +95,7 @@ class Snapshot:
     units: list[UnitRatio] = field(default_factory=list)
     local_units: set[str] = field(default_factory=set)  # units of this station's roster
     problems: list[str] = field(default_factory=list)  # roster/inventory file errors
-    cases: list[dict[str, Any]] = field(default_factory=list)  # concluded cases (casefile)
+    cases: list[dict[str, Any]] = field(default_factory=list)  # case files due or overdue
 
 
 def unmet_recordings(ctx: Context, now: datetime) -> list[dict[str, Any]]:
@@ -202,7 +202,7 @@ def evaluate(ctx: Context, now: datetime | None = None) -> Snapshot:
     snap.untagged, snap.untagged_overdue = untagged_counts(ctx, now)
     snap.not_docked = recorders_not_docked(ctx, now)
     snap.units, snap.local_units = ratios(ctx, now)
-    snap.cases = casefile.case_files(ctx, now)
+    snap.cases = casefile.open_case_files(ctx, now)
     return snap
 
 

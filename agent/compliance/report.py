@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agent.compliance import casefile
 from agent.compliance.engine import (
     MADE_SQL,
     RECORDING_SQL,
@@ -131,13 +132,18 @@ def build(
         "recorders_not_docked": [d for d in snap.not_docked if unit is None or d["unit"] == unit],
         "not_docked_working_days": cc.not_docked_working_days,
         # Concluded cases (whatever the period and unit): their files are due in N days.
-        "case_files": {
-            "days": cc.case_file_days,
-            "due": sum(c["status"] == "due" for c in snap.cases),
-            "overdue": sum(c["status"] == "overdue" for c in snap.cases),
-            "cases": snap.cases,
-        },
+        "case_files": _case_files(ctx, snap.now),
         "problems": snap.problems,
+    }
+
+
+def _case_files(ctx: Context, now: datetime) -> dict[str, Any]:
+    cases = casefile.case_files(ctx, now)
+    return {
+        "days": ctx.cfg.compliance.case_file_days,
+        "due": sum(c["status"] == "due" for c in cases),
+        "overdue": sum(c["status"] == "overdue" for c in cases),
+        "cases": cases,
     }
 
 

@@ -196,7 +196,7 @@ def test_only_a_custodian_concludes_a_case_and_a_refusal_is_recorded(
 def test_the_case_file_check_uses_indexes_not_scans(
     docked: tuple[Station, list[dict]],
 ) -> None:
-    from agent.compliance.casefile import CASE_FILES_SQL, CASE_RECORDINGS_SQL
+    from agent.compliance.casefile import CASE_FILES_SQL, CASE_RECORDINGS_SQL, OPEN_CASES_SQL
 
     st, _ = docked
     with _db(st) as db:
@@ -207,3 +207,8 @@ def test_the_case_file_check_uses_indexes_not_scans(
     for plan in plans:
         assert "metadata_versions_case" in plan, plan
         assert "SCAN m" not in plan and "SCAN r" not in plan, plan
+    # The MQTT payload starts from the recordings not archived yet (open work only).
+    with _db(st) as db:
+        plan = " | ".join(r["detail"] for r in db.execute("EXPLAIN QUERY PLAN " + OPEN_CASES_SQL))
+    assert "SCAN r USING INDEX recordings_not_archived" in plan, plan
+    assert "SCAN m" not in plan, plan

@@ -31,3 +31,7 @@ END;
 -- literally), so the case-file check costs O(cases' recordings), not O(history).
 CREATE INDEX metadata_versions_case
     ON metadata_versions (json_extract(fields, '$.case_number'));
+
+-- Recordings not archived yet (open work only): the MQTT compliance payload finds the case
+-- files still open from here, in O(open work), whatever the number of concluded cases.
+CREATE INDEX recordings_not_archived ON recordings (id) WHERE archived_at IS NULL;
