@@ -210,5 +210,5 @@ def test_the_case_file_check_uses_indexes_not_scans(
     # The MQTT payload starts from the recordings not archived yet (open work only).
     with _db(st) as db:
         plan = " | ".join(r["detail"] for r in db.execute("EXPLAIN QUERY PLAN " + OPEN_CASES_SQL))
-    assert "SCAN r USING INDEX recordings_not_archived" in plan, plan
+    assert "SEARCH r USING INDEX recordings_not_archived" in plan, plan
     assert "SCAN m" not in plan, plan

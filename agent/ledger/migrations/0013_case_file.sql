@@ -34,4 +34,4 @@ CREATE INDEX metadata_versions_case
 
 -- Recordings not archived yet (open work only): the MQTT compliance payload finds the case
 -- files still open from here, in O(open work), whatever the number of concluded cases.
-CREATE INDEX recordings_not_archived ON recordings (id) WHERE archived_at IS NULL;
+CREATE INDEX recordings_not_archived ON recordings (archived_at) WHERE archived_at IS NULL;
