@@ -63,8 +63,10 @@ def check_stage(text: str) -> str:
 
 
 def check_party(text: str) -> str:
-    # Length and control characters are checked by the Validator (never echoing the value:
-    # an error message may travel on MQTT).
+    # Length and most control characters are checked by the Validator, which lets newlines
+    # through for `proves`; a name has none. Never echo the value: errors may go on MQTT.
+    if any(c in text for c in "\n\r\t"):
+        raise TagError("party: contains control characters (a line break or tab); give one line")
     return text
 
 

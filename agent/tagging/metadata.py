@@ -192,6 +192,9 @@ class Validator:
     def _check_stage(self, text: str) -> str:
         return cf.check_stage(text)
 
+    def _check_party(self, text: str) -> str:
+        return cf.check_party(text)
+
 
 def _same(text: str) -> str:
     return text

@@ -59,6 +59,8 @@ def test_context_fields_are_validated_versioned_and_the_party_stays_in_the_table
     assert bad.rc == 65 and "at most 200" in bad.err
     bad = run_cli(st, "tag", rid, "--party", "A\x07" + PARTY)
     assert bad.rc == 65 and "control characters" in bad.err and "PARTYMARK7" not in bad.err
+    bad = run_cli(st, "tag", rid, "--party", "某公司\n" + PARTY)
+    assert bad.rc == 65 and "line break" in bad.err and "PARTYMARK7" not in bad.err
 
     ok = run_cli(
         st, "tag", rid, "--case-number", CASE, "--party", PARTY,
