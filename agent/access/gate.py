@@ -47,6 +47,7 @@ ANY = {
     "export.return": ("custodian",),
     "export.list": ("custodian", "supervisor", "admin"),
     "audit": ("supervisor", "admin"),
+    "case.conclude": ("custodian",),  # a case's conclusion date (its file is due from it)
     "interview.start": ("officer", "custodian"),
     "interview.stop": ("officer", "custodian"),
     "interview.mark": ("officer", "custodian"),

@@ -67,6 +67,12 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "{who} tagged case metadata (version {version})",
     ),
     "deadline.recomputed": ("存储期限由 {old} 改为 {new}", "deadline changed from {old} to {new}"),
+    "case.concluded": (
+        "{who} 记录案件 {case_number} 执行终结日期为 {concluded_on}（第 {version} 版，"
+        "归档期限 {due_on}），事由：{reason}",
+        "{who} recorded case {case_number} as concluded on {concluded_on} (version {version}, "
+        "case file due {due_on}), reason: {reason}",
+    ),
     "spool.removed": (
         "归档确认后删除了本站缓存副本",
         "spool copy removed after the archive confirmed it",

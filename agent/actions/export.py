@@ -31,6 +31,7 @@ from agent.ledger import recordings as rec
 from agent.rules import archive_keys
 from agent.station.context import Context
 from agent.tagging import metadata as md
+from agent.tagging.context_fields import public
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ class Exporter:
             "unit": row["unit_id"],
             "source_path": row["source_path"],
             **rec.effective_times(row),
-            "metadata": meta,
+            "metadata": public(meta),  # the party (执法对象) stays in the ledger
             "metadata_version": version,
             "custody": excerpt,
         }

@@ -29,6 +29,7 @@ from agent.ledger.recordings import effective_times
 from agent.rules import archive_keys
 from agent.station.context import Context
 from agent.tagging import metadata as md
+from agent.tagging.context_fields import public
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def sidecar_doc(ctx: Context, row: sqlite3.Row, meta: dict[str, Any], version: i
         "deadline": row["deadline"],
         "deadline_met_at": row["deadline_met_at"],
         "archived_at": row["archived_at"],
-        "metadata": meta,
+        "metadata": public(meta),  # the party (执法对象) stays in the ledger
         "metadata_version": version,
         "retention": {
             "mode": lock.mode,

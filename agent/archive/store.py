@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from agent.core import clock
 from agent.ledger.recordings import effective_times
 from agent.tagging import metadata as md
+from agent.tagging.context_fields import public
 
 if TYPE_CHECKING:
     from agent.config.loader import AgentConfig
@@ -141,7 +142,7 @@ def spec_for(ctx: Context, row: sqlite3.Row) -> ObjectSpec:
         # key stored in their archive_ref.
         start=clock.parse_iso(times["start"]) or clock.parse_iso(row["discovered_at"]),
         end=clock.parse_iso(times["end"]),
-        metadata=metadata,
+        metadata=public(metadata),  # the party (执法对象) never leaves the ledger
         metadata_version=version,
         lock=lock_for(ctx.cfg, metadata),
     )

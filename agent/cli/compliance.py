@@ -29,6 +29,10 @@ FIELD_FLAGS = {
     "unit_id": "单位 id",
     "category": "category; picks the deadline rule (compliance.rules)",
     "importance": "normal, important or critical (一般/重要/重大)",
+    "confidentiality": "密级: none, personal_privacy, commercial_secret or state_secret",
+    "party": "执法对象: the person or company concerned (kept in the ledger only)",
+    "stage": "执法环节: site_inspection, evidence_collection, service_of_documents, hearing, "
+    "compulsory_measure, execution or other",
 }
 
 
@@ -165,6 +169,7 @@ def _print_show(doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from agent.tagging.context_fields import display
     from agent.tagging.metadata import LABELS
 
     console = Console()
@@ -179,7 +184,7 @@ def _print_show(doc: dict[str, Any]) -> None:
     for key in METADATA_KEYS:
         zh, en = LABELS[key]
         table.add_row(
-            f"{en} {zh}", *[str(v["fields"][key] or "-") for v in doc["metadata_history"]]
+            f"{en} {zh}", *[display(key, v["fields"][key]) for v in doc["metadata_history"]]
         )
     table.add_row("reason", *[v["reason"] or "-" for v in doc["metadata_history"]])
     console.print(table)
@@ -273,8 +278,11 @@ def add_parsers(add: Add) -> None:
     sp.add_argument("--unit", metavar="U", help="only this unit")
     sp.add_argument(
         "--section",
-        choices=("all", "summary", "recordings", "units", "recorders"),
+        choices=("all", "summary", "recordings", "units", "recorders", "cases"),
         default="all",
         help="with --csv: one table only (default: all, one after the other)",
     )
     sp.add_argument("--output", "-o", help="write to this file instead of standard output")
+    from agent.cli.casefile import add_parsers as add_case
+
+    add_case(add)  # `case conclude|show`: the case file's due date comes from it

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from agent.compliance import casefile
 from agent.compliance.calendar_check import station_warning
 from agent.core import clock
 from agent.ledger import events
@@ -94,6 +95,7 @@ class Snapshot:
     units: list[UnitRatio] = field(default_factory=list)
     local_units: set[str] = field(default_factory=set)  # units of this station's roster
     problems: list[str] = field(default_factory=list)  # roster/inventory file errors
+    cases: list[dict[str, Any]] = field(default_factory=list)  # case files due or overdue
 
 
 def unmet_recordings(ctx: Context, now: datetime) -> list[dict[str, Any]]:
@@ -200,6 +202,7 @@ def evaluate(ctx: Context, now: datetime | None = None) -> Snapshot:
     snap.untagged, snap.untagged_overdue = untagged_counts(ctx, now)
     snap.not_docked = recorders_not_docked(ctx, now)
     snap.units, snap.local_units = ratios(ctx, now)
+    snap.cases = casefile.open_case_files(ctx, now)
     return snap
 
 
@@ -243,6 +246,22 @@ def summary(ctx: Context, snap: Snapshot) -> dict[str, Any]:
         "units": [unit_payload(u) for u in snap.units if u.unit_id in snap.local_units],
         "problems": snap.problems,
         "calendar_warning": station_warning(ctx, snap.now),
+        "case_files": case_files_payload(ctx, snap),
+    }
+
+
+MAX_CASES_LISTED = 200  # the counts are complete; `report` lists every case
+
+
+def case_files_payload(ctx: Context, snap: Snapshot) -> dict[str, Any]:
+    """Concluded cases whose file is due or overdue (case numbers and dates, no parties)."""
+    open_ = [c for c in snap.cases if c["status"] in ("due", "overdue")]
+    keys = ("case_number", "concluded_on", "due_on", "status", "not_archived")
+    return {
+        "days": ctx.cfg.compliance.case_file_days,
+        "due": sum(c["status"] == "due" for c in open_),
+        "overdue": sum(c["status"] == "overdue" for c in open_),
+        "cases": [{k: c[k] for k in keys} for c in open_[:MAX_CASES_LISTED]],
     }
 
 

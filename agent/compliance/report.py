@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agent.compliance import casefile
 from agent.compliance.engine import (
     MADE_SQL,
     RECORDING_SQL,
@@ -34,7 +35,7 @@ from agent.station.context import Context
 
 SCHEMA = "evidence-agent/report/1"
 STATUSES = ("met", "met_late", "open", "at_risk", "missed", "no_deadline")
-SECTIONS = ("summary", "recordings", "units", "recorders")
+SECTIONS = ("summary", "recordings", "units", "recorders", "cases")
 ORDER = " ORDER BY r.deadline, r.start"  # sorted by SQLite, not in Python
 
 
@@ -130,7 +131,19 @@ def build(
         "units": [{**unit_payload(u), "local": u.unit_id in snap.local_units} for u in units],
         "recorders_not_docked": [d for d in snap.not_docked if unit is None or d["unit"] == unit],
         "not_docked_working_days": cc.not_docked_working_days,
+        # Concluded cases (whatever the period and unit): their files are due in N days.
+        "case_files": _case_files(ctx, snap.now),
         "problems": snap.problems,
+    }
+
+
+def _case_files(ctx: Context, now: datetime) -> dict[str, Any]:
+    cases = casefile.case_files(ctx, now)
+    return {
+        "days": ctx.cfg.compliance.case_file_days,
+        "due": sum(c["status"] == "due" for c in cases),
+        "overdue": sum(c["status"] == "overdue" for c in cases),
+        "cases": cases,
     }
 
 
@@ -152,6 +165,9 @@ UNIT_COLUMNS = (
     "compliant", "not_counted",
 )  # fmt: skip
 RECORDER_COLUMNS = ("serial", "vendor", "officer", "unit", "last_seen", "limit")
+CASE_COLUMNS = (
+    "case_number", "concluded_on", "due_on", "case_status", "recordings_n", "not_archived",
+)  # fmt: skip
 
 
 def _summary_rows(doc: dict[str, Any], lang: str) -> Rows:
@@ -162,6 +178,8 @@ def _summary_rows(doc: dict[str, Any], lang: str) -> Rows:
         [t(lang, "untagged"), u["count"]],
         [t(lang, "untagged_overdue", hours=u["older_than_hours"]), u["overdue"]],
         [t(lang, "not_docked_count"), len(doc["recorders_not_docked"])],
+        [t(lang, "cases_due"), doc["case_files"]["due"]],
+        [t(lang, "cases_overdue"), doc["case_files"]["overdue"]],
     ]
     return [t(lang, "metric"), t(lang, "value")], rows
 
@@ -193,11 +211,21 @@ def _recorder_rows(doc: dict[str, Any], lang: str) -> Rows:
     return [t(lang, c) for c in RECORDER_COLUMNS], rows
 
 
+def _case_rows(doc: dict[str, Any], lang: str) -> Rows:
+    rows = [
+        [c["case_number"], c["concluded_on"], c["due_on"], t(lang, "case_" + c["status"]),
+         c["recordings"], c["not_archived"]]
+        for c in doc["case_files"]["cases"]
+    ]  # fmt: skip
+    return [t(lang, c) for c in CASE_COLUMNS], rows
+
+
 _SECTION_ROWS = {
     "summary": _summary_rows,
     "recordings": _recording_rows,
     "units": _unit_rows,
     "recorders": _recorder_rows,
+    "cases": _case_rows,
 }
 
 
@@ -214,6 +242,8 @@ def _title(doc: dict[str, Any], lang: str, section: str) -> str:
     if section == "units":
         ratio = max((u["ratio"] for u in doc["units"]), default=5) if doc["units"] else 5
         return t(lang, "units", ratio=ratio)
+    if section == "cases":
+        return t(lang, "cases", days=doc["case_files"]["days"])
     return t(lang, "recorders", days=doc["not_docked_working_days"])
 
 

@@ -58,6 +58,13 @@ class ComplianceConfig(Section):
     interval_seconds: float = Field(
         60.0, gt=0, description="How often the compliance thread re-evaluates and alerts."
     )
+    case_file_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="A concluded case's file is due this many days after its conclusion date "
+        "(seed 001: 执行终结之日起30日内归档); `case conclude` sets the date.",
+    )
 
     @field_validator("ratio_by_unit")
     @classmethod
@@ -71,6 +78,7 @@ class ComplianceConfig(Section):
 METADATA_KEYS = (
     "case_number", "capture_time", "capture_place", "collector", "proves",
     "serial", "officer_id", "unit_id", "category", "importance",
+    "confidentiality", "party", "stage",
 )  # fmt: skip
 
 

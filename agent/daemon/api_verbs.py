@@ -16,6 +16,7 @@ from agent.access.gate import Caller
 from agent.access.register import Operator
 from agent.core import clock
 from agent.core.errors import UnknownRecordingError
+from agent.daemon.api_case import conclude as case_conclude
 from agent.daemon.api_export import serve_export
 from agent.daemon.api_params import Server, refs, resolver, text
 from agent.daemon.api_retrieval import VERBS as RETRIEVAL_VERBS
@@ -144,4 +145,5 @@ VERBS: dict[str, Handler] = {
     "export": _export,  # `export ID... --to DIR` and `export run REQ --to DIR`
     "audit": _audit,
     **RETRIEVAL_VERBS,
+    "case.conclude": case_conclude,
 }

@@ -66,7 +66,14 @@ class OperatorCommand(Command):
 
 class TagCommand(OperatorCommand):
     recordings: Refs
-    fields: dict[str, Any] = Field(min_length=1, description="Metadata fields to set.")
+    fields: dict[str, Any] = Field(
+        min_length=1,
+        description="Metadata fields to set (docs/compliance.md), e.g. confidentiality (none, "
+        "personal_privacy, commercial_secret, state_secret) and stage (site_inspection, "
+        "evidence_collection, service_of_documents, hearing, compulsory_measure, execution, "
+        "other). `party` (执法对象) is refused: it is kept in the ledger only.",
+        json_schema_extra={"propertyNames": {"not": {"enum": ["party", "执法对象"]}}},
+    )
 
 
 class RescanCommand(Command):
@@ -135,6 +142,13 @@ def run_tag(cmd: TagCommand, env: Env) -> dict[str, Any]:
     tag = optional("agent.tagging.apply", "tag")
     if tag is None:
         raise CommandError("tagging not available on this station (agent.tagging.apply is missing)")
+    if LEDGER_ONLY & {str(k).strip() for k in cmd.fields}:
+        # A command on the broker is read by whoever may subscribe to it: the party concerned
+        # (执法对象) is kept in the ledger only, so it is set through the gate, never here.
+        raise CommandError(
+            "party (执法对象) cannot be set over MQTT: it is kept in the ledger only; "
+            "set it with `evidence-agent tag --party` at the station (docs/access.md)"
+        )
     try:
         results = tag(
             env.ctx,
@@ -146,7 +160,19 @@ def run_tag(cmd: TagCommand, env: Env) -> dict[str, Any]:
         )
     except AgentError as exc:
         raise CommandError(str(exc)) from None
-    return {"tagged": [_jsonable(r) for r in results]}
+    return {"tagged": [_public_result(_jsonable(r)) for r in results]}
+
+
+# Metadata fields kept in the ledger only (agent.tagging.context_fields.LEDGER_ONLY, with
+# their Chinese labels): never in a command's reply.
+LEDGER_ONLY = {"party", "执法对象"}
+
+
+def _public_result(result: dict[str, Any]) -> dict[str, Any]:
+    meta = result.get("metadata")
+    if isinstance(meta, dict):
+        result["metadata"] = {k: v for k, v in meta.items() if k not in LEDGER_ONLY}
+    return result
 
 
 def run_rescan(_cmd: RescanCommand, env: Env) -> dict[str, Any]:

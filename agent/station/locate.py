@@ -76,6 +76,8 @@ def needs_ledger(args: argparse.Namespace) -> bool:
         return bool(getattr(args, "show", None) or getattr(args, "dry_run", False))
     if command == "interview":  # report and list read; start, stop and mark ask the gate
         return getattr(args, "verb", None) in ("report", "list")
+    if command == "case":  # show reads; conclude asks the gate
+        return getattr(args, "verb", None) == "show"
     return command in LEDGER_READERS
 
 

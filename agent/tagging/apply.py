@@ -22,6 +22,7 @@ from agent.ledger import recordings as rec
 from agent.rules.workcal import deadline as compute_deadline
 from agent.station.context import Context
 from agent.tagging import metadata as md
+from agent.tagging.context_fields import LEDGER_ONLY
 
 ORIGINS = ("cli", "mqtt", "sidecar", "rule", "interview")
 
@@ -128,7 +129,7 @@ def apply(
         return TagResult(rid, version, [], doc, row["deadline"])
     overwritten = [k for k in changed if previous[k] is not None]
     if overwritten and not reason:
-        was = ", ".join(f"{k} (now {previous[k]!r})" for k in overwritten)
+        was = ", ".join(_was(k, previous[k]) for k in overwritten)
         raise TagError(f"recording {rid}: changing {was} needs a reason: say why (--reason)")
     version = md.add_version(conn, rid, new, changed, actor=actor, reason=reason, origin=origin)
     due, recomputed = _recompute_deadline(
@@ -136,6 +137,11 @@ def apply(
     )
     events.emit(conn, "recording.tagged", recording=rid, version=version, origin=origin)
     return TagResult(rid, version, changed, new, due, recomputed)
+
+
+def _was(key: str, value: Any) -> str:
+    # The message may travel on MQTT (a reply): a ledger-only value is not quoted.
+    return key if key in LEDGER_ONLY else f"{key} (now {value!r})"
 
 
 def _recompute_deadline(

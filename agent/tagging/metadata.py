@@ -23,6 +23,7 @@ from agent.config.loader import AgentConfig
 from agent.core import clock
 from agent.core.errors import TagError
 from agent.ledger import custody
+from agent.tagging import context_fields as cf
 
 # Field -> (Chinese label, English label), for reports, `tag --show` and Chinese keys.
 LABELS: dict[str, tuple[str, str]] = {
@@ -36,6 +37,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "unit_id": ("单位", "unit"),
     "category": ("类别", "category"),
     "importance": ("重要程度", "importance"),
+    **cf.LABELS,
 }
 ALIASES = {zh: key for key, (zh, _) in LABELS.items()}
 
@@ -45,7 +47,10 @@ IMPORTANCE = {
     "critical": "critical", "重大": "critical", "关键": "critical",
 }  # fmt: skip
 
-_MAX_LEN = {"capture_place": 200, "proves": 2000, "collector": 64, "category": 64}
+_MAX_LEN = {
+    "capture_place": 200, "proves": 2000, "collector": 64, "category": 64,
+    "party": cf.PARTY_MAX, "confidentiality": 64, "stage": 64,
+}  # fmt: skip
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # newline and tab are fine in `proves`
 
@@ -97,7 +102,8 @@ class Validator:
         if isinstance(value, datetime) and key == "capture_time":
             return value.isoformat()
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise TagError(f"{key}: expected text, got {type(value).__name__} {value!r}")
+            shown = "" if key in cf.LEDGER_ONLY else f" {value!r}"
+            raise TagError(f"{key}: expected text, got {type(value).__name__}{shown}")
         text = str(value).strip()
         if not text:
             return None
@@ -180,6 +186,15 @@ class Validator:
             )
         return value
 
+    def _check_confidentiality(self, text: str) -> str:
+        return cf.check_confidentiality(text)
+
+    def _check_stage(self, text: str) -> str:
+        return cf.check_stage(text)
+
+    def _check_party(self, text: str) -> str:
+        return cf.check_party(text)
+
 
 def _same(text: str) -> str:
     return text
@@ -245,10 +260,11 @@ def add_version(
     version = int(row[0]) + 1
     stored = {k: v for k, v in doc.items() if v is not None}
     at = clock.iso(clock.now()) or ""
+    salt = cf.new_salt() if any(k in stored for k in cf.LEDGER_ONLY) else None
     conn.execute(
-        "INSERT INTO metadata_versions(recording_id, version, fields, actor, reason, origin, at)"
-        " VALUES(?,?,?,?,?,?,?)",
-        (rid, version, custody.canonical(stored), actor, reason, origin, at),
+        "INSERT INTO metadata_versions(recording_id, version, fields, actor, reason, origin, at,"
+        " party_salt) VALUES(?,?,?,?,?,?,?,?)",
+        (rid, version, custody.canonical(stored), actor, reason, origin, at, salt),
     )
     conn.execute("UPDATE recordings SET metadata_version = ? WHERE id = ?", (version, rid))
     custody.append(
@@ -256,7 +272,8 @@ def add_version(
         "metadata.tagged",
         {
             "version": version,
-            "fields": stored,
+            # The party stays in the ledger: custody segments are shipped to the archive.
+            "fields": cf.custody_fields(stored, salt),
             "changed": changed,
             "origin": origin,
             "reason": reason,
@@ -277,13 +294,16 @@ def verify_versions(conn: sqlite3.Connection) -> list[tuple[str, str]]:
         logged[(ev["recording_id"], int(body["version"]))] = custody.canonical(body["fields"])
     problems = []
     latest: dict[str, int] = {}
-    for row in conn.execute("SELECT recording_id, version, fields FROM metadata_versions"):
+    for row in conn.execute(
+        "SELECT recording_id, version, fields, party_salt FROM metadata_versions"
+    ):
         rid, version = row["recording_id"], int(row["version"])
         latest[rid] = max(latest.get(rid, 0), version)
         expected = logged.pop((rid, version), None)
+        fields = cf.custody_fields(json.loads(row["fields"]), row["party_salt"])
         if expected is None:
             problems.append((rid, f"metadata version {version} has no custody event"))
-        elif custody.canonical(json.loads(row["fields"])) != expected:
+        elif custody.canonical(fields) != expected:
             problems.append((rid, f"metadata version {version} differs from its custody event"))
     for rid, version in logged:
         problems.append((rid, f"metadata version {version} in the custody log is missing"))
