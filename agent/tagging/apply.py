@@ -23,7 +23,7 @@ from agent.rules.workcal import deadline as compute_deadline
 from agent.station.context import Context
 from agent.tagging import metadata as md
 
-ORIGINS = ("cli", "mqtt", "sidecar", "rule", "interview")
+ORIGINS = ("cli", "console", "mqtt", "sidecar", "rule", "interview")
 
 
 @dataclass
