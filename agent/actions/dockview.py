@@ -27,7 +27,9 @@ SPOOL_LOW_MARGIN = 1 << 30  # warn a GiB above ingest.spool_reserve_bytes
 
 def _local(ctx: Context, text: str | None) -> str | None:
     when = clock.parse_iso(text)
-    return clock.iso(clock.local(when, ctx.cfg.station.timezone)) if when else None
+    if when is None:
+        return None
+    return clock.iso(clock.local(when.replace(microsecond=0), ctx.cfg.station.timezone))
 
 
 def _reasons(ctx: Context, rec: dict[str, Any], counts: dict[str, tuple[int, int]]) -> list[str]:
