@@ -246,3 +246,4 @@ def test_wheel_carries_migrations_defaults_and_profiles(tmp_path):
     }
     assert profiles and profiles <= names
     assert "agent/cli/main.py" in names and "agent/archive/s3/store.py" in names
+    assert "agent/console/templates/bays.html" in names  # the dock console's pages
