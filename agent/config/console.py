@@ -44,7 +44,11 @@ class ConsoleConfig(Section):
         900.0, gt=0, description="Longest wait between two PIN attempts of one officer."
     )
     poll_seconds: float = Field(
-        0.5, gt=0, le=10, description="How often the console asks the daemon for bay state."
+        0.25,
+        gt=0,
+        le=10,
+        description="How often the console asks the daemon for bay state (one request serves "
+        "every open page).",
     )
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ class Console:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        # One poll of the daemon serves every open page (a kiosk plus an admin's browser).
+        self._lock = asyncio.Lock()
+        self._snap: tuple[float, dict[str, Any]] | None = None
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -62,6 +66,13 @@ class Console:
             logger.warning("console: %s", exc)
             return {"error": "gate_down", "bays": [], "health": None}
 
+    async def shared_snapshot(self) -> dict[str, Any]:
+        async with self._lock:
+            fresh = self.cfg.console.poll_seconds / 2
+            if self._snap is None or time.monotonic() - self._snap[0] >= fresh:
+                self._snap = (time.monotonic(), await run_in_threadpool(self.snapshot))
+            return self._snap[1]
+
     async def form(self, request: Request) -> Any:
         form = await request.form(max_files=0, max_fields=MAX_SELECTED + 20)
         if not sess.csrf_ok(request, form):
@@ -78,9 +89,10 @@ class Console:
         async def stream() -> AsyncIterator[str]:
             last, quiet = "", 0
             while not await request.is_disconnected():
-                snap = await run_in_threadpool(self.snapshot)
+                snap = await self.shared_snapshot()
                 health = dict(snap.get("health") or {})
-                health.pop("at", None)  # the clock alone is no change
+                health.pop("at", None)  # the clock alone is no change, nor is a spool
+                health["spool_free_bytes"] = health.get("spool_free_bytes", 0) >> 26  # 64 MiB
                 key = json.dumps([snap.get("bays"), health, snap.get("error")], sort_keys=True)
                 if key != last:
                     last, quiet = key, 0
