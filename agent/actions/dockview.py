@@ -144,3 +144,24 @@ def own_recordings(ctx: Context, officer_id: str, limit: int = 50) -> list[dict[
             }
         )
     return out
+
+
+def held(ctx: Context, limit: int = 200) -> list[dict[str, Any]]:
+    """Quarantined recordings not yet rejected, oldest first: what a custodian decides on."""
+    rows = ctx.ledger.query(
+        f"{sq.BASE_SQL} WHERE r.state = 'quarantined'"
+        " AND COALESCE(r.quarantine_decision, '') != 'rejected'"
+        f" ORDER BY {sq.RECENT}, r.id LIMIT ?",
+        (limit,),
+    )
+    return [
+        {
+            "id": r["id"],
+            "serial": r["serial"],
+            "officer": r["officer_id"],
+            "start": _local(ctx, r["start_corrected"] or r["start"]),
+            "reason": r["reason"],
+            "size": r["size"],
+        }
+        for r in rows
+    ]

@@ -49,6 +49,17 @@ WORDS: dict[str, tuple[str, str]] = {
     "no_recordings": ("没有您的录像", "No recordings of yours"),
     "lang_other": ("English", "中文"),
     "refused": ("请求被拒绝", "Refused"),
+    "held": ("隔离待处理", "Quarantined"),
+    "held_none": ("没有待处理的隔离录像", "Nothing held in quarantine"),
+    "accept": ("接收", "Accept"),
+    "reject": ("拒绝", "Reject"),
+    "decision_reason": ("处理理由（必填）", "Reason (required)"),
+    "decided": ("已处理 {n} 个录像", "{n} recordings decided"),
+    "serial": ("记录仪编号", "Recorder"),
+    "approvals_later": (
+        "调阅审批将在后续版本提供（目前请使用命令行）",
+        "Retrieval approvals come in a later release (use the command line meanwhile)",
+    ),
 }
 
 REASONS: dict[str, tuple[str, str]] = {
@@ -63,8 +74,20 @@ REASONS: dict[str, tuple[str, str]] = {
 }
 
 
+STATES: dict[str, tuple[str, str]] = {
+    "discovered": ("待复制", "waiting"),
+    "copying": ("正在复制", "copying"),
+    "spooled": ("已复制校验", "copied and verified"),
+    "archived": ("已归档", "archived"),
+    "released": ("已归档，记录仪已清除", "archived, erased from the recorder"),
+    "failed": ("复制失败，重试中", "failed, retrying"),
+    "quarantined": ("已隔离", "quarantined"),
+}
+
+
 def words(lang: str) -> dict[str, Any]:
     i = 0 if lang == "zh" else 1
     out: dict[str, Any] = {k: v[i] for k, v in WORDS.items()}
     out["reasons"] = {k: v[i] for k, v in REASONS.items()}
+    out["states"] = {k: v[i] for k, v in STATES.items()}
     return out

@@ -184,17 +184,58 @@ class Console:
         return RedirectResponse(f"/mine?done={len(done)}", 303)
 
     async def _mine_error(self, request: Request, error: str) -> Response:
-        items = await run_in_threadpool(
-            call, self.cfg, "console.recordings", {"limit": 100}, sess.ticket(request)
-        )
+        try:
+            items = await run_in_threadpool(
+                call, self.cfg, "console.recordings", {"limit": 100}, sess.ticket(request)
+            )
+        except GateError:
+            sess.log_out(request)
+            return RedirectResponse("/login", 303)
         return self.page(request, "mine.html", 400, items=items, error=error, done=None)
+
+    async def held(self, request: Request, error: str | None = None) -> Response:
+        """Quarantined recordings for a custodian to accept or reject (the gate decides)."""
+        who = sess.officer(request, self.cfg)
+        if who is None:
+            return RedirectResponse("/login", 303)
+        try:
+            items = await run_in_threadpool(
+                call, self.cfg, "console.held", {}, sess.ticket(request)
+            )
+        except GateError as exc:
+            return self.page(request, "held.html", 403, items=[], error=str(exc), done=None)
+        done = request.query_params.get("done")
+        status = 400 if error else 200
+        return self.page(request, "held.html", status, items=items, error=error, done=done)
+
+    async def decide(self, request: Request) -> Response:
+        form = await self.form(request)
+        if form is None:
+            return PlainTextResponse("refused: the form's CSRF token is missing or wrong", 403)
+        if sess.officer(request, self.cfg) is None:
+            return RedirectResponse("/login", 303)
+        verb = str(form.get("decision", ""))
+        refs = [str(r)[:64] for r in form.getlist("id")][:MAX_SELECTED]
+        reason = str(form.get("reason", ""))[:MAX_FIELD].strip()
+        t = words(sess.lang(request, self.cfg))
+        if verb not in ("accept", "reject") or not refs:
+            return await self.held(request, t["none_selected"])
+        params = {"refs": refs, "reason": reason}
+        try:
+            done = await run_in_threadpool(call, self.cfg, verb, params, sess.ticket(request))
+        except GateError as exc:
+            return await self.held(request, str(exc))
+        failed = [r["message"] for r in done if not r["ok"]]
+        if failed:
+            return await self.held(request, "; ".join(failed))
+        return RedirectResponse(f"/held?done={len(done)}", 303)
 
     async def set_lang(self, request: Request) -> Response:
         want = request.path_params["lang"]
         if want in ("zh", "en"):
             request.session["lang"] = want
         back = request.query_params.get("next", "/")
-        return RedirectResponse(back if back in ("/", "/mine", "/login") else "/", 303)
+        return RedirectResponse(back if back in ("/", "/mine", "/login", "/held") else "/", 303)
 
 
 def build_app(cfg: AgentConfig) -> Starlette:
@@ -207,6 +248,8 @@ def build_app(cfg: AgentConfig) -> Starlette:
         Route("/logout", c.logout, methods=["POST"]),
         Route("/mine", c.mine),
         Route("/tag", c.tag, methods=["POST"]),
+        Route("/held", c.held, methods=["GET"]),
+        Route("/decide", c.decide, methods=["POST"]),
         Route("/lang/{lang}", c.set_lang),
     ]
     middleware = [

@@ -148,14 +148,16 @@ def _known(server: Server, officer_id: str) -> None:
         )
 
 
-def _officer(server: Server, caller: Caller) -> str:
-    """The officer a console read is for: a live ticket of an active operator."""
+def _officer(server: Server, caller: Caller, role: str | None = None) -> str:
+    """The officer a console read is for: a live ticket of an active operator (with `role`)."""
     if caller.via != "console" or not caller.officer_id:
         raise Refused("this read is for the dock console's logged-in officer (session)")
     server.register.refresh()
     op = server.register.find(caller)
     if op is None or not op.active or server.register.error:
         raise Refused(f"operator {caller.officer_id} is not active in the operator register")
+    if role is not None and not op.has(role):
+        raise Refused(f"operator {op.officer_id} ({', '.join(op.roles)}) is not a {role}")
     return op.officer_id
 
 
@@ -178,8 +180,13 @@ def verbs(tickets: Tickets) -> dict[str, Any]:
             raise BadRequest("limit: 1-500")
         return dockview.own_recordings(server.ctx, _officer(server, caller), limit)
 
+    def held(server: Server, caller: Caller, _p: dict[str, Any], _s: Any) -> Any:
+        _officer(server, caller, "custodian")
+        return dockview.held(server.ctx)
+
     return {
         "console.login": lambda sv, c, p, _s: login(sv, tickets, c, p),
+        "console.held": held,
         "console.logout": lambda sv, c, p, _s: logout(sv, tickets, c, p),
         "console.bays": bays,
         "console.recordings": mine,

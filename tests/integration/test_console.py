@@ -36,6 +36,7 @@ REGISTER = (
     "A001,root,测试管理员,custodian;supervisor;admin,JZ-A001,1\n"
     "310001,zhangsan,张三,officer,环执字310001,1\n"
     "310002,lisi,李四,officer,环执字310002,1\n"
+    "B001,wangwu,王五,custodian,环执字B001,1\n"
 )
 
 
@@ -54,9 +55,10 @@ def _browser():
     return webdriver.Chrome(options=opts, service=webdriver.ChromeService(driver_path))
 
 
-def _station(make_station, port):
+def _station(make_station, port, extra=""):
     st = make_station(
-        f"""
+        extra
+        + f"""
 [operators]
 file = "{{register}}"
 
@@ -98,36 +100,44 @@ def _custody(st, kind):
 
 
 @pytest.fixture
-def console(make_station, daemon, tmp_path):
-    port = free_port()
-    st = _station(make_station, port)
-    daemon(st)
-    wait_for(lambda: socket_live(st.cfg().api.socket), timeout=60, what="the daemon's gate")
-    proc = st.popen("console")
-    base = f"http://127.0.0.1:{port}"
+def console(make_station, daemon):
+    """start(extra_config="") -> (station, base URL): the daemon and the console running."""
+    procs = []
 
-    def up():
+    def start(extra=""):
+        port = free_port()
+        st = _station(make_station, port, extra)
+        daemon(st)
+        wait_for(lambda: socket_live(st.cfg().api.socket), timeout=60, what="the daemon's gate")
+        proc = st.popen("console")
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+
+        def up():
+            try:
+                return urllib.request.urlopen(base + "/login", timeout=2).status == 200
+            except OSError:
+                return proc.poll() is not None
+
+        wait_for(up, timeout=60, what="the console")
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        return st, base
+
+    yield start
+    for proc in procs:
+        proc.terminate()
         try:
-            return urllib.request.urlopen(base + "/login", timeout=2).status == 200
-        except OSError:
-            return proc.poll() is not None
-
-    wait_for(up, timeout=60, what="the console")
-    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-    yield st, base
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream:
-            stream.close()
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
 
 
 def test_bays_login_tag_and_csrf_in_chromium(console, bodycam, faultfs, tmp_path):
-    st, base = console
+    st, base = console()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     # Another officer's recorder, already docked and copied: never on 310001's page.
     bodycam(st.mount_root / "ZFY0002", serial="ZFY0002", officer="310002", clips=2)
@@ -230,7 +240,7 @@ def test_bays_login_tag_and_csrf_in_chromium(console, bodycam, faultfs, tmp_path
 
 
 def _post(opener, url, data):
-    body = urllib.parse.urlencode(data).encode()
+    body = urllib.parse.urlencode(data, doseq=True).encode()
     try:
         return opener.open(urllib.request.Request(url, data=body), timeout=10).status
     except urllib.error.HTTPError as exc:
@@ -238,7 +248,7 @@ def _post(opener, url, data):
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused(console):
-    st, base = console
+    st, base = console()
     _set_pin(st, "310001", "246810")
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -252,3 +262,60 @@ def test_a_form_posted_without_its_csrf_token_is_refused(console):
     # With the token the same form logs in (and lands on /mine).
     assert _post(opener, base + "/login", {**creds, "csrf": token}) == 200
     assert _custody(st, "console.login")[0]["officer_id"] == "310001"
+
+
+def _login(base, officer):
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + "/login", timeout=10).read().decode()
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert _post(opener, base + "/login", {"officer_id": officer, "pin": "246810",
+                                           "csrf": token}) == 200  # fmt: skip
+    page = opener.open(base + "/mine", timeout=10).read().decode()
+    return opener, re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def test_a_custodian_decides_quarantined_recordings_in_the_console(console, bodycam, tmp_path):
+    inv = tmp_path / "inventory.csv"
+    inv.write_text("vendor,serial,unit_id,officer_id,status,note\nZFY,ZFY0001,U1,,在用,\n")
+    st, base = console(f'[inventory]\nfile = "{inv}"\n')
+    bodycam(st.mount_root / "X", serial="ZFY0999", officer="310001", clips=2)
+
+    def quarantined():
+        sql = "SELECT id FROM recordings WHERE state = 'quarantined'"
+        ids = [r["id"] for r in ledger_rows(st, sql)]
+        return ids if len(ids) == 2 else None
+
+    held = wait_for(quarantined, timeout=60, what="both recordings quarantined")
+    assert len(held) == 2
+    for officer in ("B001", "310001"):
+        _set_pin(st, officer, "246810")
+
+    officer, token = _login(base, "310001")
+    try:
+        officer.open(base + "/held", timeout=10)
+        raise AssertionError("an officer saw the quarantine page")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 403 and "custodian" in exc.read().decode()
+    assert _post(officer, base + "/decide", {"id": held, "decision": "accept", "reason": "x",
+                                             "csrf": token}) == 403  # fmt: skip
+    assert {r["state"] for r in ledger_rows(st, "SELECT state FROM recordings")} == {"quarantined"}
+
+    custodian, token = _login(base, "B001")
+    page = custodian.open(base + "/held", timeout=10).read().decode()
+    assert all(rid in page for rid in held) and "ZFY0999" in page
+    assert (
+        _post(custodian, base + "/decide", {"id": held, "decision": "accept", "reason": "单位确认"})
+        == 403
+    )  # no token
+    form = urllib.parse.urlencode(
+        {"id": held, "decision": "accept", "reason": "单位确认", "csrf": token}, doseq=True
+    ).encode()
+    with custodian.open(urllib.request.Request(base + "/decide", data=form), timeout=30) as r:
+        assert r.url.endswith("/held?done=2")
+    rows = ledger_rows(st, "SELECT state, quarantine_decided_by FROM recordings")
+    assert {(r["state"], r["quarantine_decided_by"]) for r in rows} == {("spooled", "B001")}
+    granted = [g for g in _custody(st, "access.granted") if g["action"] == "accept"]
+    assert granted[-1]["via"] == "console" and granted[-1]["operator"] == "B001"
+    refused = [g for g in _custody(st, "access.refused") if g["action"] == "accept"]
+    assert refused and refused[-1]["via"] == "console" and refused[-1]["operator"] == "310001"
