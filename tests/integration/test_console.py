@@ -55,7 +55,7 @@ def _browser():
     return webdriver.Chrome(options=opts, service=webdriver.ChromeService(driver_path))
 
 
-def _station(make_station, port, extra=""):
+def _station(make_station, port, extra="", timeout=60):
     st = make_station(
         extra
         + f"""
@@ -65,7 +65,7 @@ file = "{{register}}"
 [console]
 login = "root"
 port = {port}
-session_timeout_seconds = 60
+session_timeout_seconds = {timeout}
 pin_backoff_seconds = 3
 pin_backoff_max_seconds = 30
 poll_seconds = 0.2
@@ -104,9 +104,9 @@ def console(make_station, daemon):
     """start(extra_config="") -> (station, base URL): the daemon and the console running."""
     procs = []
 
-    def start(extra=""):
+    def start(extra="", timeout=60):
         port = free_port()
-        st = _station(make_station, port, extra)
+        st = _station(make_station, port, extra, timeout)
         daemon(st)
         wait_for(lambda: socket_live(st.cfg().api.socket), timeout=60, what="the daemon's gate")
         proc = st.popen("console")
@@ -319,3 +319,39 @@ def test_a_custodian_decides_quarantined_recordings_in_the_console(console, body
     assert granted[-1]["via"] == "console" and granted[-1]["operator"] == "B001"
     refused = [g for g in _custody(st, "access.refused") if g["action"] == "accept"]
     assert refused and refused[-1]["via"] == "console" and refused[-1]["operator"] == "310001"
+
+
+def test_idle_officers_are_logged_out_a_retag_needs_a_reason_and_english_is_a_click_away(
+    console, bodycam
+):
+    st, base = console(timeout=2)
+    bodycam(st.mount_root / "ZFY0001", serial="ZFY0001", officer="310001", clips=1)
+    rid = wait_for(lambda: _ids(st, "310001"), timeout=60, what="a recording").pop()
+    _set_pin(st, "310001", "246810")
+    opener, token = _login(base, "310001")
+
+    def tag(case, reason=""):
+        data = {"id": [rid], "case_number": case, "reason": reason, "csrf": token}
+        body = urllib.parse.urlencode(data, doseq=True).encode()
+        try:
+            with opener.open(urllib.request.Request(base + "/tag", data=body), timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    # Each request counts as activity; the idle timeout is 2 s, so no pause in between.
+    assert tag("C-1")[0] == 200
+    status, page = tag("C-2")  # changing a value already set
+    assert status == 400 and "needs a reason" in page
+    assert tag("C-2", "typo in the case number")[0] == 200
+
+    page = opener.open(base + "/lang/en?next=/mine", timeout=10).read().decode()
+    assert "My recordings" in page and "Case number" in page
+
+    # Idle past the timeout (2 s here): the next request finds the officer logged out.
+    time.sleep(2.5)
+    with opener.open(base + "/mine", timeout=10) as r:
+        assert r.url.endswith("/login")
+    versions = json.loads(st.cli("tag", "--show", rid, "--json", check=True).stdout)
+    assert [v["fields"]["case_number"] for v in versions["metadata_history"]] == ["C-1", "C-2"]
+    assert versions["metadata_history"][-1]["reason"] == "typo in the case number"
