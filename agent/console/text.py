@@ -23,6 +23,7 @@ WORDS: dict[str, tuple[str, str]] = {
         "Copied and verified; the recorder is erased at a later dock, once archived",
     ),
     "files": ("文件 发现/已复制/已校验", "Files found / copied / verified"),
+    "current": ("当前文件", "This file"),
     "battery": ("电量", "Battery"),
     "charging": ("充电中", "charging"),
     "officer": ("警员", "Officer"),

@@ -41,14 +41,19 @@ def peer(sock: socket.socket) -> Caller:
 
 
 class ApiServer:
-    def __init__(self, ctx: Context, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        stop: threading.Event,
+        progress: api_console.CopyProgress | None = None,
+    ) -> None:
         self.ctx, self.stop = ctx, stop
         self.path: Path = ctx.cfg.api.socket
         self.register = Register(ctx.cfg.operators.file, ctx.ledger)
         self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
         self._sock: socket.socket | None = None
         self.tickets = api_console.Tickets(ctx.cfg.console.session_timeout_seconds)
-        self.console_verbs = api_console.verbs(self.tickets)
+        self.console_verbs = api_console.verbs(self.tickets, progress or api_console.CopyProgress())
 
     def bind(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

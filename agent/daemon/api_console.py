@@ -63,6 +63,40 @@ class Tickets:
             del self._live[k]
 
 
+class CopyProgress:
+    """The copy in progress per recorder (fed by the ingest threads), for the bay tiles."""
+
+    STALE_S = 10.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # serial -> (recording, done, total, first seen monotonic, done then, last update)
+        self._now: dict[str, tuple[str, int, int, float, int, float]] = {}
+
+    def update(self, serial: str, recording: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            cur = self._now.get(serial)
+            t0, d0 = (cur[3], cur[4]) if cur and cur[0] == recording else (now, done)
+            self._now[serial] = (recording, done, total, t0, d0, now)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        now, out = time.monotonic(), {}
+        with self._lock:
+            for serial, (rid, done, total, t0, d0, t1) in self._now.items():
+                if done >= total or now - t1 > self.STALE_S:
+                    continue
+                speed = (done - d0) / (t1 - t0) if t1 > t0 else None
+                out[serial] = {
+                    "recording": rid,
+                    "done_bytes": done,
+                    "total_bytes": total,
+                    "percent": round(100.0 * done / total, 1) if total else 100.0,
+                    "bytes_per_s": round(speed) if speed else None,
+                }
+        return out
+
+
 def require_console(server: Server, caller: Caller) -> None:
     want = server.ctx.cfg.console.login
     if caller.login != want:
@@ -161,15 +195,19 @@ def _officer(server: Server, caller: Caller, role: str | None = None) -> str:
     return op.officer_id
 
 
-def verbs(tickets: Tickets) -> dict[str, Any]:
+def verbs(tickets: Tickets, progress: CopyProgress) -> dict[str, Any]:
     """The console's requests and the admin's PIN requests, as gate handlers."""
     from agent.actions import dockview
 
     def bays(server: Server, caller: Caller, _p: dict[str, Any], _s: Any) -> Any:
         if caller.via != "console":
             require_console(server, caller)
+        live = progress.snapshot()
+        bays = dockview.bays(server.ctx)
+        for bay in bays:
+            bay["copy"] = live.get(bay["serial"]) if bay["state"] == "copying" else None
         return {
-            "bays": dockview.bays(server.ctx),
+            "bays": bays,
             "health": dockview.health(server.ctx),
             "release_after": server.ctx.cfg.ingest.release_after,
         }

@@ -122,3 +122,23 @@ def test_console_binds_loopback_unless_a_certificate_is_configured(tmp_path):
     assert ConsoleConfig(bind="0.0.0.0", tls_cert_file=cert, tls_key_file=key).port == 8470
     with pytest.raises(ValueError, match="go together"):
         ConsoleConfig(tls_cert_file=cert)
+
+
+def test_copy_progress_reports_percent_and_speed_of_the_file_being_copied(monkeypatch):
+    from agent.daemon.api_console import CopyProgress
+
+    now = [100.0]
+    monkeypatch.setattr("agent.daemon.api_console.time.monotonic", lambda: now[0])
+    p = CopyProgress()
+    p.update("ZFY0001", "rec-1", 0, 8 << 20)
+    now[0] += 2
+    p.update("ZFY0001", "rec-1", 4 << 20, 8 << 20)
+    got = p.snapshot()["ZFY0001"]
+    assert got["percent"] == 50.0 and got["bytes_per_s"] == 2 << 20 and got["recording"] == "rec-1"
+    p.update("ZFY0001", "rec-2", 1 << 20, 2 << 20)  # the next file starts its own speed
+    assert p.snapshot()["ZFY0001"]["bytes_per_s"] is None
+    p.update("ZFY0001", "rec-2", 2 << 20, 2 << 20)  # done: no longer in progress
+    assert p.snapshot() == {}
+    p.update("ZFY0002", "rec-3", 1, 10)
+    now[0] += CopyProgress.STALE_S + 1  # a copy that stopped reporting (recorder pulled)
+    assert p.snapshot() == {}
