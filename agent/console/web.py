@@ -8,6 +8,7 @@ form input is checked here once for shape and size, then validated by the daemon
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import secrets
@@ -36,6 +37,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 TAG_FIELDS = ("case_number", "capture_place", "proves", "importance")
 MAX_FIELD = 2000
 MAX_SELECTED = 200
+MAX_THUMBS = 500
 
 
 class Console:
@@ -45,6 +47,8 @@ class Console:
         # One poll of the daemon serves every open page (a kiosk plus an admin's browser).
         self._lock = asyncio.Lock()
         self._snap: tuple[float, dict[str, Any]] | None = None
+        # (officer's ticket, recording id) -> JPEG: the ticket keeps one officer's from another.
+        self._thumbs: dict[tuple[str, str], bytes] = {}
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -230,6 +234,28 @@ class Console:
             return await self.held(request, "; ".join(failed))
         return RedirectResponse(f"/held?done={len(done)}", 303)
 
+    async def thumbnail(self, request: Request) -> Response:
+        """An own recording's first frame (JPEG), cached in this process by recording id."""
+        if sess.officer(request, self.cfg, touch=False) is None:
+            return PlainTextResponse("log in first", 403)
+        rid = request.path_params["rid"][:64]
+        key = (sess.ticket(request) or "", rid)
+        if key not in self._thumbs:
+            try:
+                b64 = await run_in_threadpool(
+                    call, self.cfg, "console.thumbnail", {"id": rid}, sess.ticket(request)
+                )
+            except GateError as exc:
+                return PlainTextResponse(str(exc), 403 if exc.exit_code == 77 else 503)
+            if len(self._thumbs) >= MAX_THUMBS:
+                self._thumbs.pop(next(iter(self._thumbs)))
+            self._thumbs[key] = base64.b64decode(b64) if b64 else b""
+        data = self._thumbs[key]
+        if not data:
+            return Response(status_code=204)
+        headers = {"Cache-Control": "private, max-age=3600"}
+        return Response(data, media_type="image/jpeg", headers=headers)
+
     async def set_lang(self, request: Request) -> Response:
         want = request.path_params["lang"]
         if want in ("zh", "en"):
@@ -251,6 +277,7 @@ def build_app(cfg: AgentConfig) -> Starlette:
         Route("/held", c.held, methods=["GET"]),
         Route("/decide", c.decide, methods=["POST"]),
         Route("/lang/{lang}", c.set_lang),
+        Route("/thumb/{rid}", c.thumbnail),
     ]
     middleware = [
         Middleware(

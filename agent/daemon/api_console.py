@@ -218,6 +218,9 @@ def verbs(tickets: Tickets, progress: CopyProgress) -> dict[str, Any]:
             raise BadRequest("limit: 1-500")
         return dockview.own_recordings(server.ctx, _officer(server, caller), limit)
 
+    def thumbnail(server: Server, caller: Caller, params: dict[str, Any], _s: Any) -> Any:
+        return _thumbnail(server, _officer(server, caller), text(params, "id", limit=64))
+
     def held(server: Server, caller: Caller, _p: dict[str, Any], _s: Any) -> Any:
         _officer(server, caller, "custodian")
         return dockview.held(server.ctx)
@@ -225,9 +228,35 @@ def verbs(tickets: Tickets, progress: CopyProgress) -> dict[str, Any]:
     return {
         "console.login": lambda sv, c, p, _s: login(sv, tickets, c, p),
         "console.held": held,
+        "console.thumbnail": thumbnail,
         "console.logout": lambda sv, c, p, _s: logout(sv, tickets, c, p),
         "console.bays": bays,
         "console.recordings": mine,
         "pin.set": set_pin,
         "pin.unlock": unlock,
     }
+
+
+def _thumbnail(server: Server, officer_id: str, ref: str) -> Any:
+    """The first frame of an own recording (or any, for a custodian) as base64 JPEG, or None."""
+    import base64
+
+    from agent.actions.thumbnail import first_frame_jpeg
+    from agent.core.errors import UnknownRecordingError
+    from agent.ledger import paths
+    from agent.ledger import recordings as rec
+
+    conn = server.ctx.ledger.connect()
+    try:
+        rid = rec.resolve(conn, ref)
+    except UnknownRecordingError:
+        return None
+    op = server.register.find(Caller(via="console", officer_id=officer_id))
+    if officer_id not in gate.owners(conn, rid) and not (op and op.has("custodian")):
+        raise Refused(f"recording {rid} is not one of operator {officer_id}'s")
+    row = rec.get(conn, rid)
+    if row is None or row["spool_removed_at"]:
+        return None
+    path = paths.spool_file(server.ctx.cfg, row["spool_path"])
+    data = first_frame_jpeg(path) if path is not None and path.is_file() else None
+    return base64.b64encode(data).decode() if data else None

@@ -215,6 +215,21 @@ def test_bays_login_tag_and_csrf_in_chromium(console, bodycam, faultfs, tmp_path
         assert set(shown) == mine and len(mine) == 3
         assert not theirs & set(shown) and not any(t in browser.page_source for t in theirs)
 
+        # Thumbnails (first frames of the verified copies); another officer's is refused.
+        wait_for(
+            lambda: browser.execute_script(
+                "const i = [...document.querySelectorAll('img.thumb')];"
+                "return i.length === 3 && i.every(x => x.complete && x.naturalWidth === 160);"
+            ),
+            what="three thumbnails",
+        )
+        other = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/thumb/' + arguments[0]).then(r => done(r.status));",
+            sorted(theirs)[0],
+        )
+        assert other == 403
+
         picked = sorted(mine)[:2]
         for rid in picked:
             browser.find_element("css selector", f'input[name="id"][value="{rid}"]').click()
