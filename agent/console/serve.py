@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 
 from agent.config.loader import AgentConfig
 
@@ -11,6 +13,18 @@ logger = logging.getLogger(__name__)
 
 def serve(cfg: AgentConfig) -> int:
     import uvicorn
+
+    try:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        me = f"#{os.geteuid()}"
+    if me != cfg.console.login:
+        logger.warning(
+            "the console runs as %s but console.login is %r: the daemon's gate will refuse "
+            "every console request until they match (docs/console.md)",
+            me,
+            cfg.console.login,
+        )
 
     from agent.console.web import build_app
 

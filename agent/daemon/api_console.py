@@ -33,6 +33,7 @@ class Tickets:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._live: dict[str, tuple[str, float]] = {}
+        self.strangers = Strangers()
 
     def issue(self, officer_id: str) -> str:
         ticket = secrets.token_urlsafe(32)
@@ -61,6 +62,31 @@ class Tickets:
         cutoff = time.monotonic() - self.timeout_s
         for k in [k for k, (_o, t) in self._live.items() if t < cutoff]:
             del self._live[k]
+
+
+class Strangers:
+    """Logins for officer ids not active in the register share one back-off (in memory), so
+    typing made-up ids at the kiosk cannot grow the custody log faster than it doubles."""
+
+    QUIET_S = 900.0  # this long without such a try starts the count afresh
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures, self._until = 0, 0.0
+
+    def wait(self) -> float:
+        with self._lock:
+            return max(0.0, self._until - time.monotonic())
+
+    def failed(self, base: float, cap: float) -> float:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._until > self.QUIET_S:
+                self._failures = 0
+            self._failures += 1
+            wait = min(cap, base * 2 ** (self._failures - 1))
+            self._until = now + wait
+            return wait
 
 
 class CopyProgress:
@@ -125,6 +151,8 @@ def login(server: Server, tickets: Tickets, caller: Caller, params: dict[str, An
     op = server.register.find(Caller(via="console", officer_id=officer_id))
     eligible = op is not None and op.active and not server.register.error
     cfg = server.ctx.cfg.console
+    if not eligible and tickets.strangers.wait() > 0:
+        return {"granted": False, "retry_after_s": tickets.strangers.wait()}
     result = pins.login(
         server.ctx.ledger,
         officer_id,
@@ -133,6 +161,9 @@ def login(server: Server, tickets: Tickets, caller: Caller, params: dict[str, An
         eligible=eligible,
         backoff=(cfg.pin_backoff_seconds, cfg.pin_backoff_max_seconds),
     )
+    if not eligible:
+        wait = tickets.strangers.failed(cfg.pin_backoff_seconds, cfg.pin_backoff_max_seconds)
+        return {"granted": False, "retry_after_s": wait}
     if not result.ok or op is None:
         return {"granted": False, "retry_after_s": result.retry_after_s}
     return {
