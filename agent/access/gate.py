@@ -52,6 +52,8 @@ ANY = {
     "interview.stop": ("officer", "custodian"),
     "interview.mark": ("officer", "custodian"),
     "rescan": ("officer", "custodian", "supervisor", "admin"),  # MQTT `rescan`: harmless
+    "pin.set": ("admin",),  # dock console PINs (agent/access/pins.py)
+    "pin.unlock": ("admin",),
 }
 OWN_ONLY = {"tag": ("officer",), "audit": ("officer",)}
 

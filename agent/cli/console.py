@@ -160,3 +160,6 @@ def add_parsers(add: Add) -> None:
     sp.add_argument("--id", help="request id (default: a new one; the same id is not re-run)")
     sp.add_argument("--station", help="station id (default: station.id of the config)")
     sp.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
+    from agent.cli.dock import add_parsers as add_dock  # the dock console and its PINs
+
+    add_dock(add)

@@ -18,6 +18,7 @@ from agent.config.access import AccessConfig, ApiConfig, OperatorsConfig
 from agent.config.archive import ArchiveConfig
 from agent.config.base import Section
 from agent.config.compliance import ComplianceConfig, TaggingConfig
+from agent.config.console import ConsoleConfig
 from agent.config.custody import CustodyConfig
 from agent.config.ingest import DetectConfig, IngestConfig
 from agent.config.interview import InterviewConfig
@@ -54,6 +55,7 @@ class AgentConfig(Section):
     access: AccessConfig = Field(default_factory=AccessConfig)  # type: ignore[arg-type]
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)  # type: ignore[arg-type]
     custody: CustodyConfig = Field(default_factory=CustodyConfig)  # type: ignore[arg-type]
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
     @property

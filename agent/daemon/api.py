@@ -21,7 +21,7 @@ from typing import Any
 from agent.access import wire
 from agent.access.gate import Caller, Refused, Register
 from agent.core.errors import AgentError
-from agent.daemon import api_verbs
+from agent.daemon import api_console, api_verbs
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -41,12 +41,19 @@ def peer(sock: socket.socket) -> Caller:
 
 
 class ApiServer:
-    def __init__(self, ctx: Context, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        stop: threading.Event,
+        progress: api_console.CopyProgress | None = None,
+    ) -> None:
         self.ctx, self.stop = ctx, stop
         self.path: Path = ctx.cfg.api.socket
         self.register = Register(ctx.cfg.operators.file, ctx.ledger)
         self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
         self._sock: socket.socket | None = None
+        self.tickets = api_console.Tickets(ctx.cfg.console.session_timeout_seconds)
+        self.console_verbs = api_console.verbs(self.tickets, progress or api_console.CopyProgress())
 
     def bind(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,11 +179,15 @@ class ApiServer:
         verb = doc.get("verb")
         params = doc.get("params")
         handler = api_verbs.VERBS.get(verb) if isinstance(verb, str) else None
+        if handler is None and isinstance(verb, str):
+            handler = self.console_verbs.get(verb)
         if handler is None or not isinstance(params, dict):
             return {"ok": False, "exit": 64, "error": f"unknown request {verb!r}"}
         typed = params.get("operator")
         caller.typed = typed if isinstance(typed, str) else None
         try:
+            if "session" in doc:  # the dock console, for the officer behind its ticket
+                caller = api_console.console_caller(self, self.tickets, caller, doc["session"])
             result = handler(self, caller, params, conn)
         except Refused as exc:
             logger.warning("gate: %s refused %s: %s", caller.describe(), verb, exc)

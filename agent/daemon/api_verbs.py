@@ -58,7 +58,7 @@ def tag(server: Server, caller: Caller, params: dict[str, Any], _s: socket.socke
 
     def act(_c: sqlite3.Connection, op: Operator, ids: list[str]) -> Any:
         done = tagging.tag(
-            server.ctx, ids, fields, actor=op.officer_id, reason=reason, origin="cli"
+            server.ctx, ids, fields, actor=op.officer_id, reason=reason, origin=caller.via
         )
         return [r.to_dict() for r in done]
 

@@ -27,6 +27,7 @@ from agent.core import hangpoint
 from agent.core.errors import AgentError, ArchiveError, SpoolFullError
 from agent.core.liveness import Liveness
 from agent.core.sdnotify import SystemdNotifier
+from agent.daemon.api_console import CopyProgress
 from agent.daemon.sdstatus import STATUS_SECONDS, status_line
 from agent.ingest.ingestor import Ingestor, ProgressFn
 from agent.ledger import cadence, custody, events
@@ -84,6 +85,8 @@ class Daemon:
         self.liveness = Liveness(wd.default_deadline_seconds, wd.deadlines)
         # A copy reports per chunk: a 4 GB file at USB 2.0 speed is slow, not hung.
         self.ingestor.progress = _chain(self.ingestor.progress, self._copy_progress)
+        self.copies = CopyProgress()  # what the dock console shows per bay
+        self.ingestor.progress = _chain(self.ingestor.progress, self.copies.update)
         self.watcher.on_pass = lambda wait: self.liveness.progress("detect", wait)
 
     def _mqtt_service(self) -> MqttService | None:
@@ -302,7 +305,7 @@ class Daemon:
         from agent.daemon.api import ApiServer
 
         try:
-            return [ApiServer(self.ctx, self.stop).start()]
+            return [ApiServer(self.ctx, self.stop, self.copies).start()]
         except (AgentError, OSError) as exc:
             # Ingest goes on; gated actions are unavailable until the socket can be made.
             logger.error("gate not started at %s (api.socket): %s", self.ctx.cfg.api.socket, exc)

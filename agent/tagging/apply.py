@@ -24,7 +24,7 @@ from agent.station.context import Context
 from agent.tagging import metadata as md
 from agent.tagging.context_fields import LEDGER_ONLY
 
-ORIGINS = ("cli", "mqtt", "sidecar", "rule", "interview")
+ORIGINS = ("cli", "console", "mqtt", "sidecar", "rule", "interview")
 
 
 @dataclass

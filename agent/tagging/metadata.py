@@ -236,6 +236,8 @@ def history(conn: sqlite3.Connection, rid: str) -> list[dict[str, Any]]:
             "at": r["at"],
             "actor": r["actor"],
             "origin": r["origin"],
+            # The front end that made it (cli, console, mqtt); None for sidecars and rules.
+            "via": r["origin"] if r["origin"] in ("cli", "console", "mqtt") else None,
             "reason": r["reason"],
             "fields": {**empty(), **json.loads(r["fields"])},
         }

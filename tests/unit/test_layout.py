@@ -253,3 +253,4 @@ def test_wheel_carries_migrations_defaults_and_profiles(tmp_path):
         if f.is_file() and "__pycache__" not in f.parts
     }
     assert "dashboard/vendor/mqtt.min.js" in dashboard and dashboard <= names
+    assert "agent/console/templates/bays.html" in names  # the dock console's pages
