@@ -18,6 +18,7 @@ from agent.config.access import ApiConfig, OperatorsConfig
 from agent.config.archive import ArchiveConfig
 from agent.config.base import Section
 from agent.config.compliance import ComplianceConfig, TaggingConfig
+from agent.config.crypto import CryptoConfig
 from agent.config.custody import CustodyConfig
 from agent.config.ingest import DetectConfig, IngestConfig
 from agent.config.interview import InterviewConfig
@@ -53,6 +54,7 @@ class AgentConfig(Section):
     api: ApiConfig = Field(default_factory=ApiConfig)  # type: ignore[arg-type]
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)  # type: ignore[arg-type]
     custody: CustodyConfig = Field(default_factory=CustodyConfig)  # type: ignore[arg-type]
+    crypto: CryptoConfig = Field(default_factory=CryptoConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
     @property
@@ -177,6 +179,8 @@ def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
     cfg.compliance.calendar_overrides = fix(cfg.compliance.calendar_overrides)
     cfg.credentials.file = fix(cfg.credentials.file)
     cfg.custody.pubkey_file = fix(cfg.custody.pubkey_file)
+    cfg.crypto.key_file = fix(cfg.crypto.key_file)
+    cfg.crypto.recovery_public_key = fix(cfg.crypto.recovery_public_key)
     cfg.mqtt.tls_ca_file = fix(cfg.mqtt.tls_ca_file)
     cfg.mqtt.tls_cert_file = fix(cfg.mqtt.tls_cert_file)
     cfg.mqtt.tls_key_file = fix(cfg.mqtt.tls_key_file)

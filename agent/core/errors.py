@@ -146,7 +146,7 @@ class StationKeyError(AgentError):
     """The station key is missing while signed checkpoints need it, or is not a plain file."""
 
 
-class EnvelopeError(IntegrityError):
+class EnvelopeError(SpoolIntegrityError):
     """An encrypted copy fails authentication or its envelope is damaged."""
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from agent.core import envelope
-from agent.core.errors import EnvelopeKeyError
+from agent.core.errors import EnvelopeError, EnvelopeKeyError
+
+logger = logging.getLogger(__name__)
 
 
 def is_sealed(path: Path) -> bool:
@@ -113,3 +117,27 @@ def hash_plain(
             h.update(piece)
             n += len(piece)
         return h.hexdigest(), n
+
+
+def plaintext_pipe(path: Path, keys: envelope.Keyring | None) -> int:
+    """A read-only pipe descriptor that yields the plaintext of an encrypted copy, so the
+    daemon can hand an export client plaintext without ever writing it to a disk. A copy that
+    fails authentication ends the stream early: the client's hash then differs and the export
+    records the mismatch. The pump thread ends when the reader closes its end."""
+    reader = PlainReader(path, keys)  # opens the envelope now: a missing key is raised here
+    r, w = os.pipe2(os.O_CLOEXEC)
+
+    def pump() -> None:
+        try:
+            for piece in iter_plain(reader):
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(w, view) :]
+        except (OSError, EnvelopeError) as exc:
+            logger.warning("plaintext stream of %s ended early: %s", path, exc)
+        finally:
+            os.close(w)
+            reader.close()
+
+    threading.Thread(target=pump, name="export-plain", daemon=True).start()
+    return r
