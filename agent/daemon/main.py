@@ -240,6 +240,12 @@ class Daemon:
         # The station key first: made at first start, and a missing one (with checkpoints
         # signed by it) stops the daemon before it touches anything (agent.ledger.stationkey).
         _ = self.ctx.key
+        # The encryption key likewise: a required but missing one stops the daemon here, and a
+        # station writing plaintext says so once (agent.station.kek, docs/security.md).
+        if self.ctx.seal is None:
+            logger.warning(
+                "spool copies are written in plaintext (crypto.encrypt, crypto.key_file)"
+            )
         self.ingestor.recover()
         if self.ctx.cfg.inventory.file is not None:
             devices.import_inventory(self.ctx)
