@@ -4,6 +4,7 @@ rotation leaves the ciphertext bodies untouched, the recovery key restores acces
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -68,8 +69,16 @@ def test_data_dir_without_key_reveals_no_footage(make_station, tmp_path, bodycam
         assert probe.returncode != 0, f"ffprobe read {copy}"
     rows = ledger_rows(st, "SELECT spool_key_id FROM recordings")
     assert all(r["spool_key_id"] for r in rows)
-    # With the key: verify re-hashes the plaintext, export writes the footage as it was.
+    # With the key: verify re-hashes the plaintext, export writes the footage as it was, a
+    # backup checks the copies by their plaintext and carries ciphertext only, and no key.
     assert st.cli("verify").returncode == 0
+    backup = tmp_path / "backup"
+    st.cli("backup", str(backup), check=True)
+    key_text = key_file.read_text().split("kek ")[1].strip()
+    for path in (p for p in backup.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        assert key_text.encode() not in data and base64.b64decode(key_text) not in data
+        assert not any(s in data for clip in clips for s in _samples(clip)), path
     ids = [rid for rid, _ in _spool(st)]
     out = tmp_path / "export"
     st.cli("export", *ids, "--to", str(out), "--reason", "复议", "--operator", "OP1", check=True)
