@@ -107,6 +107,10 @@ class LocalArchive:
         if not ok:
             raise IntegrityError(f"archived object {dest} does not match SHA-256 {sha256}")
 
+    def file_of(self, ref: str) -> Path:
+        """The file behind `ref` (an encrypted one is read through agent.core.sealedio)."""
+        return self._path(ref)
+
     @contextmanager
     def open_read(self, ref: str) -> Iterator[BinaryIO]:
         with sealedio.PlainReader(self._path(ref), self.keys) as f:

@@ -40,6 +40,9 @@ def _open(exporter: Exporter, row: sqlite3.Row) -> tuple[int, str]:
         return os.open(spool, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "spool"
     if not row["archive_ref"]:
         raise AgentError(f"recording {row['id']} has no spool copy and is not archived")
+    local = getattr(exporter.store, "file_of", None)
+    if local is not None:  # the local archive: its copy may be encrypted, never decrypt to disk
+        return sealedio.plaintext_pipe(local(row["archive_ref"]), exporter.ctx.keyring), "archive"
     tmpdir = exporter.ctx.cfg.station.data_dir / "tmp"
     tmpdir.mkdir(exist_ok=True, mode=0o700)
     tmp = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115 - its fd is handed to the client

@@ -154,3 +154,20 @@ def test_recovery_key_restores_access(make_station, tmp_path, bodycam):
         p.read_bytes() for p in dest.iterdir() if p.name.startswith(tuple(ids))
     ) == sorted(clips)
     assert ledger_rows(st, "SELECT seq FROM custody WHERE type='crypto.recovered'")
+
+
+def test_check_config_on_keys(make_station, tmp_path):
+    from agent.station import kek
+
+    plain = make_station(f'[crypto]\nkey_file = "{tmp_path / "none" / "encryption.key"}"\n')
+    out = plain.cli("check-config")
+    assert out.returncode == 0 and "written in plaintext" in out.stderr
+    inside = make_station(name="inside")
+    key = inside.data_dir / "encryption.key"
+    with inside.config_path.open("a", encoding="utf-8") as f:
+        f.write(f'\n[crypto]\nkey_file = "{key}"\n')
+    refused = inside.cli("keys", "encryption", "init")
+    assert refused.returncode != 0 and "inside station.data_dir" in refused.stderr
+    kek.write_ring(key, [os.urandom(32)])
+    out = inside.cli("check-config")
+    assert out.returncode == 78 and "crypto.key_file" in out.stderr

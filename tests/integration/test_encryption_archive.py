@@ -4,7 +4,9 @@ and multipart), the local archive keeps the envelope; both verify against the pl
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import sqlite3
 from pathlib import Path
 
 from agent.archive.archiver import Archiver
@@ -56,3 +58,17 @@ def test_local_archive_keeps_the_envelope(make_station, bodycam, tmp_path):
     states = {r["state"] for r in ctx.ledger.query("SELECT state FROM recordings")}
     assert states == {"archived"} and len(ids) == 2
     assert st.cli("verify").returncode == 0
+    # Once the spool copies are gone (as housekeeping removes them), verify and export read
+    # the archived envelopes; the export streams their plaintext.
+    conn = sqlite3.connect(st.data_dir / "ledger.sqlite3")
+    with conn:
+        for (rel,) in conn.execute("SELECT spool_path FROM recordings").fetchall():
+            (ctx.cfg.spool_dir / rel).unlink()
+        conn.execute("UPDATE recordings SET spool_removed_at = '2026-12-03T00:00:00+08:00'")
+    conn.close()
+    out = st.cli("verify", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["recordings_checked"] == 2
+    dest = tmp_path / "export"
+    st.cli("export", *ids, "--to", str(dest), "--reason", "复议", "--operator", "OP1", check=True)
+    got = sorted(p.read_bytes() for p in dest.iterdir() if p.name.startswith(tuple(ids)))
+    assert got == sorted(c.read_bytes() for c in clips)
