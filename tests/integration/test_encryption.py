@@ -137,23 +137,38 @@ def test_rotation_rewraps_and_leaves_bodies_alone(make_station, tmp_path, bodyca
     assert json.loads(events[0]["payload"])["rewrapped"] == 3
 
 
-def test_recovery_key_restores_access(make_station, tmp_path, bodycam):
-    st, key_file, recovery_key = _station(make_station, tmp_path)
+def test_recovery_key_restores_access_on_a_fresh_machine(make_station, tmp_path, bodycam):
+    st, _, recovery_key = _station(make_station, tmp_path)
     clips = _ingest(st, bodycam)
     before = _bodies(st)
-    key_file.unlink()  # the station key is lost
-    assert st.cli("verify").returncode != 0
-    out = st.cli("keys", "encryption", "recover", "--recovery-key", str(recovery_key))
+    backup = tmp_path / "backup"
+    st.cli("backup", str(backup), check=True)
+    # The old PC is gone with its station key; a fresh one gets the backup and the agency's
+    # recovery key, and no station key at all.
+    new_key = tmp_path / "new-etc" / "encryption.key"
+    new = make_station(f'[crypto]\nkey_file = "{new_key}"\n', name="new-pc", ledger=False)
+    new.cli("restore", str(backup), check=True)
+    assert new.cli("verify").returncode != 0
+    out = new.cli("keys", "encryption", "recover", "--recovery-key", str(recovery_key))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert key_file.exists() and _bodies(st) == before
-    assert st.cli("verify").returncode == 0
-    ids = [rid for rid, _ in _spool(st)]
+    assert "2 spool copies" in out.stdout and new_key.exists()
+    assert _bodies(new) == before
+    assert new.cli("verify").returncode == 0
+    ids = [rid for rid, _ in _spool(new)]
     dest = tmp_path / "export"
-    st.cli("export", *ids, "--to", str(dest), "--reason", "复议", "--operator", "OP1", check=True)
-    assert sorted(
-        p.read_bytes() for p in dest.iterdir() if p.name.startswith(tuple(ids))
-    ) == sorted(clips)
-    assert ledger_rows(st, "SELECT seq FROM custody WHERE type='crypto.recovered'")
+    new.cli("export", *ids, "--to", str(dest), "--reason", "复议", "--operator", "OP1", check=True)
+    assert _exported(dest, ids) == sorted(clips)
+    assert ledger_rows(new, "SELECT seq FROM custody WHERE type='crypto.recovered'")
+    # The copies now carry a wrap for the new station key and still one for the recovery key.
+    shown = json.loads(new.cli("keys", "encryption", "show", "--json", check=True).stdout)
+    assert shown["spool_copies"] == {shown["key_ids"][0]: 2}
+
+
+def test_required_key_stops_the_daemon(make_station, tmp_path):
+    missing = tmp_path / "nowhere" / "encryption.key"
+    st = make_station(f'[crypto]\nencrypt = "required"\nkey_file = "{missing}"\n')
+    out = st.cli("run", timeout=60)
+    assert out.returncode != 0 and str(missing) in out.stderr
 
 
 def test_check_config_on_keys(make_station, tmp_path):
