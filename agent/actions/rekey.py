@@ -40,12 +40,7 @@ def rewrite_header(path: Path, header: bytes) -> None:
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             os.write(out, header)
-            offset, size = envelope.HEADER_SIZE, os.fstat(src).st_size
-            while offset < size:
-                n = os.copy_file_range(src, out, size - offset, offset)
-                if n == 0:
-                    break
-                offset += n
+            _copy_body(src, out, envelope.HEADER_SIZE, os.fstat(src).st_size)
             os.fsync(out)
             os.fchmod(out, mode)
         finally:
@@ -57,6 +52,22 @@ def rewrite_header(path: Path, header: bytes) -> None:
     finally:
         os.close(src)
     fsync_dir(path.parent)
+
+
+def _copy_body(src: int, out: int, offset: int, size: int) -> None:
+    """The ciphertext from `offset` on, byte for byte (in the kernel where it can)."""
+    while offset < size:
+        try:
+            n = os.copy_file_range(src, out, size - offset, offset)
+        except OSError:  # a file system without it: plain reads and writes
+            data = os.pread(src, min(4 << 20, size - offset), offset)
+            n = len(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view) :]
+        if n == 0:
+            raise OSError(f"ciphertext ended early at byte {offset} of {size}")
+        offset += n
 
 
 def _rewrap_one(path: Path, opener: envelope.Keyring, to: envelope.Recipients) -> bool:

@@ -261,6 +261,7 @@ class Opened:
         self.dk = unwrap(self.header, keys, name)
         self._aead = AESGCM(self.dk)
         self._aad = self.header.fixed
+        self._last: tuple[int, bytes] = (-1, b"")  # small reads of one chunk decrypt it once
 
     def chunk(self, i: int) -> bytes:
         """Plaintext of chunk `i`, authenticated; an error names the copy and the chunk."""
@@ -282,15 +283,18 @@ class Opened:
 
     def pread(self, n: int, offset: int) -> bytes:
         """Up to `n` plaintext bytes at `offset` (whole chunks are decrypted and checked)."""
-        out = bytearray()
+        out: list[bytes] = []
         cs = self.header.chunk_size
         while n > 0 and offset < self.size:
             i, skip = divmod(offset, cs)
-            piece = self.chunk(i)[skip : skip + n]
-            out += piece
+            last = self._last
+            if last[0] != i:
+                last = self._last = (i, self.chunk(i))
+            piece = last[1][skip : skip + n]  # the whole chunk is not copied again
+            out.append(piece)
             offset += len(piece)
             n -= len(piece)
-        return bytes(out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
 
 def rewrapped_header(fd: int, keys: Keyring, to: Recipients, name: str) -> bytes:

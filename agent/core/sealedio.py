@@ -72,6 +72,13 @@ class PlainReader(io.RawIOBase):
             return self._env.pread(n, offset)
         return os.pread(self._fd, n, offset)
 
+    def readall(self) -> bytes:
+        pieces = []
+        while data := self.pread(4 << 20, self._pos):
+            pieces.append(data)
+            self._pos += len(data)
+        return b"".join(pieces)
+
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.pread(len(b), self._pos)
         memoryview(b)[: len(data)] = data
