@@ -34,6 +34,8 @@ def cmd_encryption(args: argparse.Namespace, cfg: AgentConfig) -> int:
     lock = DaemonLock(cfg.locks_dir, cfg.station.data_dir)
     lock.acquire()  # exits 75 naming the running daemon: it holds the key it seals with
     try:
+        if action == "encrypt-existing":
+            return _encrypt_existing(cfg)
         return _rotate(cfg) if action == "rotate" else _recover(cfg, args)
     finally:
         lock.release()
@@ -168,6 +170,22 @@ def _recover(cfg: AgentConfig, args: argparse.Namespace) -> int:
     return _report(result, path, ring[0], f"recovered under {kid}", kek)
 
 
+def _encrypt_existing(cfg: AgentConfig) -> int:
+    from agent.ingest import sealold
+    from agent.station.context import Context
+
+    ctx = Context(cfg)
+    if ctx.seal is None:
+        raise EnvelopeKeyError(
+            "no station encryption key (crypto.key_file): run `keys encryption init` first"
+        )
+    done, left = sealold.run_all(ctx)
+    for rid in left:
+        print(f"LEFT {rid}: not encrypted (see the log; `evidence-agent verify` checks it)")
+    print(f"{done} plaintext spool copies encrypted, {len(left)} left as they are")
+    return 1 if left else 0
+
+
 def _report(result: Any, path: Path, current: bytes, what: str, kek: Any) -> int:
     for rid, why in result.failed:
         print(f"FAIL {rid}: {why}")
@@ -186,8 +204,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "action",
         nargs="?",
-        choices=["init", "show", "rotate", "recover"],
-        help="encryption: init, show (default), rotate, recover",
+        choices=["init", "show", "rotate", "recover", "encrypt-existing"],
+        help="encryption: init, show (default), rotate, recover, encrypt-existing",
     )
     sp.add_argument("--recovery-out", metavar="DIR", help="encryption init: make a recovery pair")
     sp.add_argument("--recovery-key", metavar="FILE", help="encryption recover: private key")

@@ -36,3 +36,10 @@ class CryptoConfig(Section):
         "is also wrapped for it, so `keys encryption recover` restores access when the "
         "station key is lost. Its private half never comes onto the station.",
     )
+    encrypt_existing_bytes_per_second: int = Field(
+        20_000_000,
+        ge=0,
+        description="With a station key, the daemon encrypts spool copies written in plaintext "
+        "(before encryption was on) in the background at most this fast; 0 = never. Each "
+        "plaintext copy is replaced only by an encrypted copy that verified.",
+    )

@@ -16,6 +16,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from agent.core.errors import AgentError, SpoolFullError
 from agent.core.liveness import Liveness
 from agent.core.sdnotify import SystemdNotifier
 from agent.daemon.sdstatus import STATUS_SECONDS, status_line
+from agent.ingest import sealold
 from agent.ingest.ingestor import Ingestor, ProgressFn
 from agent.ledger import cadence, custody, events
 from agent.recorders import inventory as devices
@@ -259,6 +261,9 @@ class Daemon:
         self.threads.append(self._supervised("housekeep", self._housekeep_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
         self.threads.append(self._supervised("recover", self._recover_step))
+        if self.ctx.seal is not None:  # plaintext copies of before, at a bounded rate
+            step = partial(sealold.step, self.ctx, lambda _n: self.liveness.progress())
+            self.threads.append(self._supervised("encrypt-existing", step))
         self.threads.append(self._supervised("compliance", self.compliance.step))
         if self.ctx.cfg.inventory.file is not None:
             self.threads.append(self._supervised("inventory", self._inventory_step))
