@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from agent.core import envelope
@@ -120,9 +121,17 @@ def hash_plain(
         os.posix_fadvise(r._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         h = hashlib.sha256()
         n = 0
-        for piece in iter_plain(r, drop_cache=drop_cache_first):
-            h.update(piece)
-            n += len(piece)
+        # Hash one piece while the next is read and decrypted (hashlib releases the GIL): the
+        # re-read after a copy then costs about one pass, not decrypt plus hash.
+        with ThreadPoolExecutor(1, thread_name_prefix="plain-hash") as pool:
+            pending: Future[None] | None = None
+            for piece in iter_plain(r, drop_cache=drop_cache_first):
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(h.update, piece)
+                n += len(piece)
+            if pending is not None:
+                pending.result()
         return h.hexdigest(), n
 
 
