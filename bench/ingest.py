@@ -4,6 +4,8 @@ Prints the ratio of this agent's `ingest` wall time to `cp` + `sync` + `sha256su
 `cp` + `sync` alone, with the agent's re-read verify off and on, and the agent's peak RSS.
 Targets (issue 2): verify off ≤ 0.75 against cp+sync+sha256sum (the hash overlaps the copy)
 and ≤ 1.5 against cp+sync; verify on ≤ 1.0 against cp+sync+sha256sum; RSS < 150 MB.
+Each agent run is repeated with encryption at rest (AES-256-GCM envelopes, issue 19): the
+encrypted ratios are printed next to the plain ones (target: within 10 % of plain).
 The page cache is dropped before every run (as root), so every tool reads from disk.
 
     .venv/bin/python bench/ingest.py [--clips 4] [--mib 256] [--dir /var/tmp]
@@ -58,24 +60,11 @@ def run(args: argparse.Namespace) -> None:
 
         peer("cp+sync", "cp {src} {dst}/ && sync")
         peer("cp+sync+sha256sum", "cp {src} {dst}/ && sync && sha256sum {dst}/* >/dev/null")
+        key = base / "keys" / "encryption.key"
+        _write_key(key)
         for verify in (False, True):
-            name = f"agent verify={'on' if verify else 'off'}"
-            data = base / f"data-{verify}"
-            cfg = station_config(
-                base / f"agent-{verify}.toml",
-                data,
-                base / "media",
-                f"verify_reread = {'true' if verify else 'false'}",
-            )
-            drop_caches()
-            results[name], rss[name] = timed(agent_cmd(cfg, "ingest", str(vol)))
-            shutil.rmtree(data)
-            # The same work as the running daemon does it: no interpreter start-up, no imports.
-            drop_caches()
-            inner = [sys.executable, __file__, "--inner", str(cfg), str(vol)]
-            out = subprocess.run(inner, check=True, capture_output=True, text=True).stdout
-            results[f"daemon path verify={'on' if verify else 'off'}"] = float(out.split()[0])
-            shutil.rmtree(data)
+            for enc in (False, True):
+                _agent_runs(base, vol, verify, key if enc else None, results, rss)
 
         print(
             f"ingest benchmark: {args.clips} clips × {args.mib} MiB = {total} MiB"
@@ -87,14 +76,48 @@ def run(args: argparse.Namespace) -> None:
         for verify in ("off", "on"):
             for kind in ("agent", "daemon path"):
                 a = results[f"{kind} verify={verify}"]
+                e = results[f"{kind} verify={verify} encrypted"]
                 print(
                     f"  verify {verify:<3} {kind:<11}: / (cp+sync+sha256sum) = {a / base_h:.2f}"
-                    f"   / (cp+sync) = {a / base_c:.2f}"
+                    f" encrypted {e / base_h:.2f}   / (cp+sync) = {a / base_c:.2f}"
+                    f" encrypted {e / base_c:.2f}   encrypted / plain = {e / a:.2f}"
                 )
             peak = rss[f"agent verify={verify}"] / 1024
-            print(f"  verify {verify:<3} `ingest` peak RSS {peak:.0f} MiB")
+            peak_e = rss[f"agent verify={verify} encrypted"] / 1024
+            print(f"  verify {verify:<3} `ingest` peak RSS {peak:.0f} MiB, encrypted {peak_e:.0f}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _write_key(path: Path) -> None:
+    from agent.station.kek import write_ring
+
+    write_ring(path, [os.urandom(32)])
+
+
+def _agent_runs(
+    base: Path,
+    vol: Path,
+    verify: bool,
+    key: Path | None,
+    results: dict[str, float],
+    rss: dict[str, int],
+) -> None:
+    """`ingest` as a command and as the daemon does it, plain or (with `key`) encrypted."""
+    tag = f"verify={'on' if verify else 'off'}" + (" encrypted" if key else "")
+    data = base / "data"
+    extra = f"verify_reread = {'true' if verify else 'false'}\n"
+    extra += f'[crypto]\nencrypt = "required"\nkey_file = "{key}"\n' if key else ""
+    cfg = station_config(base / "agent.toml", data, base / "media", extra)
+    drop_caches()
+    results[f"agent {tag}"], rss[f"agent {tag}"] = timed(agent_cmd(cfg, "ingest", str(vol)))
+    shutil.rmtree(data)
+    # The same work as the running daemon does it: no interpreter start-up, no imports.
+    drop_caches()
+    inner_cmd = [sys.executable, __file__, "--inner", str(cfg), str(vol)]
+    out = subprocess.run(inner_cmd, check=True, capture_output=True, text=True).stdout
+    results[f"daemon path {tag}"] = float(out.split()[0])
+    shutil.rmtree(data)
 
 
 def inner(config: str, volume: str) -> None:

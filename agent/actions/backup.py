@@ -28,11 +28,12 @@ from typing import Any
 
 from agent import __version__
 from agent.config.loader import AgentConfig
-from agent.core import clock, rehash
+from agent.core import clock, rehash, sealedio
 from agent.core.errors import AgentError
 from agent.ledger import custody
 from agent.ledger import paths as stationpaths
 from agent.ledger.db import Ledger
+from agent.station import kek
 from agent.station.ownership import require_owner
 
 logger = logging.getLogger(__name__)
@@ -121,8 +122,9 @@ def backup(cfg: AgentConfig, dest: Path, config_path: Path | None) -> BackupResu
     _snapshot(cfg.ledger_path, dest / LEDGER)
     result.files[LEDGER] = _entry(*_hash(dest / LEDGER))
     roots = stationpaths.roots(cfg)
+    keys = kek.keyring(cfg)  # not backed up: the key lives outside the data dir
     for name, rel, sha in _ledger_files(dest / LEDGER):
-        _copy_evidence(result, roots[name], f"{name}/{rel}", rel, sha)
+        _copy_evidence(result, roots[name], f"{name}/{rel}", rel, sha, keys)
     if "archive" in roots:
         _copy_tree(result, roots["archive"], "archive")
     _copy_tree(result, cfg.keys_dir, "keys")
@@ -145,15 +147,25 @@ def _copy_one(result: BackupResult, src: Path, name: str, mode: int) -> None:
     result.files[name] = _entry(*_copy_new(src, result.dest / name, mode))
 
 
-def _copy_evidence(result: BackupResult, root: Path, name: str, rel: str, sha: str) -> None:
+def _copy_evidence(
+    result: BackupResult, root: Path, name: str, rel: str, sha: str, keys: Any = None
+) -> None:
     try:
         src = stationpaths.safe_join(root, rel)
         _copy_one(result, src, name, 0o400)
     except (OSError, AgentError) as exc:
         result.problems.append(f"{name}: not copied: {exc}")
         return
-    if result.files[name]["sha256"] != sha:
+    if result.files[name]["sha256"] != sha and not _sealed_matches(src, sha, keys):
         result.problems.append(f"{name}: SHA-256 does not match the ledger (copy is damaged)")
+
+
+def _sealed_matches(src: Path, sha: str, keys: Any) -> bool:
+    """An encrypted copy (docs/security.md) is checked by the SHA-256 of its plaintext."""
+    try:
+        return sealedio.is_sealed(src) and sealedio.hash_plain(src, keys)[0] == sha
+    except (OSError, AgentError):
+        return False
 
 
 def _copy_tree(result: BackupResult, root: Path, prefix: str) -> None:

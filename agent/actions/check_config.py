@@ -15,6 +15,9 @@ def deep_check(cfg: AgentConfig) -> list[tuple[str, str]]:
     problems += _mqtt_problems(cfg)
     problems += _archive_problems(cfg)
     problems += _register_problems(cfg)
+    from agent.station import kek
+
+    problems += kek.problems(cfg)
     return problems
 
 

@@ -18,13 +18,13 @@ import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from agent.actions.safeexport import ExportDir, ExportTargetError, signals_abort, write_manifest
 from agent.archive.store import Store
 from agent.archive.stores import open_store
-from agent.core import clock, crashpoint
-from agent.core.errors import AgentError, ArchiveError, IntegrityError
+from agent.core import clock, crashpoint, sealedio
+from agent.core.errors import AgentError, ArchiveError, EnvelopeError, IntegrityError
 from agent.ledger import custody, events, stationkey
 from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
@@ -120,8 +120,12 @@ class Exporter:
         source = "spool"
         spool = stationpaths.spool_file(self.ctx.cfg, row["spool_path"])
         if spool is not None and row["spool_removed_at"] is None and spool.exists():
-            with open(spool, "rb") as f:
-                ok = self._copy(f, to, dest, row["sha256"])
+            try:  # the plaintext, through the envelope when the copy is encrypted
+                with sealedio.PlainReader(spool, self.ctx.keyring) as f:
+                    ok = self._copy(cast(IO[bytes], f), to, dest, row["sha256"])
+            except EnvelopeError as exc:
+                logger.error("recording %s: %s", rid, exc)
+                ok = False
             if not ok:
                 self._violation(rid, "spool", str(spool))
                 source = "archive"

@@ -13,8 +13,7 @@ from typing import Any
 
 from agent.actions import anchors, trust
 from agent.actions import incremental as incr
-from agent.core import rehash
-from agent.core.copier import hash_file
+from agent.core import rehash, sealedio
 from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
 from agent.ledger import appendonly, crosscheck, custody, handover, stationkey
@@ -91,7 +90,7 @@ def run(
             "SELECT id FROM recordings WHERE path_outside_roots IS NOT NULL ORDER BY id")
     ]  # fmt: skip
     for r in rows:
-        _check_copy(ctx.cfg, r, archive, report)
+        _check_copy(ctx.cfg, r, archive, report, ctx.keyring)
         if progress:
             progress(r["id"])
     n, chain = incr.walk_from(conn, start) if start else custody.verify_chain(conn)
@@ -218,11 +217,19 @@ def key_line(report: VerifyReport) -> str:
     )
 
 
-def _check_copy(cfg: Any, r: Any, archive: _ArchiveReader, report: VerifyReport) -> None:
-    """Re-hash the spool copy, or the archived one once housekeeping removed the spool copy."""
+def _check_copy(
+    cfg: Any, r: Any, archive: _ArchiveReader, report: VerifyReport, keys: Any = None
+) -> None:
+    """Re-hash the spool copy (its plaintext, through the envelope when it is encrypted), or
+    the archived one once housekeeping removed the spool copy."""
     path = stationpaths.spool_file(cfg, r["spool_path"])
     if path is not None and r["spool_removed_at"] is None and path.exists():
-        where, actual, size = str(path), hash_file(path), os.path.getsize(path)
+        try:
+            actual, size = sealedio.hash_plain(path, keys)
+        except AgentError as exc:  # an envelope that fails, or no key to open it
+            report.problems.append(Problem("copy", r["id"], f"{path}: {exc}"))
+            return
+        where = str(path)
     elif r["archive_ref"]:
         if path is not None and r["spool_removed_at"] is None:
             report.problems.append(

@@ -13,12 +13,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import urlparse
 
 from agent.archive.store import LockSpec, ObjectSpec, Stored
-from agent.core import crashpoint
-from agent.core.copier import hash_file
+from agent.core import crashpoint, envelope, sealedio
 from agent.core.errors import (
     AgentError,
     AnchorConflictError,
@@ -36,6 +35,9 @@ class LocalArchive:
         parsed = urlparse(url)
         self.root = Path(parsed.path)
         self.off_station = off_station
+        # Opens encrypted copies (docs/security.md): they are archived as they are, envelope
+        # and all, and read back as plaintext through it.
+        self.keys: envelope.Keyring | None = None
 
     def path_for(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -81,7 +83,8 @@ class LocalArchive:
                 fout.write(data)
             fout.flush()
             os.fsync(fout.fileno())
-        if h.hexdigest() != sha256:
+        actual = _plain_sha(tmp, self.keys) if sealedio.is_sealed(tmp) else h.hexdigest()
+        if actual != sha256:
             # The spool copy changed since ingest: it must not be archived as the evidence.
             tmp.unlink()
             raise SpoolIntegrityError(
@@ -98,16 +101,20 @@ class LocalArchive:
     def check(self, ref: str, sha256: str, size: int) -> None:
         dest = self._path(ref)
         try:
-            ok = dest.stat().st_size == size and hash_file(dest, drop_cache_first=True) == sha256
+            ok = sealedio.hash_plain(dest, self.keys, drop_cache_first=True) == (sha256, size)
         except OSError as exc:
             raise IntegrityError(f"archived object {dest} cannot be read: {exc}") from exc
         if not ok:
             raise IntegrityError(f"archived object {dest} does not match SHA-256 {sha256}")
 
+    def file_of(self, ref: str) -> Path:
+        """The file behind `ref` (an encrypted one is read through agent.core.sealedio)."""
+        return self._path(ref)
+
     @contextmanager
     def open_read(self, ref: str) -> Iterator[BinaryIO]:
-        with open(self._path(ref), "rb") as f:
-            yield f
+        with sealedio.PlainReader(self._path(ref), self.keys) as f:
+            yield cast(BinaryIO, f)
 
     def put_bytes(self, relkey: str, data: bytes, lock: LockSpec, content_type: str) -> str:
         folder = self.root / "_docs" / relkey
@@ -182,3 +189,11 @@ class LocalArchive:
 
     def housekeep_store(self) -> int:
         return 0
+
+
+def _plain_sha(path: Path, keys: envelope.Keyring | None) -> str:
+    """The plaintext SHA-256 of an archived envelope; one that fails reads as no match."""
+    try:
+        return sealedio.hash_plain(path, keys)[0]
+    except AgentError:
+        return ""

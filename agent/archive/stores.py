@@ -17,6 +17,7 @@ def open_store(ctx: Context) -> Store:
     url = ctx.cfg.archive_url
     if url.startswith("file://"):
         store = LocalArchive(url, ctx.cfg.archive.off_station)
+        store.keys = ctx.keyring
         # A local archive on a second disk that is not mounted must not look empty.
         stationpaths.check_root(ctx.cfg, ctx.ledger.connect(), "archive", store.root)
         return store

@@ -59,9 +59,26 @@ def _config(work: Path, extra: dict[str, str] | None = None) -> config_mod.Agent
         # Its own register and gate: whoever runs the demo may tag, decide and export in it.
         "EVIDENCE_AGENT__OPERATORS__FILE": f'"{_demo_register(work)}"',
         "EVIDENCE_AGENT__API__SOCKET": f'"{work / "run" / "api.sock"}"',
+        **_demo_keys(work),
         **(extra or {}),  # demo --mqtt: the local broker, a roster, the fleet ratio
     }
     return config_mod.load(None, environ=env)
+
+
+def _demo_keys(work: Path) -> dict[str, str]:
+    """Encryption at rest as a fresh install has it: a station key outside the data dir and
+    a recovery pair standing in for the agency's (docs/security.md)."""
+    from agent.station import kek
+
+    key, agency = work / "keys" / "encryption.key", work / "agency"
+    if not key.exists():
+        kek.write_ring(key, [os.urandom(32)])
+    if not (agency / "recovery.pub").exists():
+        kek.new_recovery_pair(agency)
+    return {
+        "EVIDENCE_AGENT__CRYPTO__KEY_FILE": f'"{key}"',
+        "EVIDENCE_AGENT__CRYPTO__RECOVERY_PUBLIC_KEY": f'"{agency / "recovery.pub"}"',
+    }
 
 
 def _demo_register(work: Path) -> Path:

@@ -1,4 +1,5 @@
-"""`evidence-agent keys init|show|rotate`: the station signing key as commands (issue 12).
+"""`evidence-agent keys init|show|rotate`: the station signing key as commands (issue 12);
+`keys encryption ...` is agent.cli.keys_crypto.
 
 `keys init` is enrolment: it makes the key if there is none (never a replacement once signed
 checkpoints exist) and prints the fingerprint for the fleet register. `keys show` prints the
@@ -29,6 +30,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from agent.ledger import stationkey
 
     cfg = config_mod.load(args.config)
+    if args.verb == "encryption":
+        from agent.cli.keys_crypto import cmd_encryption
+
+        return cmd_encryption(args, cfg)
     if args.verb == "rotate":
         return _rotate(cfg)
     if args.verb == "init":
@@ -163,9 +168,12 @@ def add_parser(add: Add) -> None:
         "keys",
         cmd_keys,
         "the station signing key: init (enrolment), show, rotate; console-new: a console key "
-        "pair for signed MQTT commands",
+        "pair for signed MQTT commands; encryption init|show|rotate|recover: the encryption key",
     )
-    sp.add_argument("verb", choices=["init", "show", "rotate", "console-new"])
+    sp.add_argument("verb", choices=["init", "show", "rotate", "console-new", "encryption"])
+    from agent.cli.keys_crypto import add_arguments
+
+    add_arguments(sp)
     sp.add_argument("--pem", action="store_true", help="show: print the public key (PEM)")
     sp.add_argument("--out", help="console-new: directory for console.key and console.pub")
     sp.add_argument("--json", action="store_true")

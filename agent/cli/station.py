@@ -78,6 +78,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     warning = config_warning(cfg)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    from agent.station import kek
+
+    for line in kek.warnings(cfg):
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 

@@ -19,6 +19,7 @@ from agent.config.archive import ArchiveConfig
 from agent.config.base import Section
 from agent.config.compliance import ComplianceConfig, TaggingConfig
 from agent.config.console import ConsoleConfig
+from agent.config.crypto import CryptoConfig
 from agent.config.custody import CustodyConfig
 from agent.config.ingest import DetectConfig, IngestConfig
 from agent.config.interview import InterviewConfig
@@ -56,6 +57,7 @@ class AgentConfig(Section):
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)  # type: ignore[arg-type]
     custody: CustodyConfig = Field(default_factory=CustodyConfig)  # type: ignore[arg-type]
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)  # type: ignore[arg-type]
+    crypto: CryptoConfig = Field(default_factory=CryptoConfig)  # type: ignore[arg-type]
 
     # Derived paths, so no module builds them on its own.
     @property
@@ -180,6 +182,8 @@ def _relative_to(cfg: AgentConfig, base: Path) -> AgentConfig:
     cfg.compliance.calendar_overrides = fix(cfg.compliance.calendar_overrides)
     cfg.credentials.file = fix(cfg.credentials.file)
     cfg.custody.pubkey_file = fix(cfg.custody.pubkey_file)
+    cfg.crypto.key_file = fix(cfg.crypto.key_file)
+    cfg.crypto.recovery_public_key = fix(cfg.crypto.recovery_public_key)
     cfg.mqtt.tls_ca_file = fix(cfg.mqtt.tls_ca_file)
     cfg.mqtt.tls_cert_file = fix(cfg.mqtt.tls_cert_file)
     cfg.mqtt.tls_key_file = fix(cfg.mqtt.tls_key_file)

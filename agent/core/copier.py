@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.core import crashpoint
+from agent.core import crashpoint, envelope, sealedio
 from agent.core.errors import IntegrityError, SourceChangedError
 from agent.core.safefs import display, fsync_dir, open_beneath
 
@@ -34,6 +34,7 @@ class CopyResult:
     sha256: str
     size: int
     verified: bool
+    key_id: str | None = None  # the station key the copy's data key is wrapped under
 
 
 ProgressFn = Callable[[int], None]
@@ -140,8 +141,12 @@ def copy_file(
     chunk: int = 4 << 20,
     verify: bool = True,
     progress: ProgressFn | None = None,
+    seal: envelope.Recipients | None = None,
 ) -> CopyResult:
-    """Copy `rel` (below `volume`) to `dest` durably; returns the SHA-256 of what was read."""
+    """Copy `rel` (below `volume`) to `dest` durably; returns the SHA-256 of what was read.
+
+    With `seal` the copy is an encrypted envelope (agent.core.envelope) written in the same
+    pass; the hash stays that of the plaintext read, and the re-read decrypts to compare it."""
     src_fd = open_beneath(volume, rel, os.O_RDONLY)
     tmp = tmp_dir / f".{dest.name}.partial"
     try:
@@ -151,7 +156,7 @@ def copy_file(
         if (st.st_size, st.st_mtime_ns) != (expect_size, expect_mtime_ns):
             raise SourceChangedError(f"{display(rel)} changed since it was listed")
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        sha, got = _copy_to_tmp(src_fd, tmp, chunk, progress)
+        sha, got = _copy_to_tmp(src_fd, tmp, chunk, progress, seal)
         if got != expect_size:
             # The medium gave fewer (or more) bytes than its directory entry says: a broken
             # FAT chain or a failing reader. Hashing what came would record a truncated copy
@@ -173,21 +178,54 @@ def copy_file(
     fsync_dir(dest.parent)
     crashpoint.hit("copy.after_rename")
     if verify:
-        reread = hash_file(dest, chunk, drop_cache_first=True)
+        if seal is None:
+            reread = hash_file(dest, chunk, drop_cache_first=True)
+        else:
+            reread, _ = _reread_sealed(dest, seal)
         if reread != sha:
             _unlink_quiet(dest)
             raise IntegrityError(
                 f"copy of {display(rel)} read back from {dest} differs from the source "
                 "(storage fault?); it was discarded and will be copied again"
             )
-    return CopyResult(sha, expect_size, verify)
+    key_id = envelope.kek_id(seal.kek).hex() if seal is not None else None
+    return CopyResult(sha, expect_size, verify, key_id)
+
+
+def _reread_sealed(dest: Path, seal: envelope.Recipients) -> tuple[str, int]:
+    try:
+        return sealedio.hash_plain(dest, envelope.Keyring.of(seal.kek), drop_cache_first=True)
+    except IntegrityError:
+        return "", 0  # an envelope that no longer opens: the caller discards the copy
+
+
+def _write_all(out: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(out, view)
+        view = view[n:]
+
+
+def _write_piece(out: int, view: memoryview, sealer: envelope.Sealer | None) -> None:
+    if sealer is None:
+        _write_all(out, view)
+        return
+    for sealed in sealer.update(view):
+        _write_all(out, sealed)
 
 
 def _copy_to_tmp(
-    src_fd: int, tmp: Path, chunk: int, progress: ProgressFn | None
+    src_fd: int,
+    tmp: Path,
+    chunk: int,
+    progress: ProgressFn | None,
+    seal: envelope.Recipients | None = None,
 ) -> tuple[str, int]:
-    """Copy to `tmp`, fsync it; returns (SHA-256, bytes copied)."""
+    """Copy to `tmp` (sealed when `seal` is given), fsync it; returns (SHA-256, bytes copied)."""
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    sealer = envelope.Sealer(seal) if seal is not None else None
+    if sealer is not None:
+        _write_all(out, sealer.header)
     pipe = _Pipeline(src_fd, chunk)
     reader = threading.Thread(target=pipe.read_loop, name="copy-read", daemon=True)
     hasher = threading.Thread(target=pipe.hash_loop, name="copy-hash", daemon=True)
@@ -199,10 +237,7 @@ def _copy_to_tmp(
             piece = pipe.write_q.get()
             if piece is None:
                 break
-            view = piece.view
-            while view:
-                n = os.write(out, view)
-                view = view[n:]
+            _write_piece(out, piece.view, sealer)
             written += piece.n
             piece.done()
             if written == piece.n:
@@ -212,6 +247,8 @@ def _copy_to_tmp(
         hasher.join()
         if pipe.error is not None:
             raise pipe.error
+        if sealer is not None:
+            _write_all(out, sealer.finish())
         # Never retried: see the module docstring.
         os.fsync(out)
         os.fchmod(out, 0o440)  # spool copies are read-only for everyone, including us

@@ -144,3 +144,11 @@ class AlreadyRunningError(AgentError):
 
 class StationKeyError(AgentError):
     """The station key is missing while signed checkpoints need it, or is not a plain file."""
+
+
+class EnvelopeError(SpoolIntegrityError):
+    """An encrypted copy fails authentication or its envelope is damaged."""
+
+
+class EnvelopeKeyError(AgentError):
+    """No key this station holds opens an encrypted copy, or a key file is unusable."""

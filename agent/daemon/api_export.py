@@ -3,7 +3,8 @@
 The client, running as the operator, writes the files into the operator's own directory (the
 daemon never writes outside its data dir). Steps on one connection: the daemon grants and
 records `export.started`, sends read-only descriptors of the copies (SCM_RIGHTS; an archived
-copy is first fetched into an unlinked temp file); the client copies and hashes them and
+copy is first fetched into an unlinked temp file, an encrypted one streams its plaintext
+through a pipe); the client copies and hashes them and
 says which arrived intact; the daemon records `recording.exported` (or `integrity.violation`)
 and returns the signed manifest for the client to write.
 """
@@ -22,7 +23,7 @@ from agent.access import gate, retrieval, wire
 from agent.access.gate import Caller
 from agent.access.register import Operator
 from agent.actions.export import MANIFEST_SCHEMA, Exported, Exporter
-from agent.core import clock
+from agent.core import clock, sealedio
 from agent.core.errors import AgentError
 from agent.daemon.api_params import Server, refs, resolver, text
 from agent.ledger import custody, events, paths, stationkey
@@ -34,9 +35,14 @@ def _open(exporter: Exporter, row: sqlite3.Row) -> tuple[int, str]:
     # Stored relative to the spool root (migration 0008); old flagged rows stay absolute.
     spool = paths.spool_file(exporter.ctx.cfg, row["spool_path"])
     if spool is not None and row["spool_removed_at"] is None and spool.exists():
+        if sealedio.is_sealed(spool):  # plaintext over a pipe, never in clear on a disk
+            return sealedio.plaintext_pipe(spool, exporter.ctx.keyring), "spool"
         return os.open(spool, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "spool"
     if not row["archive_ref"]:
         raise AgentError(f"recording {row['id']} has no spool copy and is not archived")
+    local = getattr(exporter.store, "file_of", None)
+    if local is not None:  # the local archive: its copy may be encrypted, never decrypt to disk
+        return sealedio.plaintext_pipe(local(row["archive_ref"]), exporter.ctx.keyring), "archive"
     tmpdir = exporter.ctx.cfg.station.data_dir / "tmp"
     tmpdir.mkdir(exist_ok=True, mode=0o700)
     tmp = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115 - its fd is handed to the client

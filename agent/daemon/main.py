@@ -17,6 +17,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from agent.core.liveness import Liveness
 from agent.core.sdnotify import SystemdNotifier
 from agent.daemon.api_console import CopyProgress
 from agent.daemon.sdstatus import STATUS_SECONDS, status_line
+from agent.ingest import sealold
 from agent.ingest.ingestor import Ingestor, ProgressFn
 from agent.ledger import cadence, custody, events
 from agent.recorders import inventory as devices
@@ -263,6 +265,12 @@ class Daemon:
         # The station key first: made at first start, and a missing one (with checkpoints
         # signed by it) stops the daemon before it touches anything (agent.ledger.stationkey).
         _ = self.ctx.key
+        # The encryption key likewise: a required but missing one stops the daemon here, and a
+        # station writing plaintext says so once (agent.station.kek, docs/security.md).
+        if self.ctx.seal is None:
+            logger.warning(
+                "spool copies are written in plaintext (crypto.encrypt, crypto.key_file)"
+            )
         self.ingestor.recover()
         if self.ctx.cfg.inventory.file is not None:
             devices.import_inventory(self.ctx)
@@ -278,6 +286,9 @@ class Daemon:
         self.threads.append(self._supervised("housekeep", self._housekeep_step))
         self.threads.append(self._supervised("checkpoint", self._checkpoint_step))
         self.threads.append(self._supervised("recover", self._recover_step))
+        if self.ctx.seal is not None:  # plaintext copies of before, at a bounded rate
+            step = partial(sealold.step, self.ctx, lambda _n: self.liveness.progress())
+            self.threads.append(self._supervised("encrypt-existing", step))
         self.threads.append(self._supervised("compliance", self.compliance.step))
         if self.ctx.cfg.inventory.file is not None:
             self.threads.append(self._supervised("inventory", self._inventory_step))

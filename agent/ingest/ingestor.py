@@ -209,6 +209,7 @@ class Ingestor(VolumeRegistration):
             chunk=self.cfg.ingest.chunk_bytes,
             verify=self.cfg.ingest.verify_reread,
             progress=on_bytes,
+            seal=self.ctx.seal,
         )
         quarantine = self.ctx.inventory_status(row["vendor"], serial)[2]
         quarantine = quarantine or is_unknown_volume(row["volume"])
@@ -226,6 +227,7 @@ class Ingestor(VolumeRegistration):
                 verified_at=at if result.verified else None,
                 source_size_at_hash=total,
                 source_mtime_ns_at_hash=row["mtime_ns"],
+                spool_key_id=result.key_id,
                 deadline_met_at=at,
                 reason=refused,
             )
@@ -238,6 +240,11 @@ class Ingestor(VolumeRegistration):
                     "alg": "sha256",
                     "spool_path": stationpaths.spool_stored(self.cfg, dest),
                     "verified_reread": result.verified,
+                    **(
+                        {"encrypted": {"suite": "aes-256-gcm", "key": result.key_id}}
+                        if result.key_id
+                        else {}
+                    ),  # fmt: skip
                     "source": row["source_path"],
                     "serial": serial,
                     **({"identity_refused": refused} if refused else {}),

@@ -15,10 +15,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agent.core.copier import hash_file
+from agent.core import sealedio
+from agent.core.errors import AgentError
 from agent.interview import sessions as ses
 from agent.interview.coverage import per_camera
 from agent.ledger import paths as stationpaths
+from agent.station import kek
 from agent.station.context import Context
 
 
@@ -93,6 +95,14 @@ def _diff(a: str | None, b: str | None) -> float | None:
     return None if ea is None or eb is None else round(eb - ea, 3)
 
 
+def _plain_sha(cfg: Any, copy: Path) -> str | None:
+    """SHA-256 of the plaintext (through the envelope of an encrypted spool copy)."""
+    try:
+        return sealedio.hash_plain(copy, kek.keyring(cfg))[0]
+    except AgentError:
+        return None
+
+
 def _segment(cfg: Any, conn: Any, r: Any, verify: bool) -> dict[str, Any]:
     rec = None
     if r["recording_id"]:
@@ -104,7 +114,7 @@ def _segment(cfg: Any, conn: Any, r: Any, verify: bool) -> dict[str, Any]:
         copy = Path(r["volume"]) / r["path"]
     hash_ok = None
     if verify:
-        hash_ok = copy.exists() and hash_file(copy) == r["sha256"]
+        hash_ok = copy.exists() and _plain_sha(cfg, copy) == r["sha256"]
     return {
         "camera": r["camera"],
         "seq": r["seq"],

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from agent.archive.store import Store
 from agent.config.loader import AgentConfig
-from agent.core import clock, crashpoint
+from agent.core import clock, crashpoint, envelope
 from agent.core.errors import AgentError
 from agent.core.safefs import display, stat_beneath, unlink_beneath
 from agent.ledger import custody, events
@@ -48,7 +48,10 @@ def _off_station(cfg: AgentConfig, archive_ref: str | None) -> bool:
 def _spool_copy_present(cfg: AgentConfig, row: sqlite3.Row) -> bool:
     try:
         path = stationpaths.spool_file(cfg, row["spool_path"])
-        return path is not None and path.stat().st_size == row["size"]
+        size = row["size"]
+        if "spool_key_id" in row.keys() and row["spool_key_id"]:  # noqa: SIM118 - sqlite3.Row
+            size = envelope.ciphertext_size(size)
+        return path is not None and path.stat().st_size == size
     except (OSError, AgentError):
         return False
 

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config.loader import AgentConfig
+from agent.core import envelope
 from agent.ledger import handover, stationkey
 from agent.ledger import paths as stationpaths
 from agent.ledger.copylocks import DeviceLocks, SpoolLock
 from agent.ledger.db import Ledger
 from agent.rules.workcal import DeadlineRule, WorkCalendar, WorkingDaysRule, load_overrides
+from agent.station import kek
 
 if TYPE_CHECKING:
     from agent.station.rosterstate import RosterState
@@ -45,6 +47,16 @@ class Context:
         handover.finish_pending(self.cfg.keys_dir, self.ledger.connect())  # a cut-off rotation
         signed = self.ledger.one("SELECT COUNT(*) FROM checkpoints")
         return stationkey.load_or_create(self.cfg.keys_dir, int(signed[0]) if signed else 0)
+
+    @cached_property
+    def seal(self) -> envelope.Recipients | None:
+        """Whom new spool copies are encrypted for; None writes plaintext (crypto.encrypt)."""
+        return kek.recipients(self.cfg)
+
+    @cached_property
+    def keyring(self) -> envelope.Keyring | None:
+        """The keys that open this station's encrypted copies; None without a station key."""
+        return kek.keyring(self.cfg)
 
     @cached_property
     def calendar(self) -> WorkCalendar:

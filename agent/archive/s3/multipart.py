@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any
 from agent.archive.s3.client import error_code
 from agent.archive.s3.partplan import Part, composite, lock_kwargs, pread_part
 from agent.archive.store import LockSpec, ObjectSpec
-from agent.core import clock, crashpoint
+from agent.core import clock, crashpoint, envelope, sealedio
 from agent.core.errors import ChecksumRejectedError, SpoolIntegrityError, SpoolReadError
 from agent.ledger.db import Ledger
 
@@ -55,6 +54,7 @@ class MultipartUploader:
         self.ledger = ledger
         self.bucket = bucket
         self.parallel = parallel
+        self.keys: envelope.Keyring | None = None  # opens encrypted spool copies
         self.stop = stop
         self.translate = translate
 
@@ -229,20 +229,27 @@ class MultipartUploader:
         self, src: Path, key: str, uid: str, todo: list[Part], done: dict[int, str]
     ) -> None:
         try:
-            fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+            # The plaintext, through the envelope when the spool copy is encrypted.
+            fd = sealedio.PlainReader(src, self.keys)
         except OSError as exc:
             raise SpoolReadError(f"cannot open spool copy {src}: {exc.strerror}") from exc
         try:
             first_error = self._send_parallel(fd, src, key, uid, todo, done)
         finally:
-            os.close(fd)
+            fd.close()
         if first_error is not None:
             raise first_error
         if any(p.number not in done for p in todo):
             raise InterruptedError("stopping: upload left resumable in the ledger")
 
     def _send_parallel(
-        self, fd: int, src: Path, key: str, uid: str, todo: list[Part], done: dict[int, str]
+        self,
+        fd: sealedio.PlainReader,
+        src: Path,
+        key: str,
+        uid: str,
+        todo: list[Part],
+        done: dict[int, str],
     ) -> BaseException | None:
         """Keep `parallel` parts in flight; stop feeding after the first error or on stop."""
         first_error: BaseException | None = None
@@ -280,7 +287,7 @@ class MultipartUploader:
         crashpoint.hit("upload.after_part")
         return None
 
-    def _send(self, fd: int, src: Path, key: str, uid: str, p: Part) -> str:
+    def _send(self, fd: sealedio.PlainReader, src: Path, key: str, uid: str, p: Part) -> str:
         data = pread_part(fd, src, p)
         for attempt in (1, 2):
             try:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.archive.store import LockSpec
+from agent.core import envelope, sealedio
 from agent.core.errors import SpoolIntegrityError, SpoolReadError
 
 MIB = 1 << 20
@@ -51,7 +51,9 @@ def composite(parts: list[Part]) -> str:
     return b64(hashlib.sha256(b"".join(p.digest for p in parts)).digest()) + f"-{len(parts)}"
 
 
-def plan(src: Path, size: int, part_size: int) -> tuple[str, list[Part]]:
+def plan(
+    src: Path, size: int, part_size: int, keys: envelope.Keyring | None = None
+) -> tuple[str, list[Part]]:
     """One read of the spool copy: its SHA-256 and the digest of every part.
 
     The two digests of each block are computed on two cores at once (hashlib releases the
@@ -63,7 +65,10 @@ def plan(src: Path, size: int, part_size: int) -> tuple[str, list[Part]]:
     parts: list[Part] = []
     offset = 0
     try:
-        with open(src, "rb") as f, ThreadPoolExecutor(1, thread_name_prefix="plan") as pool:
+        with (
+            sealedio.PlainReader(src, keys) as f,  # through the envelope if it is encrypted
+            ThreadPoolExecutor(1, thread_name_prefix="plan") as pool,
+        ):
             while offset < size or not parts:
                 n = min(part_size, size - offset)
                 h, got = hashlib.sha256(), 0
@@ -102,11 +107,11 @@ def lock_kwargs(lock: LockSpec) -> dict[str, Any]:
     return kw
 
 
-def pread_part(fd: int, src: Path, p: Part) -> bytes:
+def pread_part(fd: sealedio.PlainReader, src: Path, p: Part) -> bytes:
     chunks, got = [], 0
     try:
         while got < p.size:
-            data = os.pread(fd, p.size - got, p.offset + got)
+            data = fd.pread(p.size - got, p.offset + got)
             if not data:
                 break
             chunks.append(data)

@@ -31,7 +31,7 @@ from agent.archive.s3.partplan import Part, b64, choose_part_size, lock_kwargs, 
 from agent.archive.s3.verify import verify_object
 from agent.archive.store import LockSpec, ObjectSpec, Stored
 from agent.archive.throttle import ThrottledBody, TokenBucket
-from agent.core import clock
+from agent.core import clock, envelope, sealedio
 from agent.core.errors import (
     AgentError,
     ArchiveAuthError,
@@ -157,7 +157,7 @@ class S3Archive:
         )
         resumable = uploader.open_upload(spec.recording_id)
         if spec.size < a.multipart_threshold_bytes and resumable is None:
-            version = self._put_single(key, spec, _read_small(src, spec))
+            version = self._put_single(key, spec, _read_small(src, spec, self.ctx.keyring))
             checksum, lock = b64(bytes.fromhex(spec.sha256)), spec.lock
         else:
             part_size = (
@@ -167,6 +167,7 @@ class S3Archive:
             )
             sha, parts = self._planned(src, spec.size, part_size)
             self._same(src, spec, sha)
+            uploader.keys = self.ctx.keyring
             done = uploader.upload(src, spec, key, part_size, parts, self._metadata(spec))
             version, checksum, lock = done.version_id, done.checksum, done.lock
         stored = verify_object(
@@ -202,7 +203,7 @@ class S3Archive:
                 self._planner = ThreadPoolExecutor(1, thread_name_prefix="plan-next")
             while len(self._plans) >= 4:  # planned but never asked for (order changed)
                 self._plans.pop(next(iter(self._plans)))
-            future = self._planner.submit(plan, src, size, part_size)
+            future = self._planner.submit(plan, src, size, part_size, self.ctx.keyring)
             self._plans[(src, part_size)] = (_identity(st), future)
 
     def _planned(self, src: Path, size: int, part_size: int) -> tuple[str, list[Part]]:
@@ -216,7 +217,7 @@ class S3Archive:
                     return result
             except (OSError, AgentError):
                 pass  # plan again below, and report what that finds
-        return plan(src, size, part_size)
+        return plan(src, size, part_size, self.ctx.keyring)
 
     @staticmethod
     def _same(src: Path, spec: ObjectSpec, sha: str) -> None:
@@ -365,10 +366,12 @@ class S3Archive:
         return abort_abandoned(self)
 
 
-def _read_small(src: Path, spec: ObjectSpec) -> bytes:
-    """Read a small spool copy once: the same bytes are checked and then sent."""
+def _read_small(src: Path, spec: ObjectSpec, keys: envelope.Keyring | None) -> bytes:
+    """Read a small spool copy once (its plaintext, through the envelope if it is encrypted):
+    the same bytes are checked and then sent."""
     try:
-        data = src.read_bytes()
+        with sealedio.PlainReader(src, keys) as f:
+            data = f.read()
     except OSError as exc:
         raise SpoolReadError(
             f"cannot read spool copy {src}: {exc.strerror or exc} (errno {exc.errno}); "

@@ -1,0 +1,137 @@
+"""Re-wrapping the data keys of every encrypted copy: `keys encryption rotate` and `recover`.
+
+Only the envelope header (the wrapped data key) is rewritten; the chunks are copied byte for
+byte, never decrypted and re-encrypted, so the ciphertext bodies stay what ingest wrote. Each
+copy is replaced as a copy is made durable: temp file → fsync → rename → fsync dir. The ledger
+row (`spool_key_id`) and the custody event are committed together at the end; a run cut off
+part-way is finished by running the command again (the key file keeps the old key until then).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.core import envelope, sealedio
+from agent.core.errors import AgentError
+from agent.core.safefs import fsync_dir
+from agent.ledger import custody
+from agent.ledger import paths as stationpaths
+from agent.station.context import Context
+
+
+@dataclass
+class RekeyResult:
+    rewrapped: list[str] = field(default_factory=list)  # recording ids
+    plaintext: list[str] = field(default_factory=list)  # copies still in plaintext
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (recording id, why)
+    archive_objects: int = 0
+
+
+def rewrite_header(path: Path, header: bytes) -> None:
+    """Replace `path` by the same body under a new header, durably (mode kept)."""
+    mode = os.stat(path).st_mode & 0o777
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.rekey"
+    src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(out, header)
+            _copy_body(src, out, envelope.HEADER_SIZE, os.fstat(src).st_size)
+            os.fsync(out)
+            os.fchmod(out, mode)
+        finally:
+            os.close(out)
+        os.rename(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(src)
+    fsync_dir(path.parent)
+
+
+def _copy_body(src: int, out: int, offset: int, size: int) -> None:
+    """The ciphertext from `offset` on, byte for byte (in the kernel where it can)."""
+    while offset < size:
+        try:
+            n = os.copy_file_range(src, out, size - offset, offset)
+        except OSError:  # a file system without it: plain reads and writes
+            data = os.pread(src, min(4 << 20, size - offset), offset)
+            n = len(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view) :]
+        if n == 0:
+            raise OSError(f"ciphertext ended early at byte {offset} of {size}")
+        offset += n
+
+
+def _rewrap_one(path: Path, opener: envelope.Keyring, to: envelope.Recipients) -> bool:
+    """True if `path` was re-wrapped, False if it is a plaintext copy."""
+    if not sealedio.is_sealed(path):
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        header = envelope.rewrapped_header(fd, opener, to, str(path))
+    finally:
+        os.close(fd)
+    rewrite_header(path, header)
+    return True
+
+
+def rewrap_all(ctx: Context, opener: envelope.Keyring, to: envelope.Recipients) -> RekeyResult:
+    """Wrap the data key of every encrypted spool copy and local archive object for `to`."""
+    result = RekeyResult()
+    rows = ctx.ledger.query(
+        "SELECT id, sha256, spool_path, spool_removed_at, archive_ref FROM recordings"
+        " WHERE sha256 IS NOT NULL ORDER BY id"
+    )
+    archive_root = _local_archive(ctx)
+    for r in rows:
+        rid = str(r["id"])
+        try:
+            spool = stationpaths.spool_file(ctx.cfg, r["spool_path"])
+            if spool is not None and r["spool_removed_at"] is None and spool.exists():
+                (result.rewrapped if _rewrap_one(spool, opener, to) else result.plaintext).append(
+                    rid
+                )
+            if archive_root is not None and r["archive_ref"]:
+                obj = archive_root / r["sha256"][:2] / r["sha256"]
+                if obj.exists() and _rewrap_one(obj, opener, to):
+                    result.archive_objects += 1
+        except (AgentError, OSError) as exc:
+            result.failed.append((rid, str(exc)))
+    return result
+
+
+def _local_archive(ctx: Context) -> Path | None:
+    url = ctx.cfg.archive_url
+    if not url.startswith("file://"):
+        return None
+    from urllib.parse import urlparse
+
+    return Path(urlparse(url).path)
+
+
+def commit(
+    ctx: Context, result: RekeyResult, event: str, payload: Mapping[str, object], actor: str
+) -> int:
+    """Record the new key of every re-wrapped copy and the custody event, in one transaction."""
+    kid = payload.get("key")
+    with ctx.ledger.tx() as conn:
+        conn.executemany(
+            "UPDATE recordings SET spool_key_id=? WHERE id=?",
+            [(kid, rid) for rid in result.rewrapped],
+        )
+        body = {
+            **payload,
+            "rewrapped": len(result.rewrapped),
+            "archive_objects": result.archive_objects,
+            "plaintext": len(result.plaintext),
+            "failed": [rid for rid, _ in result.failed],
+        }
+        return custody.append(conn, event, body, actor=actor)

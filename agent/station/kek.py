@@ -1,0 +1,204 @@
+"""The station's encryption keys: the KEK ring in `crypto.key_file` and the recovery public key.
+
+The key file holds one or more 32-byte key-encryption keys, base64, one `kek` line each; the
+first is the one new copies are wrapped for, the others still open copies until a rotation has
+re-wrapped them (`keys encryption rotate`). It lives outside the data dir, mode 0600, owned by
+the service user; under systemd it may come as a credential instead (agent.config.crypto).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from agent.config.crypto import CREDENTIAL_NAME, DEFAULT_KEY_FILE
+from agent.config.loader import AgentConfig
+from agent.core import envelope
+from agent.core.errors import EnvelopeKeyError
+from agent.core.safefs import fsync_dir
+
+_HEAD = "# evidence-agent station encryption key (docs/security.md): secret, back it up offline\n"
+
+
+def key_path(cfg: AgentConfig, environ: dict[str, str] | None = None) -> Path:
+    """Where the station KEK is read from: crypto.key_file, the systemd credential, the default."""
+    if cfg.crypto.key_file is not None:
+        return cfg.crypto.key_file
+    creds = (os.environ if environ is None else environ).get("CREDENTIALS_DIRECTORY")
+    if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
+        return Path(creds) / CREDENTIAL_NAME
+    return DEFAULT_KEY_FILE
+
+
+def inside_data_dir(cfg: AgentConfig, path: Path) -> bool:
+    data = cfg.station.data_dir.resolve()
+    return path.resolve() == data or data in path.resolve().parents
+
+
+def load_ring(path: Path) -> list[bytes]:
+    """The KEKs in `path`, current first; an error names the file and what is wrong."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise EnvelopeKeyError(
+            f"station encryption key {path} does not exist: run `evidence-agent keys encryption "
+            "init`, or restore it from the key backup (docs/security.md)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EnvelopeKeyError(f"cannot read station encryption key {path}: {exc}") from None
+    keys = []
+    for n, line in enumerate(text.splitlines(), 1):
+        word, _, value = line.strip().partition(" ")
+        if not word or word.startswith("#"):
+            continue
+        try:
+            key = base64.b64decode(value.strip(), validate=True)
+        except binascii.Error:
+            key = b""
+        if word != "kek" or len(key) != 32:
+            raise EnvelopeKeyError(f"{path}: line {n}: expected `kek <base64 of 32 bytes>`")
+        keys.append(key)
+    if not keys:
+        raise EnvelopeKeyError(f"{path} holds no key (expected `kek <base64>` lines)")
+    return keys
+
+
+def write_ring(path: Path, keys: list[bytes]) -> None:
+    """Replace the key file atomically (0600 from creation, never through a symlink)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    text = _HEAD + "".join(f"kek {base64.b64encode(k).decode('ascii')}\n" for k in keys)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def load_recovery_public(cfg: AgentConfig) -> X25519PublicKey | None:
+    path = cfg.crypto.recovery_public_key
+    if path is None:
+        return None
+    try:
+        pub = serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise EnvelopeKeyError(
+            f"crypto.recovery_public_key {path} cannot be read as a PEM public key: {exc}"
+        ) from None
+    if not isinstance(pub, X25519PublicKey):
+        raise EnvelopeKeyError(f"crypto.recovery_public_key {path} is not an X25519 key")
+    return pub
+
+
+def load_recovery_private(path: Path) -> X25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise EnvelopeKeyError(f"recovery key {path} cannot be read: {exc}") from None
+    if not isinstance(key, X25519PrivateKey):
+        raise EnvelopeKeyError(f"recovery key {path} is not an X25519 private key")
+    return key
+
+
+def new_recovery_pair(out_dir: Path) -> tuple[Path, Path]:
+    """A recovery key pair in `out_dir` (private 0600): the private file goes offline."""
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = X25519PrivateKey.generate()
+    priv, pub = out_dir / "recovery.key", out_dir / "recovery.pub"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(priv, flags, 0o600), "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    with os.fdopen(os.open(pub, flags, 0o644), "wb") as f:
+        f.write(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    return priv, pub
+
+
+def keyring(cfg: AgentConfig) -> envelope.Keyring | None:
+    """The keys that open this station's envelopes; None when the station has no key."""
+    path = key_path(cfg)
+    if not path.exists():
+        return None
+    return envelope.Keyring.of(*load_ring(path))
+
+
+def recipients(cfg: AgentConfig) -> envelope.Recipients | None:
+    """Whom new copies are sealed for, or None to write plaintext (crypto.encrypt)."""
+    if cfg.crypto.encrypt == "off":
+        return None
+    path = key_path(cfg)
+    if not path.exists() and cfg.crypto.encrypt == "auto":
+        return None
+    if inside_data_dir(cfg, path):
+        raise EnvelopeKeyError(
+            f"crypto.key_file {path} lies inside station.data_dir: a copy of the data dir would "
+            "carry the key; move it (e.g. to /etc/evidence-agent/keys/) and set crypto.key_file"
+        )
+    return envelope.Recipients(load_ring(path)[0], load_recovery_public(cfg))
+
+
+def problems(cfg: AgentConfig) -> list[tuple[str, str]]:
+    """check-config errors: a required key that is missing, a key inside the data dir."""
+    if cfg.crypto.encrypt == "off":
+        return []
+    path = key_path(cfg)
+    out: list[tuple[str, str]] = []
+    if cfg.crypto.encrypt == "required" and not path.exists():
+        out.append(
+            (
+                "crypto.key_file",
+                f"{path} does not exist and crypto.encrypt is "
+                "'required': run `evidence-agent keys encryption init`",
+            )
+        )
+    if path.exists() and inside_data_dir(cfg, path):
+        out.append(
+            (
+                "crypto.key_file",
+                f"{path} lies inside station.data_dir: a copy of the "
+                "data dir would carry the key; move it out",
+            )
+        )
+    try:
+        load_recovery_public(cfg)
+    except EnvelopeKeyError as exc:
+        out.append(("crypto.recovery_public_key", str(exc)))
+    return out
+
+
+def warnings(cfg: AgentConfig) -> list[str]:
+    """check-config warnings on encryption at rest."""
+    if cfg.crypto.encrypt == "off":
+        return ["crypto.encrypt is off: spool copies are written in plaintext"]
+    path = key_path(cfg)
+    if not path.exists():
+        return [
+            f"crypto.key_file {path} does not exist: spool copies are written in "
+            "plaintext; run `evidence-agent keys encryption init` (docs/security.md)"
+        ]
+    if cfg.crypto.recovery_public_key is None:
+        return [
+            "crypto.recovery_public_key is not set: losing the station key loses every "
+            "encrypted copy; set the agency's recovery key (docs/security.md)"
+        ]
+    return []
