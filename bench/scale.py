@@ -66,15 +66,23 @@ def idle_daemon(config: Path, seconds: float, warmup: float) -> tuple[float, int
 
 
 def mark_roots(config: Path) -> None:
-    """The roots of a station that has run before carry their markers; a copied ledger with
-    copies under a root without one is refused (agent.ledger.paths)."""
+    """What a station in service has done before: its roots carry their markers (a copied
+    ledger with copies under a root without one is refused, agent.ledger.paths), and its
+    custody history was shipped to the archive segment by segment as it grew; without that the
+    first minutes of `run` would ship a year of custody events, which is not idling."""
     from agent.config import loader
     from agent.ledger import paths
+    from agent.ledger.db import Ledger
 
     cfg = loader.load(config, environ={})
     for name, root in paths.roots(cfg).items():
         if paths.read_marker(root) is None:
             paths.write_marker(root, cfg.station.id, name)
+    ledger = Ledger(cfg.ledger_path, paths.roots(cfg), cfg.station.id)
+    with ledger.tx() as conn:
+        head = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM custody").fetchone()[0]
+        ledger.set_kv(conn, "archive.segment_shipped", str(head))
+    ledger.close()
 
 
 def _line(what: str, seconds: float, rss_kib: int, target: float | None) -> str:
