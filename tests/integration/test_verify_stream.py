@@ -22,7 +22,6 @@ from agent.ledger import custody, paths
 from agent.ledger import recordings as rec
 from agent.recorders.volume import SourceFile
 from agent.tagging import metadata
-from drivers.base import DeviceIdentity
 from tests.fixtures.station import ROOT, Station
 
 
@@ -38,8 +37,11 @@ def _ledger(st: Station, n: int) -> None:
     conn = ctx.ledger.connect()
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("BEGIN IMMEDIATE")
-    ident = DeviceIdentity(vendor="t", serial="V1", source="devinfo", unit_id="U1")
-    dev = rec.upsert_device(conn, ident, None, True, "in_service")
+    # The device row by hand: it is not under test (and its writer is being reshaped).
+    dev = conn.execute(
+        "INSERT INTO devices(vendor, serial, serial_source, unit_id, first_seen)"
+        " VALUES('t', 'V1', 'devinfo', 'U1', '2026-09-01T00:00:00+00:00')"
+    ).lastrowid
     t0 = datetime(2026, 9, 1, tzinfo=UTC)
     for i in range(n):
         data = f"clip {i}\n".encode()
