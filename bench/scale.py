@@ -65,6 +65,26 @@ def idle_daemon(config: Path, seconds: float, warmup: float) -> tuple[float, int
             proc.wait()
 
 
+def mark_roots(config: Path) -> None:
+    """What a station in service has done before: its roots carry their markers (a copied
+    ledger with copies under a root without one is refused, agent.ledger.paths), and its
+    custody history was shipped to the archive segment by segment as it grew; without that the
+    first minutes of `run` would ship a year of custody events, which is not idling."""
+    from agent.config import loader
+    from agent.ledger import paths
+    from agent.ledger.db import Ledger
+
+    cfg = loader.load(config, environ={})
+    for name, root in paths.roots(cfg).items():
+        if paths.read_marker(root) is None:
+            paths.write_marker(root, cfg.station.id, name)
+    ledger = Ledger(cfg.ledger_path, paths.roots(cfg), cfg.station.id)
+    with ledger.tx() as conn:
+        head = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM custody").fetchone()[0]
+        ledger.set_kv(conn, "archive.segment_shipped", str(head))
+    ledger.close()
+
+
 def _line(what: str, seconds: float, rss_kib: int, target: float | None) -> str:
     mark = "" if target is None else (" ok" if seconds < target else f" OVER {target:g} s")
     return f"  {what:<28} {seconds:8.2f} s  {rss_kib / 1024:7.0f} MB RSS{mark}"
@@ -88,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scale: {args.n} recordings, {args.recorders} recorders")
         print(f"  ledger ready in {time.monotonic() - t0:.1f} s (cache {args.cache_dir})")
         config = station_config(base / "agent.toml", data, mounts)
+        mark_roots(config)
         today = date.today()
         month = (today - timedelta(days=30)).isoformat(), today.isoformat()
         year = (today - timedelta(days=365)).isoformat(), today.isoformat()

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.actions import anchors, trust
+from agent.actions import anchors, trust, verify_stream
 from agent.actions import incremental as incr
 from agent.core import rehash, sealedio
 from agent.core.errors import AgentError
@@ -77,22 +77,24 @@ def run(
     report.checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
     sched = _check_keys(ctx, conn, archive, report, pubkey)
     start = _check_anchors(ctx, conn, archive, report, sched, incremental)
-    rows = ctx.ledger.query(
-        "SELECT id, sha256, size, spool_path, spool_removed_at, archive_ref, state"
-        " FROM recordings WHERE sha256 IS NOT NULL"
-    )
-    if start:
-        wanted = incr.changed(conn, start)
-        report.skipped["copies"] = sum(1 for r in rows if r["id"] not in wanted)
-        rows = [r for r in rows if r["id"] in wanted]
+    wanted = incr.changed(conn, start) if start else None
     report.paths_outside_roots = [
         r[0] for r in ctx.ledger.query(
             "SELECT id FROM recordings WHERE path_outside_roots IS NOT NULL ORDER BY id")
     ]  # fmt: skip
+    # Streamed in batches (agent.actions.verify_stream): constant memory at any ledger size.
+    total, walked = verify_stream.count_hashed(conn), 0
+    rows = verify_stream.hashed_recordings(conn, wanted)
+    log = None if progress else verify_stream.ProgressLog(total if wanted is None else len(wanted))
     for r in rows:
+        before, walked = report.bytes_checked, walked + 1
         _check_copy(ctx.cfg, r, archive, report, ctx.keyring)
         if progress:
             progress(r["id"])
+        elif log is not None:
+            log(report.bytes_checked - before)
+    if wanted is not None:
+        report.skipped["copies"] = total - walked
     n, chain = incr.walk_from(conn, start) if start else custody.verify_chain(conn)
     report.custody_events = n
     report.problems += [Problem("custody", f"event {p.seq}", p.message) for p in chain]

@@ -41,6 +41,17 @@ def iso_since(text: str) -> str:
     return value
 
 
+def count(text: str) -> int:
+    """A count, 0 or more (0 usually meaning "no bound"); anything else is a usage error."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 or more)")
+    return value
+
+
 def iso_day(text: str) -> str:
     """A calendar date YYYY-MM-DD (report periods); anything else is a usage error."""
     value = text.strip()

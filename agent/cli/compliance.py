@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.cli.args import iso_day, iso_since
+from agent.cli.args import count, iso_day, iso_since
 from agent.config.compliance import METADATA_KEYS
 from agent.core import jsonout
 from agent.core.errors import AgentError, TagError
@@ -201,7 +201,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     ctx = _context(args)
     lang = args.lang or default_lang()
     doc = report.build(
-        ctx, start=parse_day(args.start_from), end=parse_day(args.start_to), unit=args.unit
+        ctx,
+        start=parse_day(args.start_from),
+        end=parse_day(args.start_to),
+        unit=args.unit,
+        limit=args.limit or None,
+        everything=args.all_recordings,
     )
     doc = localize(doc, ctx.cfg.station.timezone)  # one clock: the station's (issue 14)
     for problem in doc["problems"]:
@@ -276,6 +281,18 @@ def add_parsers(add: Add) -> None:
         "--to", dest="start_to", metavar="DATE", type=iso_day, help="last day, inclusive"
     )
     sp.add_argument("--unit", metavar="U", help="only this unit")
+    sp.add_argument(
+        "--limit",
+        type=count,
+        default=1000,  # agent.compliance.report.LIMIT
+        metavar="N",
+        help="list at most N recordings (default %(default)s; 0: no bound); counts cover all",
+    )
+    sp.add_argument(
+        "--all-recordings",
+        action="store_true",
+        help="list every recording of the period, not only those needing attention",
+    )
     sp.add_argument(
         "--section",
         choices=("all", "summary", "recordings", "units", "recorders", "cases"),

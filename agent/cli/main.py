@@ -101,11 +101,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json or not sys.stderr.isatty():
         report = verify.run(ctx, pubkey=pubkey, incremental=args.incremental)
     else:
+        from rich.console import Console
         from rich.progress import Progress
 
-        total = ctx.ledger.one("SELECT COUNT(*) FROM recordings WHERE sha256 IS NOT NULL")
-        with Progress(transient=True) as bar:
-            task = bar.add_task("re-hashing copies", total=total[0] if total else None)
+        from agent.actions.verify_stream import count_hashed
+
+        total = count_hashed(ctx.ledger.connect())
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("re-hashing copies", total=total)
             report = verify.run(ctx, lambda _rid: bar.advance(task), pubkey, args.incremental)
     if args.json:
         doc = localize(report.to_dict(), ctx.cfg.station.timezone)  # one clock (issue 14)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from sqlite3 import Row
 from typing import Any
 
@@ -19,41 +18,16 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.compliance import casefile
-from agent.compliance.engine import (
-    MADE_SQL,
-    RECORDING_SQL,
-    classify,
-    evaluate,
-    made_range_start,
-    recording_dict,
-    unit_payload,
-    warn_window,
-)
+from agent.compliance import report_query as rq
+from agent.compliance.engine import classify, evaluate, recording_dict, unit_payload, warn_window
 from agent.compliance.report_text import reason, t
 from agent.core import clock
 from agent.station.context import Context
 
 SCHEMA = "evidence-agent/report/1"
-STATUSES = ("met", "met_late", "open", "at_risk", "missed", "no_deadline")
+STATUSES = rq.STATUSES
 SECTIONS = ("summary", "recordings", "units", "recorders", "cases")
-ORDER = " ORDER BY r.deadline, r.start"  # sorted by SQLite, not in Python
-
-
-def _in_period(r: dict[str, Any], ctx: Context, start: date | None, end: date | None) -> bool:
-    made = clock.parse_iso(r["end"]) or clock.parse_iso(r["start"])
-    if made is None:
-        return start is None and end is None
-    day = ctx.calendar.local_date(made)
-    return (start is None or day >= start) and (end is None or day <= end)
-
-
-def _made_in(row: Row, tz: tzinfo, start: date | None, end: date | None) -> bool:
-    """`_in_period` on a ledger row, without building the item first (hot loop)."""
-    made = row["end"] or row["start"]
-    if not made:
-        return False
-    day = datetime.fromisoformat(made).astimezone(tz).date()
-    return (start is None or day >= start) and (end is None or day <= end)
+LIMIT = 1000  # recordings listed by default (`report --limit`)
 
 
 def _status(row: Row, now: datetime, warn: timedelta) -> str | None:
@@ -64,20 +38,14 @@ def _status(row: Row, now: datetime, warn: timedelta) -> str | None:
     return classify(row, now, warn)
 
 
-def _period_rows(ctx: Context, start: date | None, end: date | None) -> Iterator[Row]:
-    """Candidate rows for [start, end] by an index range on when they were made (widened by
-    a day for mixed UTC offsets; `_in_period` decides exactly). No period: every recording."""
-    if start is None and end is None:
-        yield from ctx.ledger.connect().execute(RECORDING_SQL + ORDER)
-        return
-    tz = ctx.calendar.tz
-    lo = made_range_start(datetime.combine(start or date.min, time.min, tz)) if start else ""
-    hi = datetime.combine(end, time.max, tz) + timedelta(days=1) if end else None
-    sql, params = RECORDING_SQL + f" WHERE {MADE_SQL} >= ?", [lo]
-    if hi is not None:
-        sql += f" AND {MADE_SQL} <= ?"
-        params.append(clock.iso(hi) or "")
-    yield from ctx.ledger.connect().execute(sql + ORDER, params)
+def _item(row: Row, now: datetime, warn: timedelta, age: timedelta) -> dict[str, Any]:
+    item = recording_dict(row, _status(row, now, warn))
+    item["tagged"] = item["case_number"] is not None
+    item["untagged_overdue"] = False
+    if not item["tagged"]:
+        made = clock.parse_iso(row["end"]) or clock.parse_iso(row["discovered_at"])
+        item["untagged_overdue"] = now - (made or now) > age
+    return item
 
 
 def build(
@@ -87,29 +55,30 @@ def build(
     end: date | None = None,
     unit: str | None = None,
     now: datetime | None = None,
+    limit: int | None = LIMIT,
+    everything: bool = False,
 ) -> dict[str, Any]:
-    """The report document: recordings made (local date of their end) in [start, end]."""
+    """The report document: recordings made (local date of their end) in [start, end].
+
+    Counts cover every recording of the period (aggregated in SQL, `report_query`);
+    `recordings` lists those needing attention (at risk, missed, met late, untagged), or
+    every one with `everything`, at most `limit` of them (None or 0: no bound).
+    """
     snap = evaluate(ctx, now)
     warn = warn_window(ctx)
-    age = timedelta(hours=ctx.cfg.compliance.untagged_after_hours)
-    rows = []
-    counts = dict.fromkeys(STATUSES, 0)
-    for row in _period_rows(ctx, start, end):
-        if unit is not None and row["unit_id"] != unit:
-            continue
-        if (start or end) and not _made_in(row, ctx.calendar.tz, start, end):
-            continue
-        item = recording_dict(row, _status(row, snap.now, warn))
-        item["tagged"] = item["case_number"] is not None
-        item["untagged_overdue"] = False
-        if not item["tagged"]:
-            made = clock.parse_iso(row["end"]) or clock.parse_iso(row["discovered_at"])
-            item["untagged_overdue"] = snap.now - (made or snap.now) > age
-        counts[item["deadline_status"] or "no_deadline"] += 1
-        rows.append(item)
-    recs = rows
-    units = [u for u in snap.units if unit is None or u.unit_id == unit]
     cc = ctx.cfg.compliance
+    age = timedelta(hours=cc.untagged_after_hours)
+    period = rq.Period(start, end, unit, snap.now, warn, age)
+    conn, tz = ctx.ledger.connect(), ctx.calendar.tz
+    counts = rq.counts(conn, period, tz)
+    bound = (limit + 1) if limit else None
+    rows = [
+        _item(r, snap.now, warn, age)
+        for r in rq.attention_rows(conn, period, tz, bound, everything)
+    ]
+    truncated = bound is not None and len(rows) > (limit or 0)
+    rows = rows[:limit] if limit else rows
+    units = [u for u in snap.units if unit is None or u.unit_id == unit]
     return {
         "schema": SCHEMA,
         "station": ctx.station_id,
@@ -120,13 +89,23 @@ def build(
             "to": end.isoformat() if end else None,
         },
         "unit": unit,
-        "deadlines": {"total": len(recs), **counts, "warn_before_hours": cc.warn_before_hours},
+        "deadlines": {
+            "total": counts.total,
+            **counts.statuses,
+            "warn_before_hours": cc.warn_before_hours,
+        },
         "untagged": {
-            "count": sum(not r["tagged"] for r in rows),
-            "overdue": sum(r["untagged_overdue"] for r in rows),
+            "count": counts.untagged,
+            "overdue": counts.untagged_overdue,
             "older_than_hours": cc.untagged_after_hours,
         },
         "recordings": rows,
+        "recordings_listed": "all" if everything else "attention",
+        "recordings_matching": counts.total if everything else counts.attention,
+        "truncated": truncated,
+        "by_unit": [
+            {"unit": u, **c} for u, c in sorted(counts.units.items(), key=lambda kv: kv[0] or "")
+        ],
         "roster_configured": ctx.rosters.roster_configured,
         "units": [{**unit_payload(u), "local": u.unit_id in snap.local_units} for u in units],
         "recorders_not_docked": [d for d in snap.not_docked if unit is None or d["unit"] == unit],

@@ -22,6 +22,8 @@ from agent.core.errors import EnvelopeError, EnvelopeKeyError
 
 logger = logging.getLogger(__name__)
 
+PIECE = 4 << 20  # plaintext read per step; an envelope's chunks are at most this large
+
 
 def is_sealed(path: Path) -> bool:
     with open(path, "rb") as f:
@@ -121,6 +123,11 @@ def hash_plain(
         os.posix_fadvise(r._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         h = hashlib.sha256()
         n = 0
+        if r.size <= PIECE:  # one piece: nothing to overlap, and no thread per small file
+            for piece in iter_plain(r, drop_cache=drop_cache_first):
+                h.update(piece)
+                n += len(piece)
+            return h.hexdigest(), n
         # Hash one piece while the next is read and decrypted (hashlib releases the GIL): the
         # re-read after a copy then costs about one pass, not decrypt plus hash.
         with ThreadPoolExecutor(1, thread_name_prefix="plain-hash") as pool:

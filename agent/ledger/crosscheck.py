@@ -27,19 +27,19 @@ def _payload(text: str) -> dict[str, Any]:
 
 def recording_problems(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """(subject, problem): rows whose hash or size differ from their custody events, custody
-    events naming a recording with no row, hashed recordings no custody event records."""
-    rows = {str(r["id"]): r for r in conn.execute("SELECT id, sha256, size, state FROM recordings")}
-    recorded: set[str] = set()
+    events naming a recording with no row, hashed recordings no custody event records.
+
+    Both halves are joins streamed from SQLite, so memory stays flat at any ledger size."""
     problems: list[tuple[str, str]] = []
     marks = ",".join("?" * len(HASH_EVENTS))
     for ev in conn.execute(
-        f"SELECT seq, type, recording_id, payload FROM custody WHERE type IN ({marks})"
-        " ORDER BY seq",
+        "SELECT c.seq, c.type, c.recording_id, c.payload, r.id, r.sha256, r.size"
+        " FROM custody c LEFT JOIN recordings r ON r.id = c.recording_id"
+        f" WHERE c.type IN ({marks}) ORDER BY c.seq",
         HASH_EVENTS,
     ):
         rid = ev["recording_id"]
-        row = rows.get(str(rid)) if rid is not None else None
-        if row is None:
+        if rid is None or ev["id"] is None:
             problems.append(
                 (
                     f"event {ev['seq']}",
@@ -48,18 +48,20 @@ def recording_problems(conn: sqlite3.Connection) -> list[tuple[str, str]]:
                 )  # fmt: skip
             )
             continue
-        if ev["type"] in COPY_EVENTS:
-            recorded.add(str(rid))
-        problems += _mismatches(ev, row)
-    for rid, row in rows.items():
-        if row["sha256"] is not None and rid not in recorded:
-            problems.append(
-                (
-                    rid,
-                    f"recording {rid} has SHA-256 {row['sha256']} in the ledger but no "
-                    "custody event records its copy",
-                )  # fmt: skip
-            )
+        problems += _mismatches(ev, ev)
+    copies = ",".join("?" * len(COPY_EVENTS))
+    for row in conn.execute(
+        "SELECT r.id, r.sha256 FROM recordings r WHERE r.sha256 IS NOT NULL AND NOT EXISTS"
+        f" (SELECT 1 FROM custody c WHERE c.recording_id = r.id AND c.type IN ({copies}))",
+        COPY_EVENTS,
+    ):
+        problems.append(
+            (
+                str(row["id"]),
+                f"recording {row['id']} has SHA-256 {row['sha256']} in the ledger but no "
+                "custody event records its copy",
+            )  # fmt: skip
+        )
     return problems
 
 

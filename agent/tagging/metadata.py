@@ -287,29 +287,34 @@ def add_version(
 
 
 def verify_versions(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    """(recording id, problem) where the table disagrees with the custody log."""
-    logged: dict[tuple[str, int], str] = {}
-    for ev in conn.execute(
-        "SELECT recording_id, payload FROM custody WHERE type = 'metadata.tagged'"
-    ):
-        body = json.loads(ev["payload"])
-        logged[(ev["recording_id"], int(body["version"]))] = custody.canonical(body["fields"])
+    """(recording id, problem) where the table disagrees with the custody log.
+
+    Joins streamed from SQLite (each version with the last event that logged it, events with
+    no version, recordings not at their latest version): memory stays flat at any size."""
     problems = []
-    latest: dict[str, int] = {}
     for row in conn.execute(
-        "SELECT recording_id, version, fields, party_salt FROM metadata_versions"
+        "SELECT m.recording_id, m.version, m.fields, (SELECT c.payload FROM custody c"
+        " WHERE c.recording_id = m.recording_id AND c.type = 'metadata.tagged'"
+        " AND json_extract(c.payload, '$.version') = m.version ORDER BY c.seq DESC LIMIT 1)"
+        " AS logged, m.party_salt FROM metadata_versions m"
     ):
         rid, version = row["recording_id"], int(row["version"])
-        latest[rid] = max(latest.get(rid, 0), version)
-        expected = logged.pop((rid, version), None)
-        fields = cf.custody_fields(json.loads(row["fields"]), row["party_salt"])
-        if expected is None:
+        if row["logged"] is None:
             problems.append((rid, f"metadata version {version} has no custody event"))
-        elif custody.canonical(fields) != expected:
+        elif custody.canonical(
+            cf.custody_fields(json.loads(row["fields"]), row["party_salt"])
+        ) != custody.canonical(json.loads(row["logged"])["fields"]):
             problems.append((rid, f"metadata version {version} differs from its custody event"))
-    for rid, version in logged:
-        problems.append((rid, f"metadata version {version} in the custody log is missing"))
-    for row in conn.execute("SELECT id, metadata_version FROM recordings"):
-        if int(row["metadata_version"]) != latest.get(row["id"], 0):
-            problems.append((row["id"], "current metadata version is not the latest one"))
+    for ev in conn.execute(
+        "SELECT c.recording_id, json_extract(c.payload, '$.version') FROM custody c"
+        " WHERE c.type = 'metadata.tagged' AND NOT EXISTS (SELECT 1 FROM metadata_versions m"
+        " WHERE m.recording_id = c.recording_id"
+        " AND m.version = json_extract(c.payload, '$.version'))"
+    ):
+        problems.append((ev[0], f"metadata version {int(ev[1])} in the custody log is missing"))
+    for row in conn.execute(
+        "SELECT r.id FROM recordings r WHERE r.metadata_version != COALESCE("
+        "(SELECT MAX(m.version) FROM metadata_versions m WHERE m.recording_id = r.id), 0)"
+    ):
+        problems.append((row["id"], "current metadata version is not the latest one"))
     return problems

@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from rich.console import Console
 
 from agent.actions import status
 from agent.actions.views import print_status
+from agent.compliance import report
 from agent.compliance.engine import ComplianceMonitor
 from agent.ledger import paths
 from agent.mqtt.service import MqttService
@@ -130,6 +132,33 @@ def test_status_compliance_and_publish_never_scan_history(
     assert len(trace.statements) > 10
     scans = trace.scans()
     assert not scans, "full scans of history:\n" + "\n".join(f"{d}: {s}" for d, s in scans)
+
+
+def test_report_for_a_month_never_scans_history(big_station: tuple[Station, Context]) -> None:
+    """`report --json` for a month: one aggregate over an index range of when recordings
+    were made, and the rows needing attention; no SCAN of history (issue 13)."""
+    st, ctx = big_station
+    conn = ctx.ledger.connect()
+    newest = conn.execute(
+        "SELECT MAX(COALESCE(end_corrected, end, start_corrected, start, discovered_at))"
+        " FROM recordings"
+    ).fetchone()[0]
+    last = datetime.fromisoformat(newest).astimezone(ctx.calendar.tz).date()
+    first = last - timedelta(days=30)
+    with Trace(conn) as trace:
+        doc = report.build(ctx, start=first, end=last)
+    # About a month of the year's N recordings, and the listing bounded.
+    assert N // 15 < doc["deadlines"]["total"] < N // 8
+    assert doc["untagged"]["count"] > 0 and len(doc["recordings"]) == report.LIMIT
+    assert doc["truncated"] is True
+    assert any("GROUP BY" in s for s in trace.statements)
+    scans = trace.scans()
+    assert not scans, "report scans history:\n" + "\n".join(f"{d}: {s}" for d, s in scans)
+    t0 = time.monotonic()
+    proc = st.cli("report", "--json", "--from", first.isoformat(), "--to", last.isoformat())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["deadlines"] == doc["deadlines"]
+    assert time.monotonic() - t0 < 10
 
 
 def test_status_defaults_to_100_and_json_counts(big_station: tuple[Station, Context]) -> None:
