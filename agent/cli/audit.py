@@ -19,7 +19,8 @@ from agent.cli.compliance import parse_when
 Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
-def _direct(cfg: Any) -> bool:
+def direct_reader(cfg: Any) -> bool:
+    """Root and the data dir's owner read the ledger directly; everyone else asks the gate."""
     try:
         owner = cfg.station.data_dir.stat().st_uid
     except OSError:
@@ -41,7 +42,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         "kind": args.kind,
         "limit": args.limit,
     }
-    if _direct(cfg):
+    if direct_reader(cfg):
         from agent.station.context import Context
 
         ctx = Context(cfg)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.cli.audit import direct_reader
 from agent.config import loader as config_mod
 from agent.core.errors import AgentError
 
@@ -91,6 +92,18 @@ def print_export(args: argparse.Namespace, result: dict[str, Any]) -> int:
     return 1 if result["failed"] else 0
 
 
+def _borrow_register(cfg: Any, open_only: bool) -> list[dict[str, Any]]:
+    """The borrow register read from the ledger by root or the data dir's owner."""
+    from agent.access.retrieval import borrow_register
+    from agent.station.context import Context
+
+    ctx = Context(cfg)
+    try:
+        return borrow_register(ctx.ledger.connect(), cfg.station.timezone, open_only)
+    finally:
+        ctx.close()
+
+
 def run(args: argparse.Namespace) -> int:
     from agent.cli import client
 
@@ -98,7 +111,12 @@ def run(args: argparse.Namespace) -> int:
     if words[0] == "run":
         return _run(args, _one(words[1:], "run"))
     verb, params = _params(args, words)
-    result = client.call(config_mod.load(args.config), verb, params)
+    cfg = config_mod.load(args.config)
+    result: Any
+    if verb == "export.list" and direct_reader(cfg):
+        result = _borrow_register(cfg, bool(args.open))  # like `audit`: no daemon needed
+    else:
+        result = client.call(cfg, verb, params)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0

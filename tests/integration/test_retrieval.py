@@ -258,3 +258,20 @@ def test_confidential_footage_needs_approval_even_with_the_two_person_rule_off(u
         ("C001", "export"), ("C001", "export.run")
     ]  # fmt: skip
     assert all(r["uid"] == users.names[cus] for r in refusals)
+
+
+def test_the_data_dirs_owner_reads_the_borrow_register_without_the_daemon(station, bodycam) -> None:  # type: ignore[no-untyped-def]
+    vol, _ = bodycam(serial="ZFY0701", clips=1, seconds=1.0)
+    station.cli("ingest", str(vol), check=True)
+    rid = json.loads(station.cli("status", "--json", check=True).stdout)["recordings"][0]["id"]
+    made = station.cli("export", "request", rid, "--reason", "复核", "--json", check=True)
+    req = json.loads(made.stdout)["id"]
+    # No gate reachable at all: the owner (root here) still reads the register, like `audit`.
+    env = {"EVIDENCE_AGENT__API__SOCKET": '"/nonexistent/api.sock"'}
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "--config", str(station.config_path),
+         "export", "list", "--open", "--json"],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [r["id"] for r in json.loads(proc.stdout)] == [req]
