@@ -6,7 +6,9 @@ Two filesystems over a backing directory:
   `allow_erase`, as a recorder mounted read-write for the wipe gate would) and, on command:
   fails reads with EIO from byte N of a file, ends a file early (short read: fewer bytes than
   its size says), changes a file while it is being read, unplugs mid-file (every operation
-  returns ENODEV and the mount is detached), and throttles reads (USB 2.0 is ~30 MB/s).
+  returns ENODEV and the mount is detached), stalls reads past byte N until told otherwise (a
+  hung medium or USB link: the reader waits in the kernel), and throttles reads (USB 2.0 is
+  ~30 MB/s).
 - `SpoolFS` is a writable pass-through for the spool side whose fsync can return EIO.
 
 Faults come from a JSON control file, re-read whenever it is replaced, so a test (or the CLI
@@ -22,6 +24,7 @@ Control file keys (all optional)::
      "eof":    [{"path": "*", "at": 1000}],
      "change": [{"path": "*0002.MP4", "at": 4096, "times": 1}],
      "unplug": [{"path": "*.MP4", "at": 131072}]  or  {"now": true},
+     "stall":  [{"path": "*0001.MP4", "at": 262144}],
      "fsync_eio": [{"path": "*.partial", "times": 1}]}
 
 `path` is a glob on the path relative to the volume root; `times` (default: unlimited) is how
@@ -75,7 +78,7 @@ def _rules(spec: Any, once: bool) -> list[Rule]:
 class Faults:
     """The current fault set, reloaded from the control file when that file is replaced."""
 
-    KINDS = ("eio", "eof", "change", "unplug", "fsync_eio")
+    KINDS = ("eio", "eof", "change", "unplug", "fsync_eio", "stall")
 
     def __init__(self, control: Path | None) -> None:
         self.control = control
@@ -261,12 +264,23 @@ class RecorderFS(_Base):
                     raise OSError(errno.EIO, os.strerror(errno.EIO))
                 return b""  # a device that returns less than its directory entry says
             size = rule.at - offset  # serve up to the bad byte; the next read fails
+        self._stall(path, rel, offset, size)
         data = os.pread(fh, size, offset)
         change = faults.take("change", rel, offset + len(data))
         if change is not None:
             self._change(path, change.at)
         self._throttle(len(data))
         return data
+
+    def _stall(self, path: str, rel: str, offset: int, size: int) -> None:
+        """A read past a `stall` rule's byte blocks, as a hung medium or USB link leaves the
+        reader waiting in the kernel, until the rule is removed from the control file."""
+        if self.faults.take("stall", rel, offset + size, fire=False) is None:
+            return
+        self.log("stall", path, offset=offset)
+        while not self.gone and self.faults.take("stall", rel, offset + size, fire=False):
+            time.sleep(0.05)
+            self.faults.refresh()
 
     def _change(self, path: str, at: int) -> None:
         """The recorder rewrites part of the file (and its mtime) under the reader."""

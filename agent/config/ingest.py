@@ -105,6 +105,14 @@ class IngestConfig(Section):
         4 << 20, ge=64 << 10, le=64 << 20, description="Read/write block size."
     )
     retry_seconds: float = Field(30.0, gt=0, description="Delay before a failed copy retries.")
+    stall_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="A recorder that gives no data for this long while being read hangs (its"
+        " medium or USB link): that recording fails and the recorder is left alone until it is"
+        " docked again, while the other bays and the watchdog pings go on. Keep it below"
+        " watchdog.deadlines for ingest (default 300 s).",
+    )
 
     @field_validator("extensions")
     @classmethod

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.core import crashpoint, envelope, sealedio
-from agent.core.errors import IntegrityError, SourceChangedError
+from agent.core.errors import IntegrityError, SourceChangedError, SourceStalledError
 from agent.core.safefs import display, fsync_dir, open_beneath
 
 _DEPTH = 4  # chunks in flight per stage: enough to overlap, small enough to keep RSS flat
@@ -77,7 +77,9 @@ class _Pipeline:
     """Reader → (hasher, writer). Errors of any stage are re-raised in the caller."""
 
     def __init__(self, src_fd: int, chunk: int) -> None:
-        self.src_fd = src_fd
+        # The reader owns a duplicate: a read stuck in the kernel may outlive the copy, and it
+        # must never go on reading whatever file the caller's descriptor number is reused for.
+        self.src_fd = os.dup(src_fd)
         self.pool: queue.Queue[_Chunk] = queue.Queue()
         for _ in range(_DEPTH + 2):
             self.pool.put(_Chunk(chunk, self.pool))
@@ -85,6 +87,7 @@ class _Pipeline:
         self.write_q: queue.Queue[_Chunk | None] = queue.Queue()
         self.error: BaseException | None = None
         self.abort = threading.Event()
+        self.stalled = False
         self.hasher = hashlib.sha256()
 
     def _take(self) -> _Chunk | None:
@@ -104,6 +107,9 @@ class _Pipeline:
                     self.hash_q.put(None)
                     return
                 chunk.n = os.readv(self.src_fd, [chunk.buf])
+                if self.abort.is_set():  # the writer gave up (a stall): nothing more to do
+                    self.hash_q.put(None)
+                    return
                 if chunk.n == 0:
                     self.hash_q.put(None)
                     self.write_q.put(None)
@@ -119,6 +125,23 @@ class _Pipeline:
             self.abort.set()
             self.hash_q.put(None)
             self.write_q.put(None)
+        finally:
+            os.close(self.src_fd)
+
+    def next_piece(self, stall_seconds: float | None) -> _Chunk | None:
+        """The next chunk for the writer; raises SourceStalledError when the source gave
+        nothing for `stall_seconds` (a recorder or USB link hung in the kernel)."""
+        try:
+            return self.write_q.get(timeout=stall_seconds)
+        except queue.Empty:
+            self.stalled = True
+            self.abort.set()
+            self.hash_q.put(None)  # the hasher stops; the stuck reader is left to the kernel
+            raise SourceStalledError(
+                f"the recorder gave no data for {stall_seconds:.0f} s (ingest.stall_seconds):"
+                " its medium or USB link hangs; this recording failed and the recorder is left"
+                " alone until it is docked again"
+            ) from None
 
     def hash_loop(self) -> None:
         while True:
@@ -142,6 +165,7 @@ def copy_file(
     verify: bool = True,
     progress: ProgressFn | None = None,
     seal: envelope.Recipients | None = None,
+    stall_seconds: float | None = None,
 ) -> CopyResult:
     """Copy `rel` (below `volume`) to `dest` durably; returns the SHA-256 of what was read.
 
@@ -156,7 +180,7 @@ def copy_file(
         if (st.st_size, st.st_mtime_ns) != (expect_size, expect_mtime_ns):
             raise SourceChangedError(f"{display(rel)} changed since it was listed")
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        sha, got = _copy_to_tmp(src_fd, tmp, chunk, progress, seal)
+        sha, got = _copy_to_tmp(src_fd, tmp, chunk, progress, seal, stall_seconds)
         if got != expect_size:
             # The medium gave fewer (or more) bytes than its directory entry says: a broken
             # FAT chain or a failing reader. Hashing what came would record a truncated copy
@@ -220,6 +244,7 @@ def _copy_to_tmp(
     chunk: int,
     progress: ProgressFn | None,
     seal: envelope.Recipients | None = None,
+    stall_seconds: float | None = None,
 ) -> tuple[str, int]:
     """Copy to `tmp` (sealed when `seal` is given), fsync it; returns (SHA-256, bytes copied)."""
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -234,7 +259,7 @@ def _copy_to_tmp(
     written = 0
     try:
         while True:
-            piece = pipe.write_q.get()
+            piece = pipe.next_piece(stall_seconds)
             if piece is None:
                 break
             _write_piece(out, piece.view, sealer)
@@ -257,7 +282,8 @@ def _copy_to_tmp(
         raise
     finally:
         os.close(out)
-        reader.join()
+        if not pipe.stalled:  # a reader stuck in the kernel cannot be joined (a daemon thread)
+            reader.join()
         hasher.join()
     return pipe.hasher.hexdigest(), written
 

@@ -48,6 +48,10 @@ class SourceChangedError(AgentError):
     """A source file changed (size or mtime) while it was being copied."""
 
 
+class SourceStalledError(AgentError):
+    """A source read gave nothing for `ingest.stall_seconds`: the recorder hangs."""
+
+
 class IntegrityError(AgentError):
     """A copy or the custody chain does not match what was recorded."""
 

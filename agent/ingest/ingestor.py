@@ -19,10 +19,16 @@ from pathlib import Path
 
 from agent.core import clock, crashpoint, identifiers
 from agent.core.copier import copy_file
-from agent.core.errors import IntegrityError, SourceChangedError, SpoolFullError
+from agent.core.errors import (
+    IntegrityError,
+    SourceChangedError,
+    SourceStalledError,
+    SpoolFullError,
+)
 from agent.ingest import spool as spoolsweep
 from agent.ingest.register import VolumeRegistration
 from agent.ledger import custody, events
+from agent.ledger import devices as device_rows
 from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.recorders.linker import Linker
@@ -50,6 +56,9 @@ class Ingestor(VolumeRegistration):
         self.progress = progress
         self._lock = threading.Lock()
         self._busy: set[int] = set()  # device ids with a copy in progress (one reader each)
+        # Recorders whose read hung in the kernel: left alone until they dock again (another
+        # read would only add another stuck thread).
+        self.stalled: set[int] = set()
         self._spool_low_reported = False
         # Links volumes to recorders the USB/serial drivers identified (the daemon shares its
         # linker with the driver threads; alone, it still links through the ledger).
@@ -84,7 +93,7 @@ class Ingestor(VolumeRegistration):
                 "      OR (r.state = 'failed' AND r.updated_at <= ?))"
                 " ORDER BY r.priority DESC, r.deadline ASC, r.start ASC LIMIT 16",
                 (
-                    json.dumps(sorted(self._busy)),
+                    json.dumps(sorted(self._busy | self.stalled)),
                     only_devices,
                     only_devices,
                     json.dumps(sorted(str(x) for x in exclude or ())),
@@ -165,6 +174,8 @@ class Ingestor(VolumeRegistration):
         rid, serial = str(row["id"]), str(row["serial"])
         try:
             return self._copy(row)
+        except SourceStalledError as exc:
+            return self._stalled(row, exc)
         except (OSError, SourceChangedError, IntegrityError) as exc:
             reason = _reason(exc)
             logger.warning(
@@ -183,6 +194,24 @@ class Ingestor(VolumeRegistration):
             with self._lock:
                 self._busy.discard(int(row["device_id"]))
                 self.ctx.device_locks.release(int(row["device_id"]))
+
+    def _stalled(self, row: sqlite3.Row, exc: SourceStalledError) -> Outcome:
+        """The bay fails, not the agent: the recording is failed, the recorder flagged and
+        skipped until it docks again, and the worker goes back to the other bays."""
+        rid, serial, device = str(row["id"]), str(row["serial"]), int(row["device_id"])
+        reason = str(exc)
+        logger.error("recorder %s: %s (recording %s)", serial, reason, rid)
+        self.stalled.add(device)
+        with self.ctx.ledger.tx() as conn:
+            rec.set_state(conn, rid, "failed", reason=reason)
+            custody.append(conn, "recording.failed", {"reason": reason}, recording_id=rid)
+            events.emit(conn, "ingest.failed", recording=rid, serial=serial, reason=reason)
+            device_rows.record_error(conn, str(row["vendor"]), serial, reason, auth=False)
+            events.emit(
+                conn, "recorder.error", serial=serial, vendor=row["vendor"], driver=None,
+                handle=None, stage="read", code="read_stalled", message=reason,
+            )  # fmt: skip
+        return Outcome(rid, "failed", reason=reason)
 
     def _copy(self, row: sqlite3.Row) -> Outcome:
         rid, serial = str(row["id"]), str(row["serial"])
@@ -210,6 +239,7 @@ class Ingestor(VolumeRegistration):
             verify=self.cfg.ingest.verify_reread,
             progress=on_bytes,
             seal=self.ctx.seal,
+            stall_seconds=self.cfg.ingest.stall_seconds,
         )
         quarantine = self.ctx.inventory_status(row["vendor"], serial)[2]
         quarantine = quarantine or is_unknown_volume(row["volume"])

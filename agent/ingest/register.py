@@ -55,6 +55,7 @@ class VolumeRegistration:
     cfg: AgentConfig
     linker: Linker
     _lock: threading.Lock
+    stalled: set[int]
 
     # --- discovery -------------------------------------------------------------------------
 
@@ -76,7 +77,10 @@ class VolumeRegistration:
                 ident.vendor, ident.serial
             )
             quarantine = quarantine or is_unknown_volume(root)
-            newly = self._dock(conn, root, ident, registered, inv_status, quarantine)
+            docked = self._dock(conn, root, ident, registered, inv_status, quarantine)
+            newly = docked.device_id
+            if docked.newly_docked:  # docked again (not a rescan): a hung read is forgiven
+                self.stalled.discard(newly)
             identifiers.mark_device(conn, newly, refused)
             if pin and not self.ctx.device_locks.try_acquire(newly, pin=True):
                 logger.info(
@@ -120,7 +124,7 @@ class VolumeRegistration:
         registered: bool,
         inv_status: str | None,
         quarantine: bool,
-    ) -> int:
+    ) -> device_rows.Docked:
         return device_rows.dock(
             conn,
             ident,
@@ -128,7 +132,7 @@ class VolumeRegistration:
             inventory_status=inv_status,
             quarantine=quarantine,
             volume=str(root),
-        ).device_id
+        )
 
     def _file_fields(self, root: Path, f: SourceFile, ident: DeviceIdentity) -> dict[str, Any]:
         tz = self.cfg.station.timezone

@@ -155,3 +155,46 @@ def test_slow_but_progressing_copy_keeps_the_pings_going(make_station, faultfs, 
         assert not [m for _, m in sup.since(t0, "STATUS=") if "HUNG" in m]
     finally:
         sup.close()
+
+
+def test_a_read_stuck_in_the_kernel_fails_that_bay_not_the_agent(make_station, faultfs, tmp_path):
+    # Issue 13: a recorder whose read hangs (faultfs `stall`: the agent's read waits in the
+    # kernel) fails its recording after ingest.stall_seconds; the other bay is ingested and the
+    # watchdog pings go on, so systemd does not restart the agent.
+    st = make_station(
+        "chunk_bytes = 262144\nstall_seconds = 2\n"  # [ingest]
+        "[watchdog]\ndefault_deadline_seconds = 30\ndeadlines = { ingest = 5 }\n"
+    )
+    hung = Recorder(tmp_path / "backing" / "HUNG0001", "HUNG0001")
+    hung.record(random.Random(5), 1, lo=2 << 20, hi=2 << 20)
+    good = Recorder(tmp_path / "backing" / "GOOD0001", "GOOD0001")
+    good.record(random.Random(6), 2, lo=1 << 20, hi=1 << 20)
+    sup = Supervisor(st, tmp_path / "notify.sock")
+    stuck = None
+    try:
+        t0 = time.monotonic()
+        sup.start()
+        _wait_ready(sup, t0)
+        stuck = faultfs(hung.volume, st.mount_root / "HUNG0001", stall=[{"at": 1 << 20}])
+        faultfs(good.volume, st.mount_root / "GOOD0001")
+        fired = sup.watch(20)
+        assert fired is None, "the watchdog fired: a stuck read took the whole agent down"
+        rows = ledger_rows(
+            st,
+            "SELECT d.serial, r.state, r.reason FROM recordings r"
+            " JOIN devices d ON d.id = r.device_id ORDER BY d.serial",
+        )
+        by = {(r["serial"], r["state"]) for r in rows}
+        assert ("HUNG0001", "failed") in by, rows
+        assert sum(1 for r in rows if r["serial"] == "GOOD0001" and r["state"] != "failed") == 2
+        failed = next(r for r in rows if r["serial"] == "HUNG0001")
+        assert "ingest.stall_seconds" in failed["reason"]
+        errors = ledger_rows(st, "SELECT payload FROM outbox WHERE type = 'recorder.error'")
+        assert any('"read_stalled"' in e["payload"] for e in errors), errors
+        # Left alone until docked again: no second attempt piles up another stuck reader.
+        stalls = [e for e in stuck.events() if e["fault"] == "stall"]
+        assert len(stalls) == 1, stalls
+    finally:
+        if stuck is not None:
+            stuck.set_faults()  # let the kernel's read return before the mount goes away
+        sup.close()
