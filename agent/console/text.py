@@ -78,6 +78,16 @@ WORDS: dict[str, tuple[str, str]] = {
     "refuse": ("不予批准", "Refuse"),
     "refuse_needs_reason": ("不予批准须填写理由", "A refusal needs a reason"),
     "decided_by": ("审批人", "Decided by"),
+    "first_pin": ("首次设置密码", "Set your PIN (first use)"),
+    "first_pin_help": (
+        "请输入管理员提供的一次性验证码，并设置新的密码（4-12位数字）",
+        "Enter the one-time code from your admin and choose a new PIN (4-12 digits)",
+    ),
+    "one_time_code": ("一次性验证码", "One-time code"),
+    "new_pin": ("新密码", "New PIN"),
+    "new_pin_again": ("再次输入新密码", "New PIN again"),
+    "pins_differ": ("两次输入的密码不一致", "The two PINs differ"),
+    "wrong_code": ("警员编号或验证码错误（或已过期）", "Wrong officer id or code (or it expired)"),
 }
 
 REASONS: dict[str, tuple[str, str]] = {

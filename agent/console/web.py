@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from agent.config.loader import AgentConfig
-from agent.console import approvals
+from agent.console import approvals, firstpin
 from agent.console import session as sess
 from agent.console.gateclient import GateError, call
 from agent.console.text import words
@@ -264,7 +264,8 @@ class Console:
             request.session["lang"] = want
         back = request.query_params.get("next", "/")
         return RedirectResponse(
-            back if back in ("/", "/mine", "/login", "/held", "/approvals") else "/", 303
+            back if back in ("/", "/mine", "/login", "/held", "/approvals", "/first-pin") else "/",
+            303,
         )
 
 
@@ -282,6 +283,8 @@ def build_app(cfg: AgentConfig) -> Starlette:
         Route("/decide", c.decide, methods=["POST"]),
         Route("/approvals", partial(approvals.page, c), methods=["GET"]),
         Route("/approve", partial(approvals.decide, c), methods=["POST"]),
+        Route("/first-pin", partial(firstpin.page, c), methods=["GET"]),
+        Route("/first-pin", partial(firstpin.submit, c), methods=["POST"]),
         Route("/lang/{lang}", c.set_lang),
         Route("/thumb/{rid}", c.thumbnail),
     ]

@@ -7,9 +7,12 @@ encryption key (`keys encryption init`), recorder volumes written by the bodycam
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import re
 import subprocess
+import time
+import urllib.parse
 import urllib.error
 import urllib.request
 
@@ -31,11 +34,11 @@ MAGIC_LEN = 8
 
 @pytest.fixture
 def running(make_station, daemon, bodycam, tmp_path):
-    """start(encrypted) -> (station, base URL, recording ids): daemon and console running,
-    two recordings of officer 310001 copied; the register as REGISTER here."""
+    """start(encrypted, clips) -> (station, base URL, recording ids): daemon and console
+    running, `clips` recordings of officer 310001 copied; the register as REGISTER here."""
     procs = []
 
-    def start(encrypted: bool = False):
+    def start(encrypted: bool = False, clips: int = 2):
         port = free_port()
         extra = ""
         if encrypted:
@@ -62,7 +65,9 @@ def running(make_station, daemon, bodycam, tmp_path):
 
         wait_for(up, timeout=60, what="the console")
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        bodycam(st.mount_root / "ZFY0001", serial="ZFY0001", officer="310001", clips=2)
+        if not clips:
+            return st, base, []
+        bodycam(st.mount_root / "ZFY0001", serial="ZFY0001", officer="310001", clips=clips)
         sql = "SELECT id FROM recordings WHERE state IN ('spooled', 'archived')"
 
         def copied():
@@ -171,3 +176,36 @@ def test_a_supervisor_approves_and_refuses_retrieval_requests_in_the_console(run
     states = dict(re.findall(r'data-request="([0-9a-f-]+)" data-state="(\w+)"', page))
     assert states == {req: "approved", other: "refused"}
     assert "事由不充分" in page
+
+
+def test_an_officer_sets_a_pin_at_the_console_with_an_admins_one_time_code(running):
+    st, base, _ = running(clips=0)
+    out = st.cli("operators", "set-pin", "310001", "--one-time", check=True)  # root: admin
+    code = re.search(r"one-time code for 310001: ([0-9]{8})", out.stdout).group(1)
+    assert re.search(r"valid until \S+[+-]\d\d:\d\d", out.stdout), out.stdout
+    issued = _custody(st, "console.pin_code_issued")
+    assert issued[-1]["officer_id"] == "310001" and code not in json.dumps(issued)
+    assert code not in json.dumps(ledger_rows(st, "SELECT * FROM console_pins"))
+
+    jar = http.cookiejar.CookieJar()
+    kiosk = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    status, page = _page(kiosk, base + "/first-pin")
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    form = {"officer_id": "310001", "code": code, "pin": "246810", "pin2": "246810"}
+    assert _post(kiosk, base + "/first-pin", form) == 403  # no CSRF token
+    wrong = {**form, "code": "00000000" if code != "00000000" else "11111111", "csrf": token}
+    assert _post(kiosk, base + "/first-pin", wrong) == 401
+    assert _custody(st, "console.login_failed")[-1]["failures"] == 1
+    time.sleep(3.2)  # pin_backoff_seconds = 3: a wrong code backs off like a wrong PIN
+    assert _post(kiosk, base + "/first-pin", {**form, "pin2": "135790", "csrf": token}) == 400
+    body = urllib.parse.urlencode({**form, "csrf": token}).encode()
+    with kiosk.open(urllib.request.Request(base + "/first-pin", data=body), timeout=30) as r:
+        assert r.url.endswith("/mine") and "张三" in r.read().decode()
+    assert _custody(st, "console.pin_set")[-1] == {"officer_id": "310001"}
+    assert _custody(st, "console.login")[-1] == {"officer_id": "310001", "one_time": True}
+
+    # The new PIN logs in as any PIN does; the code is used up.
+    _login(base, "310001")  # asserts the login with 246810 succeeds
+    again = {**form, "csrf": re.search(r'name="csrf" value="([^"]+)"',
+                                       _page(kiosk, base + "/first-pin")[1]).group(1)}  # fmt: skip
+    assert _post(kiosk, base + "/first-pin", again) == 401
