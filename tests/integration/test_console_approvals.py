@@ -12,8 +12,8 @@ import json
 import re
 import subprocess
 import time
-import urllib.parse
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
