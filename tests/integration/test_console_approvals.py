@@ -132,7 +132,8 @@ def _state(st, req):
 
 def test_a_supervisor_approves_and_refuses_retrieval_requests_in_the_console(running):
     st, base, ids = running()
-    req = _request(st, ids, "行政复议调阅")  # by root: custodian A001
+    req = _request(st, ids[1:], "行政复议调阅")  # by root: custodian A001
+    st.cli("tag", ids[0], "--confidentiality", "personal_privacy", check=True)
     other = _request(st, ids[:1], "信访核查")
     for officer in ("S001", "A001", "310001"):
         _set_pin(st, officer, "246810")
@@ -145,8 +146,10 @@ def test_a_supervisor_approves_and_refuses_retrieval_requests_in_the_console(run
     status, page = _page(sup, base + "/approvals")
     assert status == 200 and req in page and other in page
     row = re.search(rf'<tr data-request="{req}">(.*?)</tr>', page, re.S).group(1)
-    assert "测试管理员 (A001)" in row and "行政复议调阅" in row and all(i in row for i in ids)
+    assert "测试管理员 (A001)" in row and "行政复议调阅" in row and ids[1] in row
     assert "非密" in row  # not confidential
+    row = re.search(rf'<tr data-request="{other}">(.*?)</tr>', page, re.S).group(1)
+    assert ids[0] in row and "信访核查" in row and "涉密" in row and "非密" not in row
 
     form = {"request": req, "decision": "approve", "reason": "同意"}
     assert _post(sup, base + "/approve", form) == 403  # no CSRF token
