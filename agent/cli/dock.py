@@ -46,6 +46,12 @@ def cmd_operators(args: argparse.Namespace) -> int:
     from agent.config import loader as config_mod
 
     cfg = config_mod.load(args.config)
+    if args.verb == "set-pin" and args.one_time:
+        got = call(cfg, "pin.code", {"officer_id": args.officer_id})
+        print(f"one-time code for {got['officer_id']}: {got['code']}")
+        print(f"valid until {got['expires_at']}; the officer enters it with a new PIN at the")
+        print("console (/first-pin). It replaces any PIN the officer had.")
+        return 0
     if args.verb == "set-pin":
         call(cfg, "pin.set", {"officer_id": args.officer_id, "pin": _read_pin()})
         print(f"PIN of {args.officer_id} set; its wrong-PIN back-off is cleared")
@@ -60,3 +66,9 @@ def add_parsers(add: Add) -> None:
     sp = add("operators", cmd_operators, "dock console PINs: set-pin, unlock (admin)")
     sp.add_argument("verb", choices=("set-pin", "unlock"))
     sp.add_argument("officer_id", metavar="OFFICER_ID")
+    sp.add_argument(
+        "--one-time",
+        action="store_true",
+        help="set-pin: print a one-time code (valid 24 h) the officer uses to set a PIN at the "
+        "console, instead of reading a PIN",
+    )

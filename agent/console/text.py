@@ -58,9 +58,36 @@ WORDS: dict[str, tuple[str, str]] = {
     "decided": ("已处理 {n} 个录像", "{n} recordings decided"),
     "serial": ("记录仪编号", "Recorder"),
     "approvals_later": (
-        "调阅审批将在后续版本提供（目前请使用命令行）",
-        "Retrieval approvals come in a later release (use the command line meanwhile)",
+        "调阅审批请见“调阅审批”页",
+        "Retrieval approvals are on the Approvals page",
     ),
+    "approvals": ("调阅审批", "Approvals"),
+    "approvals_pending": ("待审批的调阅申请", "Retrieval requests awaiting you"),
+    "approvals_none": ("没有待审批的调阅申请", "No retrieval request awaits you"),
+    "my_requests": ("我的调阅申请", "My retrieval requests"),
+    "my_requests_none": ("您没有调阅申请", "You have no retrieval requests"),
+    "requester": ("申请人", "Requester"),
+    "requested_at": ("申请时间", "Requested"),
+    "recordings": ("录像", "Recordings"),
+    "request_reason": ("调阅事由", "Reason"),
+    "confidentiality": ("密级", "Confidentiality"),
+    "confidential": ("涉密", "Confidential"),
+    "not_confidential": ("非密", "Not confidential"),
+    "decision_note": ("审批意见（拒绝时必填）", "Note (required to refuse)"),
+    "approve": ("批准", "Approve"),
+    "refuse": ("不予批准", "Refuse"),
+    "refuse_needs_reason": ("不予批准须填写理由", "A refusal needs a reason"),
+    "decided_by": ("审批人", "Decided by"),
+    "first_pin": ("首次设置密码", "Set your PIN (first use)"),
+    "first_pin_help": (
+        "请输入管理员提供的一次性验证码，并设置新的密码（4-12位数字）",
+        "Enter the one-time code from your admin and choose a new PIN (4-12 digits)",
+    ),
+    "one_time_code": ("一次性验证码", "One-time code"),
+    "new_pin": ("新密码", "New PIN"),
+    "new_pin_again": ("再次输入新密码", "New PIN again"),
+    "pins_differ": ("两次输入的密码不一致", "The two PINs differ"),
+    "wrong_code": ("警员编号或验证码错误（或已过期）", "Wrong officer id or code (or it expired)"),
 }
 
 REASONS: dict[str, tuple[str, str]] = {
@@ -86,9 +113,19 @@ STATES: dict[str, tuple[str, str]] = {
 }
 
 
+EXPORT_STATES: dict[str, tuple[str, str]] = {
+    "requested": ("待审批", "awaiting approval"),
+    "approved": ("已批准", "approved"),
+    "refused": ("不予批准", "refused"),
+    "executed": ("已调取", "executed"),
+    "returned": ("已归还", "returned"),
+}
+
+
 def words(lang: str) -> dict[str, Any]:
     i = 0 if lang == "zh" else 1
     out: dict[str, Any] = {k: v[i] for k, v in WORDS.items()}
     out["reasons"] = {k: v[i] for k, v in REASONS.items()}
     out["states"] = {k: v[i] for k, v in STATES.items()}
+    out["export_states"] = {k: v[i] for k, v in EXPORT_STATES.items()}
     return out

@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from agent.config.loader import AgentConfig
+from agent.console import approvals, firstpin
 from agent.console import session as sess
 from agent.console.gateclient import GateError, call
 from agent.console.text import words
@@ -261,7 +263,10 @@ class Console:
         if want in ("zh", "en"):
             request.session["lang"] = want
         back = request.query_params.get("next", "/")
-        return RedirectResponse(back if back in ("/", "/mine", "/login", "/held") else "/", 303)
+        return RedirectResponse(
+            back if back in ("/", "/mine", "/login", "/held", "/approvals", "/first-pin") else "/",
+            303,
+        )
 
 
 def build_app(cfg: AgentConfig) -> Starlette:
@@ -276,6 +281,10 @@ def build_app(cfg: AgentConfig) -> Starlette:
         Route("/tag", c.tag, methods=["POST"]),
         Route("/held", c.held, methods=["GET"]),
         Route("/decide", c.decide, methods=["POST"]),
+        Route("/approvals", partial(approvals.page, c), methods=["GET"]),
+        Route("/approve", partial(approvals.decide, c), methods=["POST"]),
+        Route("/first-pin", partial(firstpin.page, c), methods=["GET"]),
+        Route("/first-pin", partial(firstpin.submit, c), methods=["POST"]),
         Route("/lang/{lang}", c.set_lang),
         Route("/thumb/{rid}", c.thumbnail),
     ]

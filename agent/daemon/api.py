@@ -21,7 +21,7 @@ from typing import Any
 from agent.access import wire
 from agent.access.gate import Caller, Refused, Register
 from agent.core.errors import AgentError
-from agent.daemon import api_console, api_verbs
+from agent.daemon import api_console, api_console_approvals, api_console_firstpin, api_verbs
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class ApiServer:
         self._sock: socket.socket | None = None
         self.tickets = api_console.Tickets(ctx.cfg.console.session_timeout_seconds)
         self.console_verbs = api_console.verbs(self.tickets, progress or api_console.CopyProgress())
+        self.console_verbs.update(api_console_approvals.VERBS)
+        self.console_verbs.update(api_console_firstpin.verbs(self.tickets))
 
     def bind(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

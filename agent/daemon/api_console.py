@@ -289,5 +289,7 @@ def _thumbnail(server: Server, officer_id: str, ref: str) -> Any:
     if row is None or row["spool_removed_at"]:
         return None
     path = paths.spool_file(server.ctx.cfg, row["spool_path"])
-    data = first_frame_jpeg(path) if path is not None and path.is_file() else None
+    data = (
+        first_frame_jpeg(path, server.ctx.keyring) if path is not None and path.is_file() else None
+    )
     return base64.b64encode(data).decode() if data else None
