@@ -266,6 +266,7 @@ class Exporter:
             "id": e.recording_id,
             "file": e.file,
             "sha256": e.sha256,
+            **({"sm3": row["sm3"]} if row["sm3"] else {}),  # crypto.suite = "sm"
             "size": e.size,
             "source": e.source,
             "archive_ref": row["archive_ref"],

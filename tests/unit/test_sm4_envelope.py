@@ -17,7 +17,7 @@ import pytest
 
 from agent.core import envelope, sealedio
 from agent.core.errors import EnvelopeError
-from tests.toolcheck import require_tool
+from toolcheck import require_tool
 
 CHUNK = 4096
 KEK = bytes(range(32))

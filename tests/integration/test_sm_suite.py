@@ -1,0 +1,54 @@
+"""crypto.suite = "sm" (国密, issue 19 item 4): ingest seals spool copies with SM4-GCM (suite
+byte 2) and records an SM3 digest next to SHA-256 that matches `openssl dgst -sm3` of the same
+file; status --json and the export manifest show it; a station back on "intl" still reads them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from fixtures.station import ledger_rows
+from toolcheck import require_tool
+
+SUITE_BYTE = 9  # agent.core.envelope: magic (8), version (1), then the suite byte
+
+
+def _openssl_sm3(path: Path) -> str:
+    out = subprocess.run([require_tool("openssl"), "dgst", "-sm3", "-r", str(path)],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return out.split()[0]
+
+
+def test_sm_suite_records_sm3_and_seals_sm4(make_station, tmp_path, bodycam):
+    key = tmp_path / "etc-keys" / "encryption.key"
+    cfg = f'[crypto]\nsuite = "sm"\nencrypt = "required"\nkey_file = "{key}"\n'
+    st = make_station(cfg)
+    st.cli("keys", "encryption", "init", check=True)
+    vol, clips = bodycam(serial="ZFY1901", clips=2, seconds=1.0)
+    st.cli("ingest", str(vol), check=True)
+    rows = ledger_rows(st, "SELECT id, sha256, sm3, spool_path, source_path FROM recordings")
+    assert len(rows) == 2
+    want = {c.name: _openssl_sm3(c) for c in clips}
+    for r in rows:
+        assert r["sm3"] == want[Path(r["source_path"]).name]
+        copy = st.data_dir / "spool" / r["spool_path"]
+        assert copy.read_bytes()[SUITE_BYTE] == 2  # SM4-GCM chunks
+    custody = ledger_rows(st, "SELECT payload FROM custody WHERE type = 'recording.spooled'")
+    sealed = [json.loads(c["payload"]) for c in custody]
+    assert {p["encrypted"]["suite"] for p in sealed} == {"sm4-gcm"}
+    assert {p["sm3"] for p in sealed} == set(want.values())
+    status = json.loads(st.cli("status", "--json", check=True).stdout)
+    assert {r["sm3"] for r in status["recordings"]} == set(want.values())
+    out = tmp_path / "export"
+    ids = [r["id"] for r in rows]
+    st.cli("export", *ids, "--to", str(out), "--reason", "复议", "--operator", "OP1", check=True)
+    (manifest,) = out.glob("manifest-*.json")
+    items = json.loads(manifest.read_text(encoding="utf-8"))["recordings"]
+    assert {i["sm3"] for i in items} == set(want.values())
+    assert sorted(p.read_bytes() for p in out.iterdir() if p.name.startswith(tuple(ids))) == sorted(
+        c.read_bytes() for c in clips
+    )
+    # Back on the default suite, the SM4 copies still verify (the header names the cipher).
+    st.config_path.write_text(st.config_path.read_text().replace('suite = "sm"', 'suite = "intl"'))
+    assert st.cli("verify").returncode == 0
