@@ -52,3 +52,19 @@ def test_sm_suite_records_sm3_and_seals_sm4(make_station, tmp_path, bodycam):
     # Back on the default suite, the SM4 copies still verify (the header names the cipher).
     st.config_path.write_text(st.config_path.read_text().replace('suite = "sm"', 'suite = "intl"'))
     assert st.cli("verify").returncode == 0
+
+
+def test_check_config_warns_when_bays_exceed_sm4(make_station, tmp_path):
+    from agent.config.smbays import sm_bays
+
+    key = tmp_path / "etc-keys" / "encryption.key"
+    crypto = f'[crypto]\nkey_file = "{key}"\n'
+    too_many = sm_bays() + 1
+    over = make_station(f'max_parallel = {too_many}\n{crypto}suite = "sm"\n', name="over")
+    out = over.cli("check-config")
+    assert out.returncode == 0, out.stderr
+    assert f"ingest.max_parallel = {too_many} exceeds the {sm_bays()} USB 2.0 bay" in out.stderr
+    fits = make_station(f'max_parallel = {sm_bays()}\n{crypto}suite = "sm"\n', name="fits")
+    assert "ingest.max_parallel" not in fits.cli("check-config").stderr
+    intl = make_station(f"max_parallel = {too_many}\n{crypto}", name="intl")
+    assert "ingest.max_parallel" not in intl.cli("check-config").stderr
