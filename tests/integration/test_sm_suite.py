@@ -20,6 +20,20 @@ def _openssl_sm3(path: Path) -> str:
     return out.split()[0]
 
 
+def _openssl_sm2_verifies(doc: dict, tmp: Path) -> bool:
+    """The manifest's SM2 signature checked by the OpenSSL command line (docs/security.md)."""
+    signed = {k: v for k, v in doc.items() if k not in ("signature", "sm2_signature")}
+    msg = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    (tmp / "m.json").write_bytes(msg.encode("utf-8"))
+    (tmp / "m.sig").write_bytes(bytes.fromhex(doc["sm2_signature"]))
+    (tmp / "sm2.pub").write_text(doc["sm2_public_key"])
+    cmd = [require_tool("openssl"), "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp / "sm2.pub"),
+           "-rawin", "-digest", "sm3", "-pkeyopt", "distid:1234567812345678",
+           "-in", str(tmp / "m.json"), "-sigfile", str(tmp / "m.sig")]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    return out.returncode == 0 and "Verified Successfully" in out.stdout
+
+
 def test_sm_suite_records_sm3_and_seals_sm4(make_station, tmp_path, bodycam):
     key = tmp_path / "etc-keys" / "encryption.key"
     cfg = f'[crypto]\nsuite = "sm"\nencrypt = "required"\nkey_file = "{key}"\n'
@@ -44,8 +58,11 @@ def test_sm_suite_records_sm3_and_seals_sm4(make_station, tmp_path, bodycam):
     ids = [r["id"] for r in rows]
     st.cli("export", *ids, "--to", str(out), "--reason", "复议", "--operator", "OP1", check=True)
     (manifest,) = out.glob("manifest-*.json")
-    items = json.loads(manifest.read_text(encoding="utf-8"))["recordings"]
-    assert {i["sm3"] for i in items} == set(want.values())
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    assert {i["sm3"] for i in doc["recordings"]} == set(want.values())
+    assert _openssl_sm2_verifies(doc, tmp_path), "OpenSSL rejects the manifest's SM2 signature"
+    doc["reason"] = "altered"
+    assert not _openssl_sm2_verifies(doc, tmp_path)
     assert sorted(p.read_bytes() for p in out.iterdir() if p.name.startswith(tuple(ids))) == sorted(
         c.read_bytes() for c in clips
     )
