@@ -5,6 +5,7 @@ file; status --json and the export manifest show it; a station back on "intl" st
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -85,3 +86,35 @@ def test_check_config_warns_when_bays_exceed_sm4(make_station, tmp_path):
     assert "ingest.max_parallel" not in fits.cli("check-config").stderr
     intl = make_station(f"max_parallel = {too_many}\n{crypto}", name="intl")
     assert "ingest.max_parallel" not in intl.cli("check-config").stderr
+
+
+def test_daemon_export_manifest_is_sm2_signed(unix_users, bodycam):
+    """The export the daemon's API runs for an operator (agent/daemon/api_export.py)."""
+    import shutil
+    import tempfile
+
+    from fixtures.access import HEADER, Gate, open_station
+
+    unix_users.add("smcus")
+    register = HEADER + f"C001,{unix_users.prefix}smcus,王五,保管员,JZ-C001,1\n"
+    base = Path(tempfile.mkdtemp(prefix="eat-sm-"))
+    extra = '[access]\ntwo_person_rule = false\n[crypto]\nsuite = "sm"\nencrypt = "off"\n'
+    st = open_station(base, register, group=unix_users.group, extra=extra)
+    try:
+        vol, clips = bodycam(serial="ZFY1902", clips=1, seconds=1.0)
+        st.cli("ingest", str(vol), check=True)
+        (rid,) = [r["id"] for r in ledger_rows(st, "SELECT id FROM recordings")]
+        st.gates.append(Gate(st).start())
+        out = st.dir / "out"
+        out.mkdir()
+        os.chown(out, unix_users.names[f"{unix_users.prefix}smcus"], unix_users.gid)
+        done = unix_users.cli(f"{unix_users.prefix}smcus", st, "export", rid, "--to", str(out),
+                              "--reason", "复议调阅", "--json")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(Path(json.loads(done.stdout)["manifest"]).read_text(encoding="utf-8"))
+        assert doc["recordings"][0]["sm3"] == _openssl_sm3(clips[0])
+        assert _openssl_sm2_verifies(doc, base)
+    finally:
+        for gate in st.gates:
+            gate.close()
+        shutil.rmtree(base, ignore_errors=True)
