@@ -5,7 +5,9 @@ Prints the ratio of this agent's `ingest` wall time to `cp` + `sync` + `sha256su
 Targets (issue 2): verify off ≤ 0.75 against cp+sync+sha256sum (the hash overlaps the copy)
 and ≤ 1.5 against cp+sync; verify on ≤ 1.0 against cp+sync+sha256sum; RSS < 150 MB.
 Each agent run is repeated with encryption at rest (AES-256-GCM envelopes, issue 19): the
-encrypted ratios are printed next to the plain ones (target: within 10 % of plain).
+encrypted ratios are printed next to the plain ones (target: within 10 % of plain), and again
+with `crypto.suite = "sm"` (SM4-GCM envelopes + SM3): the bench then prints one core's SM4-GCM
+rate and how many USB 2.0 bays (35 MB/s each) one station sustains with it.
 The page cache is dropped before every run (as root), so every tool reads from disk.
 
     .venv/bin/python bench/ingest.py [--clips 4] [--mib 256] [--dir /var/tmp]
@@ -63,8 +65,8 @@ def run(args: argparse.Namespace) -> None:
         key = base / "keys" / "encryption.key"
         _write_key(key)
         for verify in (False, True):
-            for enc in (False, True):
-                _agent_runs(base, vol, verify, key if enc else None, results, rss)
+            for suite in (None, "intl", "sm"):
+                _agent_runs(base, vol, verify, key if suite else None, results, rss, suite)
 
         print(
             f"ingest benchmark: {args.clips} clips × {args.mib} MiB = {total} MiB"
@@ -77,16 +79,45 @@ def run(args: argparse.Namespace) -> None:
             for kind in ("agent", "daemon path"):
                 a = results[f"{kind} verify={verify}"]
                 e = results[f"{kind} verify={verify} encrypted"]
+                sm = results[f"{kind} verify={verify} sm4"]
                 print(
                     f"  verify {verify:<3} {kind:<11}: / (cp+sync+sha256sum) = {a / base_h:.2f}"
-                    f" encrypted {e / base_h:.2f}   / (cp+sync) = {a / base_c:.2f}"
-                    f" encrypted {e / base_c:.2f}   encrypted / plain = {e / a:.2f}"
+                    f" encrypted {e / base_h:.2f} sm4 {sm / base_h:.2f}"
+                    f"   / (cp+sync) = {a / base_c:.2f} encrypted {e / base_c:.2f}"
+                    f" sm4 {sm / base_c:.2f}   encrypted / plain = {e / a:.2f}"
+                    f" sm4 / plain = {sm / a:.2f}"
                 )
             peak = rss[f"agent verify={verify}"] / 1024
             peak_e = rss[f"agent verify={verify} encrypted"] / 1024
             print(f"  verify {verify:<3} `ingest` peak RSS {peak:.0f} MiB, encrypted {peak_e:.0f}")
+        _print_bays()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def sm4_mb_per_s(seconds: float = 1.0) -> float:
+    """One core's SM4-GCM rate (10^6 B/s) on 1 MiB chunks, as the envelope seals them."""
+    import time
+
+    from agent.core.sm4gcm import SM4GCM
+
+    aead, data, nonce = SM4GCM(os.urandom(16)), os.urandom(1 << 20), os.urandom(12)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        aead.encrypt(nonce, data, b"bench")
+        n += 1
+    return n * len(data) / (time.perf_counter() - t0) / 1e6
+
+
+def _print_bays() -> None:
+    from agent.config.smbays import SM4_GCM_MB_PER_S, USB2_BAY_MB_PER_S, sm_bays
+
+    rate = max(sm4_mb_per_s() for _ in range(3))
+    print(
+        f"  SM4-GCM on one core: {rate:.0f} MB/s → {sm_bays(rate)} USB 2.0 bay(s) at"
+        f' {USB2_BAY_MB_PER_S:.0f} MB/s each with crypto.suite = "sm" (check-config assumes'
+        f" {SM4_GCM_MB_PER_S:.0f} MB/s = {sm_bays()} bay(s), agent/config/smbays.py)"
+    )
 
 
 def _write_key(path: Path) -> None:
@@ -102,12 +133,16 @@ def _agent_runs(
     key: Path | None,
     results: dict[str, float],
     rss: dict[str, int],
+    suite: str | None = None,
 ) -> None:
-    """`ingest` as a command and as the daemon does it, plain or (with `key`) encrypted."""
-    tag = f"verify={'on' if verify else 'off'}" + (" encrypted" if key else "")
+    """`ingest` as a command and as the daemon does it, plain or (with `key`) encrypted
+    with `suite` (crypto.suite)."""
+    tag = f"verify={'on' if verify else 'off'}"
+    tag += {None: "", "intl": " encrypted", "sm": " sm4"}[suite if key else None]
     data = base / "data"
     extra = f"verify_reread = {'true' if verify else 'false'}\n"
     extra += f'[crypto]\nencrypt = "required"\nkey_file = "{key}"\n' if key else ""
+    extra += f'suite = "{suite}"\n' if key and suite else ""
     cfg = station_config(base / "agent.toml", data, base / "media", extra)
     drop_caches()
     results[f"agent {tag}"], rss[f"agent {tag}"] = timed(agent_cmd(cfg, "ingest", str(vol)))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
+from agent.actions import sm2manifest
 from agent.actions.safeexport import ExportDir, ExportTargetError, signals_abort, write_manifest
 from agent.archive.store import Store
 from agent.archive.stores import open_store
@@ -238,6 +239,7 @@ class Exporter:
         }
         key = self.ctx.key
         body["key_fingerprint"] = stationkey.fingerprint(key.public_key())
+        sm2manifest.sign(self.ctx, body)  # crypto.suite = "sm"
         body["signature"] = key.sign(custody.canonical(body).encode("utf-8")).hex()
         stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
         try:
@@ -266,6 +268,7 @@ class Exporter:
             "id": e.recording_id,
             "file": e.file,
             "sha256": e.sha256,
+            **({"sm3": row["sm3"]} if row["sm3"] else {}),  # crypto.suite = "sm"
             "size": e.size,
             "source": e.source,
             "archive_ref": row["archive_ref"],

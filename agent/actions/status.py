@@ -139,6 +139,7 @@ def _recording(r: Any, now: Any, warn: Any) -> dict[str, Any]:
         "quarantine_decision": r["quarantine_decision"],
         "reason": r["reason"],
         "sha256": r["sha256"],
+        "sm3": r["sm3"],  # crypto.suite = "sm" only (null otherwise)
         "size": r["size"],
         "playable": None if r["playable"] is None else bool(r["playable"]),
         "deadline": r["deadline"],

@@ -36,6 +36,12 @@ class CryptoConfig(Section):
         "is also wrapped for it, so `keys encryption recover` restores access when the "
         "station key is lost. Its private half never comes onto the station.",
     )
+    suite: Literal["intl", "sm"] = Field(
+        "intl",
+        description="Algorithms of new copies: `intl` = AES-256-GCM envelopes and SHA-256; `sm` "
+        "(国密) = SM4-GCM envelopes and an SM3 digest recorded next to SHA-256 for each "
+        "recording. Copies of either suite stay readable whatever this is set to.",
+    )
     encrypt_existing_bytes_per_second: int = Field(
         20_000_000,
         ge=0,

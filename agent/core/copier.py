@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+
 from agent.core import crashpoint, envelope, sealedio
 from agent.core.errors import IntegrityError, SourceChangedError, SourceStalledError
 from agent.core.safefs import display, fsync_dir, open_beneath
@@ -35,6 +37,8 @@ class CopyResult:
     size: int
     verified: bool
     key_id: str | None = None  # the station key the copy's data key is wrapped under
+    sm3: str | None = None  # crypto.suite = "sm": SM3 of the same bytes, from the same pass
+    suite: str | None = None  # the envelope's chunk cipher (envelope.SUITES), None if plain
 
 
 ProgressFn = Callable[[int], None]
@@ -76,7 +80,7 @@ class _Chunk:
 class _Pipeline:
     """Reader → (hasher, writer). Errors of any stage are re-raised in the caller."""
 
-    def __init__(self, src_fd: int, chunk: int) -> None:
+    def __init__(self, src_fd: int, chunk: int, sm3: bool = False) -> None:
         # The reader owns a duplicate: a read stuck in the kernel may outlive the copy, and it
         # must never go on reading whatever file the caller's descriptor number is reused for.
         self.src_fd = os.dup(src_fd)
@@ -89,6 +93,7 @@ class _Pipeline:
         self.abort = threading.Event()
         self.stalled = False
         self.hasher = hashlib.sha256()
+        self.sm3 = hashes.Hash(hashes.SM3()) if sm3 else None
 
     def _take(self) -> _Chunk | None:
         while not self.abort.is_set():
@@ -150,6 +155,8 @@ class _Pipeline:
                 return
             if not self.abort.is_set():
                 self.hasher.update(chunk.view)  # releases the GIL for large buffers
+                if self.sm3 is not None:
+                    self.sm3.update(chunk.view)
             chunk.done()
 
 
@@ -166,11 +173,13 @@ def copy_file(
     progress: ProgressFn | None = None,
     seal: envelope.Recipients | None = None,
     stall_seconds: float | None = None,
+    sm3: bool = False,
 ) -> CopyResult:
     """Copy `rel` (below `volume`) to `dest` durably; returns the SHA-256 of what was read.
 
     With `seal` the copy is an encrypted envelope (agent.core.envelope) written in the same
-    pass; the hash stays that of the plaintext read, and the re-read decrypts to compare it."""
+    pass; the hash stays that of the plaintext read, and the re-read decrypts to compare it.
+    With `sm3` an SM3 digest of the same bytes is taken in the same pass (crypto.suite = "sm")."""
     src_fd = open_beneath(volume, rel, os.O_RDONLY)
     tmp = tmp_dir / f".{dest.name}.partial"
     try:
@@ -180,7 +189,7 @@ def copy_file(
         if (st.st_size, st.st_mtime_ns) != (expect_size, expect_mtime_ns):
             raise SourceChangedError(f"{display(rel)} changed since it was listed")
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        sha, got = _copy_to_tmp(src_fd, tmp, chunk, progress, seal, stall_seconds)
+        sha, got, sm3_hex = _copy_to_tmp(src_fd, tmp, chunk, progress, seal, stall_seconds, sm3)
         if got != expect_size:
             # The medium gave fewer (or more) bytes than its directory entry says: a broken
             # FAT chain or a failing reader. Hashing what came would record a truncated copy
@@ -213,7 +222,8 @@ def copy_file(
                 "(storage fault?); it was discarded and will be copied again"
             )
     key_id = envelope.kek_id(seal.kek).hex() if seal is not None else None
-    return CopyResult(sha, expect_size, verify, key_id)
+    suite = envelope.SUITES[seal.suite] if seal is not None else None
+    return CopyResult(sha, expect_size, verify, key_id, sm3_hex, suite)
 
 
 def _reread_sealed(dest: Path, seal: envelope.Recipients) -> tuple[str, int]:
@@ -245,13 +255,15 @@ def _copy_to_tmp(
     progress: ProgressFn | None,
     seal: envelope.Recipients | None = None,
     stall_seconds: float | None = None,
-) -> tuple[str, int]:
-    """Copy to `tmp` (sealed when `seal` is given), fsync it; returns (SHA-256, bytes copied)."""
+    sm3: bool = False,
+) -> tuple[str, int, str | None]:
+    """Copy to `tmp` (sealed when `seal` is given), fsync it; returns (SHA-256, bytes copied,
+    SM3 or None)."""
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     sealer = envelope.Sealer(seal) if seal is not None else None
     if sealer is not None:
         _write_all(out, sealer.header)
-    pipe = _Pipeline(src_fd, chunk)
+    pipe = _Pipeline(src_fd, chunk, sm3)
     reader = threading.Thread(target=pipe.read_loop, name="copy-read", daemon=True)
     hasher = threading.Thread(target=pipe.hash_loop, name="copy-hash", daemon=True)
     reader.start()
@@ -285,7 +297,8 @@ def _copy_to_tmp(
         if not pipe.stalled:  # a reader stuck in the kernel cannot be joined (a daemon thread)
             reader.join()
         hasher.join()
-    return pipe.hasher.hexdigest(), written
+    sm3_hex = pipe.sm3.finalize().hex() if pipe.sm3 is not None else None
+    return pipe.hasher.hexdigest(), written, sm3_hex
 
 
 def hash_file(path: Path, chunk: int = 4 << 20, drop_cache_first: bool = False) -> str:

@@ -4,8 +4,9 @@ Layout (docs/security.md): a fixed `HEADER_SIZE` header, then the chunks. The he
 32 fixed bytes (magic, version, suite, chunk size, a random file id) that every chunk and every
 wrapped key authenticates, followed by the wrapped data key "slots": one for the station's key-
 encryption key (AES-256-GCM key wrap) and one for the agency's offline recovery key (X25519 +
-HKDF-SHA256 + AES-256-GCM). Rotating or recovering a key rewrites only the slots; the chunks
-stay byte for byte what ingest wrote.
+HKDF-SHA256 + AES-256-GCM). The suite byte names the chunk cipher: AES-256-GCM, or SM4-GCM when
+crypto.suite = "sm" (the key slots are the same for both). Rotating or recovering a key rewrites
+only the slots; the chunks stay byte for byte what ingest wrote.
 
 Chunk `i` (plaintext `chunk_size` bytes, the last one shorter or empty) is sealed with the nonce
 file_id[:7] ‖ i (u32) ‖ final flag, so a flipped, dropped, reordered or cut-off chunk fails its
@@ -28,11 +29,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from agent.core.errors import EnvelopeError, EnvelopeKeyError
+from agent.core.sm4gcm import SM4GCM
 
 MAGIC = b"EVAENV\x00\x01"
 VERSION = 1
 SUITE_AES256GCM = 1
-SUITES = {SUITE_AES256GCM: "aes-256-gcm"}
+SUITE_SM4GCM = 2  # crypto.suite = "sm": chunks sealed with SM4-GCM (GB/T 32907), 128-bit data key
+SUITES = {SUITE_AES256GCM: "aes-256-gcm", SUITE_SM4GCM: "sm4-gcm"}
+SUITE_BY_NAME = {"intl": SUITE_AES256GCM, "sm": SUITE_SM4GCM}
 HEADER_SIZE = 1024
 CHUNK_SIZE = 1 << 20
 TAG = 16
@@ -59,6 +63,7 @@ class Recipients:
 
     kek: bytes
     recovery: X25519PublicKey | None = None
+    suite: int = SUITE_AES256GCM  # the chunk cipher of new envelopes (crypto.suite)
 
     def __post_init__(self) -> None:
         if len(self.kek) != 32:
@@ -183,6 +188,11 @@ def unwrap(header: Header, keys: Keyring, name: str) -> bytes:
     )
 
 
+def _chunk_aead(suite: int, dk: bytes) -> AESGCM | SM4GCM:
+    """The chunk cipher the header's suite byte names (whatever crypto.suite is now)."""
+    return SM4GCM(dk) if suite == SUITE_SM4GCM else AESGCM(dk)
+
+
 def _nonce(file_id: bytes, index: int, final: bool) -> bytes:
     return file_id[:7] + struct.pack(">IB", index, 1 if final else 0)
 
@@ -195,9 +205,11 @@ class Sealer:
     """
 
     def __init__(self, to: Recipients, chunk_size: int = CHUNK_SIZE) -> None:
-        self._dk = AESGCM.generate_key(bit_length=256)
-        self._aead = AESGCM(self._dk)
-        blank = Header(SUITE_AES256GCM, chunk_size, os.urandom(16), [])
+        if to.suite not in SUITES:
+            raise EnvelopeError(f"unknown envelope suite {to.suite} (crypto.suite)")
+        self._dk = os.urandom(16 if to.suite == SUITE_SM4GCM else 32)
+        self._aead = _chunk_aead(to.suite, self._dk)
+        blank = Header(to.suite, chunk_size, os.urandom(16), [])
         self.header_obj = wrap(blank, self._dk, to)
         self.header = self.header_obj.to_bytes()
         self._aad = blank.fixed
@@ -259,7 +271,7 @@ class Opened:
             raise EnvelopeError(f"{name} is truncated inside its last chunk's tag")
         self.size = body - self.chunks * TAG
         self.dk = unwrap(self.header, keys, name)
-        self._aead = AESGCM(self.dk)
+        self._aead = _chunk_aead(self.header.suite, self.dk)
         self._aad = self.header.fixed
         self._last: tuple[int, bytes] = (-1, b"")  # small reads of one chunk decrypt it once
 

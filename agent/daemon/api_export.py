@@ -22,6 +22,7 @@ from typing import Any
 from agent.access import gate, retrieval, wire
 from agent.access.gate import Caller
 from agent.access.register import Operator
+from agent.actions import sm2manifest
 from agent.actions.export import MANIFEST_SCHEMA, Exported, Exporter
 from agent.core import clock, sealedio
 from agent.core.errors import AgentError
@@ -208,5 +209,6 @@ def _manifest(
         ),
     }
     body["key_fingerprint"] = stationkey.fingerprint(ctx.key.public_key())
+    sm2manifest.sign(ctx, body)  # crypto.suite = "sm"
     body["signature"] = ctx.key.sign(custody.canonical(body).encode("utf-8")).hex()
     return body

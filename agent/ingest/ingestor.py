@@ -240,6 +240,7 @@ class Ingestor(VolumeRegistration):
             progress=on_bytes,
             seal=self.ctx.seal,
             stall_seconds=self.cfg.ingest.stall_seconds,
+            sm3=self.cfg.crypto.suite == "sm",
         )
         quarantine = self.ctx.inventory_status(row["vendor"], serial)[2]
         quarantine = quarantine or is_unknown_volume(row["volume"])
@@ -258,6 +259,7 @@ class Ingestor(VolumeRegistration):
                 source_size_at_hash=total,
                 source_mtime_ns_at_hash=row["mtime_ns"],
                 spool_key_id=result.key_id,
+                sm3=result.sm3,
                 deadline_met_at=at,
                 reason=refused,
             )
@@ -268,10 +270,11 @@ class Ingestor(VolumeRegistration):
                     "sha256": result.sha256,
                     "size": total,
                     "alg": "sha256",
+                    **({"sm3": result.sm3} if result.sm3 else {}),
                     "spool_path": stationpaths.spool_stored(self.cfg, dest),
                     "verified_reread": result.verified,
                     **(
-                        {"encrypted": {"suite": "aes-256-gcm", "key": result.key_id}}
+                        {"encrypted": {"suite": result.suite, "key": result.key_id}}
                         if result.key_id
                         else {}
                     ),  # fmt: skip

@@ -154,7 +154,8 @@ def recipients(cfg: AgentConfig) -> envelope.Recipients | None:
             f"crypto.key_file {path} lies inside station.data_dir: a copy of the data dir would "
             "carry the key; move it (e.g. to /etc/evidence-agent/keys/) and set crypto.key_file"
         )
-    return envelope.Recipients(load_ring(path)[0], load_recovery_public(cfg))
+    suite = envelope.SUITE_BY_NAME[cfg.crypto.suite]
+    return envelope.Recipients(load_ring(path)[0], load_recovery_public(cfg), suite)
 
 
 def problems(cfg: AgentConfig) -> list[tuple[str, str]]:
