@@ -10,10 +10,9 @@ time) the station warns until the installed `holidays` package, or the local
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import TYPE_CHECKING
-
-from holidays.countries import China
 
 from agent.rules.workcal import WorkCalendar
 
@@ -26,6 +25,10 @@ WARN_FROM_MONTH = 11
 
 def library_makeup_workdays(year: int) -> list[date]:
     """Weekend make-up workdays of `year` known to the installed `holidays` package."""
+    # Imported here: `holidays.countries` loads every country (~0.35 s), which `status`
+    # should not pay when the daemon has already answered for today (see station_warning).
+    from holidays.countries import China
+
     known: set[date] = getattr(China(years=year), "weekend_workdays", set())
     return sorted(d for d in known if d.year == year)
 
@@ -51,9 +54,16 @@ def makeup_workdays_warning(today: date, calendar: WorkCalendar) -> str | None:
     )
 
 
-def station_warning(ctx: Context, now: datetime | None = None) -> str | None:
+KV_KEY = "compliance.calendar_warning"  # {"date": local date, "warning": text or null}
+
+
+def station_warning(ctx: Context, now: datetime | None = None, keep: bool = False) -> str | None:
     """The warning for a station on its local date of `now` (default: the clock); a broken
-    overrides file is reported by check-config and the compliance engine, not here."""
+    overrides file is reported by check-config and the compliance engine, not here.
+
+    The answer only changes with the date, the `holidays` package or the overrides file, so
+    the daemon's compliance loop (`keep`) stores today's answer and readers such as `status`
+    take it from the ledger instead of loading the holiday tables again."""
     from agent.core import clock
     from agent.core.errors import AgentError
 
@@ -61,7 +71,27 @@ def station_warning(ctx: Context, now: datetime | None = None) -> str | None:
         cal = ctx.calendar
     except (AgentError, ValueError):
         return None
-    return makeup_workdays_warning(cal.local_date(now or clock.now()), cal)
+    today = cal.local_date(now or clock.now()).isoformat()
+    cached = _kept(ctx.ledger.get_kv(KV_KEY), today)
+    if cached is not None and not keep:
+        return cached[0]
+    warning = makeup_workdays_warning(date.fromisoformat(today), cal)
+    if keep and cached != (warning,):
+        with ctx.ledger.tx() as conn:
+            ctx.ledger.set_kv(conn, KV_KEY, json.dumps({"date": today, "warning": warning}))
+    return warning
+
+
+def _kept(raw: str | None, today: str) -> tuple[str | None] | None:
+    """(warning,) stored for `today`, or None when nothing (valid) is stored for it."""
+    try:
+        doc = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("date") != today:
+        return None
+    warning = doc.get("warning")
+    return (warning if isinstance(warning, str) else None,)
 
 
 def config_warning(cfg: AgentConfig) -> str | None:

@@ -245,7 +245,7 @@ def summary(ctx: Context, snap: Snapshot) -> dict[str, Any]:
         "recorders_not_docked": len(snap.not_docked),
         "units": [unit_payload(u) for u in snap.units if u.unit_id in snap.local_units],
         "problems": snap.problems,
-        "calendar_warning": station_warning(ctx, snap.now),
+        "calendar_warning": station_warning(ctx, snap.now, keep=True),
         "case_files": case_files_payload(ctx, snap),
     }
 

@@ -151,10 +151,17 @@ class WorkCalendar:
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise CalendarError(f"unknown time zone {tz!r} (use an IANA name)") from exc
         self.overrides = overrides or CalendarOverrides()
-        self._cn = _china_with_overrides()(self.overrides.as_dict())
+        self._china: Any = None  # built on first use: reading the date needs no holiday table
         # holidays populates a year lazily on first lookup by mutating itself; ingest workers
         # share one calendar, and a half-populated year would yield a wrong deadline.
         self._lock = threading.Lock()
+
+    @property
+    def _cn(self) -> Any:
+        """The holiday calendar with the overrides (callers hold `_lock`)."""
+        if self._china is None:
+            self._china = _china_with_overrides()(self.overrides.as_dict())
+        return self._china
 
     def is_working_day(self, day: date) -> bool:
         """True on a working day (make-up weekend workdays included)."""

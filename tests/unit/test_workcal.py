@@ -159,3 +159,22 @@ def test_deadline_status(met_at: datetime | None, now: datetime | None, expected
     due = end_of(date(2026, 9, 29))
     now = now or datetime(2026, 10, 20, tzinfo=SH)
     assert deadline_status(due, met_at, now, timedelta(hours=6)) == expected
+
+
+def test_a_station_that_only_reads_status_never_loads_the_holiday_tables(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # `holidays.countries` imports every country (~0.35 s of every `status`): the calendar is
+    # built on first use and the daemon keeps today's 调休 warning in the ledger for readers.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from datetime import datetime, timezone\n"
+        "from agent.rules.workcal import WorkCalendar\n"
+        "cal = WorkCalendar('Asia/Shanghai')\n"
+        "cal.local_date(datetime.now(timezone.utc))\n"
+        "assert 'holidays' not in sys.modules, 'holidays loaded without a working-day question'\n"
+        "assert cal.is_working_day(datetime(2026, 10, 1).date()) is False\n"
+        "assert 'holidays' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
