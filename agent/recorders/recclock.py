@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from agent.core import clock
 from agent.ledger import custody, events
+from agent.ledger import recordings as rec
 from agent.rules.workcal import deadline as compute_deadline
 from agent.station.timesync import clock_synced
 
@@ -141,11 +142,7 @@ def correct_recording(conn: sqlite3.Connection, ctx: Context, rid: str, offset: 
     if end is not None:
         rule = ctx.rule_for(_category(conn, rid))
         due = clock.iso(compute_deadline(end - shift, rule, ctx.calendar))
-    conn.execute(
-        "UPDATE recordings SET start_corrected=?, end_corrected=?, clock_offset_s=?,"
-        " deadline=? WHERE id=?",
-        (start_c, end_c, offset, due, rid),
-    )
+    rec.set_corrected_times(conn, rid, start_c, end_c, offset, due)
     custody.append(
         conn,
         "recording.time_corrected",
