@@ -70,7 +70,9 @@ def fill(ctx: object, recorders: int) -> list[str]:
                 if state == "discovered":
                     waiting.append(rid)
                 else:
-                    rec.set_state(conn, rid, state, reason="bench" if state == "failed" else None)
+                    rec.transition(
+                        conn, rid, state, fields={"reason": "bench" if state == "failed" else None}
+                    )
     return waiting
 
 
