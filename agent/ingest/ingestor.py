@@ -139,7 +139,8 @@ class Ingestor(VolumeRegistration):
         ids = {
             r["id"]
             for r in self.ctx.ledger.query(
-                f"SELECT id FROM recordings WHERE device_id IN ({','.join(map(str, device_ids))})"
+                f"SELECT id FROM recordings WHERE device_id IN ({','.join('?' * len(device_ids))})",
+                tuple(device_ids),
             )
         }
         return [r for r in rows if r["id"] in ids]
