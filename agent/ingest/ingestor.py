@@ -44,7 +44,9 @@ class Outcome:
 
 
 class Ingestor(VolumeRegistration):
-    def __init__(self, ctx: Context, progress: ProgressFn | None = None) -> None:
+    def __init__(
+        self, ctx: Context, progress: ProgressFn | None = None, linker: Linker | None = None
+    ) -> None:
         self.ctx = ctx
         self.cfg = ctx.cfg
         self.progress = progress
@@ -53,7 +55,7 @@ class Ingestor(VolumeRegistration):
         self._spool_low_reported = False
         # Links volumes to recorders the USB/serial drivers identified (the daemon shares its
         # linker with the driver threads; alone, it still links through the ledger).
-        self.linker = Linker()
+        self.linker = linker or Linker()
 
     def claim(
         self,
