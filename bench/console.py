@@ -123,7 +123,7 @@ def update_latency(ctx: object, port: int, waiting: list[str], n: int) -> list[f
         time.sleep(rnd.uniform(0.3, 0.8))  # land anywhere in the console's poll interval
         before = got[-1][1]
         with ctx.ledger.tx() as c:  # type: ignore[attr-defined]
-            rec.set_state(c, rid, "spooled")
+            rec.transition(c, rid, "spooled")
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < 10 and got[-1][1] == before:
             time.sleep(0.002)

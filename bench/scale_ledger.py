@@ -1,6 +1,6 @@
 """A synthetic ledger of N recordings, written through the project's own write functions.
 
-Devices (`devices.dock`), recordings (`recordings.discover_file`, `set_state`),
+Devices (`devices.dock`), recordings (`recordings.discover_file`, `transition`),
 custody events (`custody.append`), metadata versions (`metadata.add_version`) and outbox
 events (`events.emit`): the same functions the daemon uses, each taking the connection of the
 caller's transaction, so the builder commits every `BATCH` rows with `synchronous=OFF`.

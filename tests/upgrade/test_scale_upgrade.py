@@ -47,7 +47,7 @@ WRITER = textwrap.dedent(
             f = SourceFile(f"DCIM/{i:04d}.MP4".encode(), 1000 + i, 10**18 + i)
             due = {"deadline": "2026-01-01T00:00:00+08:00"}
             rid, _ = rec.discover_file(conn, devs[i % 3], f, due)
-            rec.transition(conn, rid, states[i % 7])
+            rec.set_state(conn, rid, states[i % 7])  # the baseline (v0.1.0) API
             if i % 3 == 0:
                 metadata.add_version(conn, rid, {"case_number": f"C{i}"}, ["case_number"],
                                      actor="t", reason=None, origin="cli")
