@@ -54,6 +54,7 @@ def build(base: Path, recorders: int, port: int) -> Path:
 def fill(ctx: object, recorders: int) -> list[str]:
     """N docked recorders, 6 recordings each; returns the ids still `discovered`."""
     from agent.core import clock
+    from agent.ledger import devices
     from agent.ledger import recordings as rec
     from agent.recorders.volume import SourceFile
 
@@ -62,7 +63,10 @@ def fill(ctx: object, recorders: int) -> list[str]:
         for i in range(recorders):
             ident = DeviceIdentity(vendor="bench", serial=f"BC{i:04d}", source="devinfo",
                                    officer_id=f"{310000 + i}", unit_id="unit-01")  # fmt: skip
-            dev = rec.upsert_device(conn, ident, f"/media/BC{i:04d}", True, "in_service")
+            dev = devices.dock(
+                conn, ident, registered=True, inventory_status="in_service", quarantine=False,
+                volume=f"/media/BC{i:04d}",
+            ).device_id  # fmt: skip
             for j, state in enumerate(STATES):
                 now = clock.now()
                 f = SourceFile(f"DCIM/{j:04d}.MP4".encode(), 50_000_000, int(now.timestamp()))
@@ -70,7 +74,9 @@ def fill(ctx: object, recorders: int) -> list[str]:
                 if state == "discovered":
                     waiting.append(rid)
                 else:
-                    rec.set_state(conn, rid, state, reason="bench" if state == "failed" else None)
+                    rec.transition(
+                        conn, rid, state, fields={"reason": "bench" if state == "failed" else None}
+                    )
     return waiting
 
 
@@ -121,7 +127,7 @@ def update_latency(ctx: object, port: int, waiting: list[str], n: int) -> list[f
         time.sleep(rnd.uniform(0.3, 0.8))  # land anywhere in the console's poll interval
         before = got[-1][1]
         with ctx.ledger.tx() as c:  # type: ignore[attr-defined]
-            rec.set_state(c, rid, "spooled")
+            rec.transition(c, rid, "spooled")
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < 10 and got[-1][1] == before:
             time.sleep(0.002)

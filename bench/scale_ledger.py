@@ -1,6 +1,6 @@
 """A synthetic ledger of N recordings, written through the project's own write functions.
 
-Devices (`devices.dock`), recordings (`recordings.discover_file`, `set_state`),
+Devices (`devices.dock`), recordings (`recordings.discover_file`, `transition`),
 custody events (`custody.append`), metadata versions (`metadata.add_version`) and outbox
 events (`events.emit`): the same functions the daemon uses, each taking the connection of the
 caller's transaction, so the builder commits every `BATCH` rows with `synchronous=OFF`.
@@ -166,7 +166,9 @@ def _one(
     state = OPEN_STATES[i % len(OPEN_STATES)] if open_work else "archived"
     if state in ("discovered", "copying", "failed"):
         if state != "discovered":
-            rec.set_state(conn, rid, state, reason="bench" if state == "failed" else None)
+            rec.transition(
+                conn, rid, state, fields={"reason": "bench" if state == "failed" else None}
+            )
         return
     sha = f"{rnd.getrandbits(256):064x}"
     at_iso = clock.iso(at)
@@ -188,7 +190,7 @@ def _one(
             archived_at=at_iso,
             spool_removed_at=at_iso,
         )
-    rec.set_state(conn, rid, state, **extra)
+    rec.transition(conn, rid, state, fields=extra)
     custody.append(conn, f"recording.{state}", {"sha256": sha}, recording_id=rid)
     if i % 4 == 0:
         doc = {"case_number": f"A{i:010d}", "category": "routine"}

@@ -13,7 +13,6 @@ from typing import Literal
 
 from agent.core import clock
 from agent.core.errors import AgentError, QuarantineError
-from agent.ledger import custody, events
 from agent.ledger import recordings as rec
 from agent.station.context import Context
 
@@ -61,11 +60,13 @@ def _one(ctx: Context, ref: str, decision: Decision, operator: str, reason: str)
                 "quarantine_decided_at": at,
             }
             state = "spooled" if decision == "accept" else "quarantined"
-            rec.set_state(conn, rid, state, **fields)
-            custody.append(
+            rec.transition(
                 conn,
-                f"recording.{fields['quarantine_decision']}",
-                {
+                rid,
+                state,
+                fields=fields,
+                custody_type=f"recording.{fields['quarantine_decision']}",
+                payload={
                     "operator": operator,
                     "reason": reason,
                     "serial": serial,
@@ -73,15 +74,9 @@ def _one(ctx: Context, ref: str, decision: Decision, operator: str, reason: str)
                     "previous_decision": previous,
                     "state": state,
                 },
-                recording_id=rid,
                 actor=f"operator:{operator}",
-            )
-            events.emit(
-                conn,
-                f"quarantine.{fields['quarantine_decision']}",
-                recording=rid,
-                serial=serial,
-                operator=operator,
+                event=f"quarantine.{fields['quarantine_decision']}",
+                event_fields={"recording": rid, "serial": serial, "operator": operator},
             )
     except AgentError as exc:
         return Result(ref, None, False, str(exc))

@@ -20,6 +20,7 @@ from agent.core.errors import AgentError
 from agent.core.safefs import fsync_dir
 from agent.ledger import custody
 from agent.ledger import paths as stationpaths
+from agent.ledger import recordings as rec
 from agent.station.context import Context
 
 
@@ -123,10 +124,7 @@ def commit(
     """Record the new key of every re-wrapped copy and the custody event, in one transaction."""
     kid = payload.get("key")
     with ctx.ledger.tx() as conn:
-        conn.executemany(
-            "UPDATE recordings SET spool_key_id=? WHERE id=?",
-            [(kid, rid) for rid in result.rewrapped],
-        )
+        rec.set_spool_key(conn, list(result.rewrapped), kid)
         body = {
             **payload,
             "rewrapped": len(result.rewrapped),

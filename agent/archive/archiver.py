@@ -168,16 +168,6 @@ class Archiver:
             # With release_after = "spooled" the wipe gate may have released it meanwhile:
             # `released` stays (the source is gone), the archive fields are added to it.
             now = conn.execute("SELECT state FROM recordings WHERE id=?", (rid,)).fetchone()
-            rec.set_state(
-                conn,
-                rid,
-                "released" if now is not None and now["state"] == "released" else "archived",
-                archive_ref=stored.ref,
-                archive_verified_at=at,
-                archived_at=at,
-                archive_error=None,
-                archive_retry_at=None,
-            )
             conn.execute(
                 "INSERT OR REPLACE INTO archive_objects(recording_id, store, bucket, key,"
                 " version_id, size, sha256, checksum, retain_mode, retain_until, legal_hold,"
@@ -197,10 +187,19 @@ class Archiver:
                     at,
                 ),
             )
-            custody.append(
+            rec.transition(
                 conn,
-                "recording.archived",
-                {
+                rid,
+                "released" if now is not None and now["state"] == "released" else "archived",
+                fields={
+                    "archive_ref": stored.ref,
+                    "archive_verified_at": at,
+                    "archived_at": at,
+                    "archive_error": None,
+                    "archive_retry_at": None,
+                },
+                custody_type="recording.archived",
+                payload={
                     "ref": stored.ref,
                     "sha256": spec.sha256,
                     "off_station": self.store.off_station,
@@ -209,9 +208,9 @@ class Archiver:
                     "retain_until": clock.iso(lock.retain_until),
                     "legal_hold": lock.legal_hold,
                 },
-                recording_id=rid,
+                event="archive.completed",
+                event_fields={"recording": rid, "ref": stored.ref, "size": spec.size},
             )
-            events.emit(conn, "archive.completed", recording=rid, ref=stored.ref, size=spec.size)
 
     def _after_archive(self, rid: str, stored: Stored) -> None:
         """Best effort after the commit: sidecar now (else at maintenance), sampled audit."""
@@ -230,11 +229,8 @@ class Archiver:
         attempts = int(row["archive_attempts"] or 0) + 1
         wait = max(min(a.retry_min_seconds * 2 ** (attempts - 1), a.retry_max_seconds), at_least)
         with self.ctx.ledger.tx() as conn:
-            conn.execute(
-                "UPDATE recordings SET archive_attempts=?, archive_retry_at=?, archive_error=?"
-                " WHERE id=?",
-                (attempts, clock.iso(clock.now() + timedelta(seconds=wait)), reason, row["id"]),
-            )
+            retry_at = clock.iso(clock.now() + timedelta(seconds=wait))
+            rec.schedule_archive_retry(conn, row["id"], attempts, retry_at, reason)
         return wait
 
     def _recording_failed(

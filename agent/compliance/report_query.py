@@ -23,6 +23,7 @@ from agent.compliance.engine import RECORDING_SQL
 
 STATUSES = ("met", "met_late", "open", "at_risk", "missed", "no_deadline")
 ATTENTION = ("at_risk", "missed", "met_late")  # listed, with every untagged recording
+ATTENTION_SQL = "('at_risk', 'missed', 'met_late')"  # the same constants as SQL text
 
 STATUS_SQL = (
     "CASE WHEN r.due_us IS NULL THEN 'no_deadline'"
@@ -130,7 +131,7 @@ def attention_rows(
     read whole (RECORDING_SQL)."""
     where, params = period.where(tz)
     if not everything:
-        pick = f"{UNTAGGED_SQL} OR ({STATUS_SQL}) IN {ATTENTION!r}"
+        pick = f"{UNTAGGED_SQL} OR ({STATUS_SQL}) IN {ATTENTION_SQL}"
         where += f" AND ({pick})" if where else f" WHERE ({pick})"
     sub = f"SELECT r.id AS pick, r.due_us AS k1, r.made_us AS k2 FROM recordings r{where}"
     sub += " ORDER BY r.due_us, r.made_us, r.id"

@@ -60,7 +60,6 @@ class Daemon:
     def __init__(self, ctx: Context, progress: ProgressFn | None = None) -> None:
         self.ctx = ctx
         self.stop = ctx.stop
-        self.ingestor = Ingestor(ctx, progress)
         store = open_store(ctx)
         self.archiver = Archiver(ctx, store, maintain_when_idle=False)
         self.releaser = Releaser(ctx, store)
@@ -71,24 +70,24 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.work = threading.Event()  # wakes the workers when a volume was registered
         self.volumes_registered = 0
+        self.linker = Linker()  # shared by the ingestor and the driver threads
+        self.runners: list[DriverRunner] = []
+        self._stale_reported: list[str] = []
+        self.mqtt = self._mqtt_service()
+        wd = ctx.cfg.watchdog
+        self.liveness = Liveness(wd.default_deadline_seconds, wd.deadlines)
+        self.copies = CopyProgress()  # what the dock console shows per bay
+        # Built once with all it needs: progress goes to MQTT, the watchdog (a copy reports per
+        # chunk: a 4 GB file at USB 2.0 speed is slow, not hung) and the dock console.
+        if self.mqtt is not None:
+            progress = _chain(progress, self.mqtt.on_progress)
+        progress = _chain(_chain(progress, self._copy_progress), self.copies.update)
+        self.ingestor = Ingestor(ctx, progress, linker=self.linker)
         self.interview = None
         if ctx.cfg.station.role == "interview":
             from agent.interview.service import InterviewService
 
             self.interview = InterviewService(ctx, self.ingestor, self.work)
-        self.linker = Linker()
-        self.ingestor.linker = self.linker
-        self.runners: list[DriverRunner] = []
-        self._stale_reported: list[str] = []
-        self.mqtt = self._mqtt_service()
-        if self.mqtt is not None:
-            self.ingestor.progress = _chain(progress, self.mqtt.on_progress)
-        wd = ctx.cfg.watchdog
-        self.liveness = Liveness(wd.default_deadline_seconds, wd.deadlines)
-        # A copy reports per chunk: a 4 GB file at USB 2.0 speed is slow, not hung.
-        self.ingestor.progress = _chain(self.ingestor.progress, self._copy_progress)
-        self.copies = CopyProgress()  # what the dock console shows per bay
-        self.ingestor.progress = _chain(self.ingestor.progress, self.copies.update)
         self.watcher.on_pass = lambda wait: self.liveness.progress("detect", wait)
 
     def _mqtt_service(self) -> MqttService | None:

@@ -27,8 +27,8 @@ from agent.core.errors import (
 )
 from agent.ingest import spool as spoolsweep
 from agent.ingest.register import VolumeRegistration
-from agent.ledger import custody, events
 from agent.ledger import devices as device_rows
+from agent.ledger import events
 from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.recorders.linker import Linker
@@ -50,7 +50,9 @@ class Outcome:
 
 
 class Ingestor(VolumeRegistration):
-    def __init__(self, ctx: Context, progress: ProgressFn | None = None) -> None:
+    def __init__(
+        self, ctx: Context, progress: ProgressFn | None = None, linker: Linker | None = None
+    ) -> None:
         self.ctx = ctx
         self.cfg = ctx.cfg
         self.progress = progress
@@ -62,7 +64,7 @@ class Ingestor(VolumeRegistration):
         self._spool_low_reported = False
         # Links volumes to recorders the USB/serial drivers identified (the daemon shares its
         # linker with the driver threads; alone, it still links through the ledger).
-        self.linker = Linker()
+        self.linker = linker or Linker()
 
     def claim(
         self,
@@ -127,13 +129,13 @@ class Ingestor(VolumeRegistration):
             ).fetchone()
             if now is None or tuple(now) != (row["state"], row["updated_at"]):
                 return False
-            rec.set_state(conn, row["id"], "copying", attempts=row["attempts"] + 1)
-            events.emit(
+            rec.transition(
                 conn,
-                "ingest.started",
-                recording=row["id"],
-                serial=row["serial"],
-                size=row["size"],
+                row["id"],
+                "copying",
+                fields={"attempts": row["attempts"] + 1},
+                event="ingest.started",
+                event_fields={"recording": row["id"], "serial": row["serial"], "size": row["size"]},
             )
         return True
 
@@ -148,7 +150,8 @@ class Ingestor(VolumeRegistration):
         ids = {
             r["id"]
             for r in self.ctx.ledger.query(
-                f"SELECT id FROM recordings WHERE device_id IN ({','.join(map(str, device_ids))})"
+                f"SELECT id FROM recordings WHERE device_id IN ({','.join('?' * len(device_ids))})",
+                tuple(device_ids),
             )
         }
         return [r for r in rows if r["id"] in ids]
@@ -186,9 +189,16 @@ class Ingestor(VolumeRegistration):
                 reason,
             )
             with self.ctx.ledger.tx() as conn:
-                rec.set_state(conn, rid, "failed", reason=reason)
-                custody.append(conn, "recording.failed", {"reason": reason}, recording_id=rid)
-                events.emit(conn, "ingest.failed", recording=rid, serial=serial, reason=reason)
+                rec.transition(
+                    conn,
+                    rid,
+                    "failed",
+                    fields={"reason": reason},
+                    custody_type="recording.failed",
+                    payload={"reason": reason},
+                    event="ingest.failed",
+                    event_fields={"recording": rid, "serial": serial, "reason": reason},
+                )
             return Outcome(rid, "failed", reason=reason)
         finally:
             with self._lock:
@@ -203,9 +213,16 @@ class Ingestor(VolumeRegistration):
         logger.error("recorder %s: %s (recording %s)", serial, reason, rid)
         self.stalled.add(device)
         with self.ctx.ledger.tx() as conn:
-            rec.set_state(conn, rid, "failed", reason=reason)
-            custody.append(conn, "recording.failed", {"reason": reason}, recording_id=rid)
-            events.emit(conn, "ingest.failed", recording=rid, serial=serial, reason=reason)
+            rec.transition(
+                conn,
+                rid,
+                "failed",
+                fields={"reason": reason},
+                custody_type="recording.failed",
+                payload={"reason": reason},
+                event="ingest.failed",
+                event_fields={"recording": rid, "serial": serial, "reason": reason},
+            )
             device_rows.record_error(conn, str(row["vendor"]), serial, reason, auth=False)
             events.emit(
                 conn, "recorder.error", serial=serial, vendor=row["vendor"], driver=None,
@@ -248,25 +265,24 @@ class Ingestor(VolumeRegistration):
         with self.ctx.ledger.tx() as conn:
             refused = identifiers.refused_reason(conn, rid)
             state = "quarantined" if quarantine or refused else "spooled"
-            rec.set_state(
+            rec.transition(
                 conn,
                 rid,
                 state,
-                sha256=result.sha256,
-                spool_path=stationpaths.spool_stored(self.cfg, dest),
-                spooled_at=at,
-                verified_at=at if result.verified else None,
-                source_size_at_hash=total,
-                source_mtime_ns_at_hash=row["mtime_ns"],
-                spool_key_id=result.key_id,
-                sm3=result.sm3,
-                deadline_met_at=at,
-                reason=refused,
-            )
-            custody.append(
-                conn,
-                f"recording.{state}",
-                {
+                fields={
+                    "sha256": result.sha256,
+                    "spool_path": stationpaths.spool_stored(self.cfg, dest),
+                    "spooled_at": at,
+                    "verified_at": at if result.verified else None,
+                    "source_size_at_hash": total,
+                    "source_mtime_ns_at_hash": row["mtime_ns"],
+                    "spool_key_id": result.key_id,
+                    "sm3": result.sm3,
+                    "deadline_met_at": at,
+                    "reason": refused,
+                },
+                custody_type=f"recording.{state}",
+                payload={
                     "sha256": result.sha256,
                     "size": total,
                     "alg": "sha256",
@@ -282,16 +298,14 @@ class Ingestor(VolumeRegistration):
                     "serial": serial,
                     **({"identity_refused": refused} if refused else {}),
                 },
-                recording_id=rid,
-            )
-            events.emit(
-                conn,
-                "ingest.completed",
-                recording=rid,
-                serial=serial,
-                sha256=result.sha256,
-                size=total,
-                state=state,
+                event="ingest.completed",
+                event_fields={
+                    "recording": rid,
+                    "serial": serial,
+                    "sha256": result.sha256,
+                    "size": total,
+                    "state": state,
+                },
             )
         crashpoint.hit("ingest.after_commit")
         return Outcome(rid, state, result.sha256, size=total)
@@ -321,9 +335,7 @@ class Ingestor(VolumeRegistration):
 
     def _recover(self) -> int:
         with self.ctx.ledger.tx() as conn:
-            n = conn.execute(
-                "UPDATE recordings SET state='discovered' WHERE state='copying'"
-            ).rowcount
+            n = rec.requeue_copying(conn)
         crashpoint.hit("ingest.recover")
         # Only provable temp leftovers are removed; strays are moved aside (agent.ingest.spool).
         spoolsweep.sweep(self.ctx)

@@ -24,6 +24,7 @@ from agent.core.errors import AgentError
 from agent.core.safefs import fsync_dir
 from agent.ledger import custody
 from agent.ledger import paths as stationpaths
+from agent.ledger import recordings as rec
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def _record(ctx: Context, rid: str, kid: str, row: sqlite3.Row, recorded_only: b
 def _write(
     conn: sqlite3.Connection, rid: str, kid: str, row: sqlite3.Row, recorded_only: bool
 ) -> None:
-    conn.execute("UPDATE recordings SET spool_key_id=? WHERE id=?", (kid, rid))
+    rec.set_spool_key(conn, [rid], kid)
     payload = {"spool_path": row["spool_path"], "sha256": row["sha256"], "key": kid}
     payload["suite"] = "aes-256-gcm"
     if recorded_only:

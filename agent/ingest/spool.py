@@ -29,6 +29,7 @@ from agent.core import clock
 from agent.core.safefs import display, stat_beneath
 from agent.ledger import custody, events
 from agent.ledger import paths as stationpaths
+from agent.ledger import recordings as rec
 from agent.rules import archive_keys
 from agent.station.context import Context
 
@@ -185,10 +186,16 @@ def _report_missing(ctx: Context, r: sqlite3.Row, present: bool) -> int:
         )
         events.emit(conn, "integrity.violation", recording=rid, where="spool", reason="missing")
         if present:
-            conn.execute(
-                "UPDATE recordings SET state='discovered', sha256=NULL, spool_path=NULL,"
-                " verified_at=NULL, reason=?, updated_at=? WHERE id=?",
-                (f"spool copy {r['spool_path']} was missing; copying again", _now(), rid),
+            rec.transition(
+                conn,
+                rid,
+                "discovered",
+                fields={
+                    "sha256": None,
+                    "spool_path": None,
+                    "verified_at": None,
+                    "reason": f"spool copy {r['spool_path']} was missing; copying again",
+                },
             )
     logger.error(
         "recording %s (%s): spool copy %s is missing; %s", rid, r["serial"], r["spool_path"], what
@@ -198,7 +205,3 @@ def _report_missing(ctx: Context, r: sqlite3.Row, present: bool) -> int:
 
 def _shown(rel: Path) -> str:
     return display(os.fsencode(rel))
-
-
-def _now() -> str:
-    return clock.iso(clock.now()) or ""

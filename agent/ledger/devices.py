@@ -237,3 +237,18 @@ def unlist_from_inventory(conn: sqlite3.Connection, device_id: int) -> None:
         " unit_id=COALESCE(reported_unit_id, unit_id) WHERE id=?",
         (device_id,),
     )
+
+
+def set_clock_offset(
+    conn: sqlite3.Connection, device_id: int, offset: float, at: str | None
+) -> None:
+    """The recorder's clock offset as measured at dock (agent.recorders.recclock)."""
+    conn.execute(
+        "UPDATE devices SET clock_offset_s=?, clock_checked_at=? WHERE id=?",
+        (offset, at, device_id),
+    )
+
+
+def set_clock_set_at(conn: sqlite3.Connection, device_id: int, at: str | None) -> None:
+    """When the agent last set the recorder's clock (agent.recorders.recclock)."""
+    conn.execute("UPDATE devices SET clock_set_at=? WHERE id=?", (at, device_id))

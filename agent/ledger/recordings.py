@@ -13,7 +13,7 @@ from agent.core import clock
 from agent.core.errors import UnknownRecordingError
 from agent.core.ids import is_recording_id, is_sha_prefix, uuid7
 from agent.core.safefs import SourceFile
-from agent.ledger import custody
+from agent.ledger import custody, events
 
 STATES = ("discovered", "copying", "spooled", "archived", "released", "failed", "quarantined")
 HASHED_STATES = ("spooled", "archived", "released", "quarantined")
@@ -114,13 +114,32 @@ def discover_file(
     return rid, "new"
 
 
-def set_state(conn: sqlite3.Connection, rid: str, state: str, **fields: Any) -> None:
-    assert state in STATES
-    fields["updated_at"] = clock.now_iso()
-    sets = ", ".join(f"{k}=?" for k in fields)
+def transition(
+    conn: sqlite3.Connection,
+    rid: str,
+    state: str,
+    *,
+    fields: dict[str, Any] | None = None,
+    custody_type: str | None = None,
+    payload: dict[str, Any] | None = None,
+    actor: str = "agent",
+    event: str | None = None,
+    event_fields: dict[str, Any] | None = None,
+) -> None:
+    """The one state change of a recording: sets `state` (and `fields`), appends its custody
+    event `custody_type` with `payload`, and emits its outbox `event` with `event_fields`, all
+    on the caller's transaction so they commit together or not at all."""
+    if state not in STATES:
+        raise ValueError(f"unknown recording state {state!r}; one of {', '.join(STATES)}")
+    values = {**(fields or {}), "updated_at": clock.now_iso()}
+    sets = ", ".join(f"{k}=?" for k in values)
     conn.execute(
-        f"UPDATE recordings SET state=?, {sets} WHERE id=?", (state, *fields.values(), rid)
+        f"UPDATE recordings SET state=?, {sets} WHERE id=?", (state, *values.values(), rid)
     )
+    if custody_type is not None:
+        custody.append(conn, custody_type, payload or {}, recording_id=rid, actor=actor)
+    if event is not None:
+        events.emit(conn, event, **(event_fields or {}))
 
 
 def get(conn: sqlite3.Connection, rid: str) -> sqlite3.Row | None:
@@ -151,4 +170,60 @@ def resolve(conn: sqlite3.Connection, ref: str) -> str:
         )
     raise UnknownRecordingError(
         f"{ref!r} is neither a recording id nor a SHA-256 prefix of 12+ hex digits"
+    )
+
+
+# --- the recording's other facts: each a named write, so `recordings` has one writer module ---
+
+
+def requeue_copying(conn: sqlite3.Connection) -> int:
+    """After a crash: every interrupted copy (`copying`) goes back to `discovered`."""
+    return int(
+        conn.execute("UPDATE recordings SET state='discovered' WHERE state='copying'").rowcount
+    )
+
+
+def set_priority(conn: sqlite3.Connection, rid: str, priority: int) -> None:
+    conn.execute("UPDATE recordings SET priority = ? WHERE id = ?", (priority, rid))
+
+
+def set_spool_key(conn: sqlite3.Connection, rids: list[str], kid: Any) -> None:
+    """The key that now encrypts each spool copy in `rids` (sealed later, or re-wrapped)."""
+    conn.executemany("UPDATE recordings SET spool_key_id=? WHERE id=?", [(kid, r) for r in rids])
+
+
+def mark_spool_removed(conn: sqlite3.Connection, rid: str, at: str | None) -> None:
+    conn.execute("UPDATE recordings SET spool_removed_at=?, updated_at=? WHERE id=?", (at, at, rid))
+
+
+def set_corrected_times(
+    conn: sqlite3.Connection,
+    rid: str,
+    start: str | None,
+    end: str | None,
+    offset: float | None,
+    deadline: str | None,
+) -> None:
+    """The recorder-clock correction (agent.recorders.recclock) and the deadline it moves."""
+    conn.execute(
+        "UPDATE recordings SET start_corrected=?, end_corrected=?, clock_offset_s=?,"
+        " deadline=? WHERE id=?",
+        (start, end, offset, deadline, rid),
+    )
+
+
+def set_deadline(conn: sqlite3.Connection, rid: str, deadline: str | None) -> None:
+    conn.execute("UPDATE recordings SET deadline = ? WHERE id = ?", (deadline, rid))
+
+
+def set_metadata_version(conn: sqlite3.Connection, rid: str, version: int) -> None:
+    conn.execute("UPDATE recordings SET metadata_version = ? WHERE id = ?", (version, rid))
+
+
+def schedule_archive_retry(
+    conn: sqlite3.Connection, rid: str, attempts: int, retry_at: str | None, error: str
+) -> None:
+    conn.execute(
+        "UPDATE recordings SET archive_attempts=?, archive_retry_at=?, archive_error=? WHERE id=?",
+        (attempts, retry_at, error, rid),
     )

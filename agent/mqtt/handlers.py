@@ -212,7 +212,7 @@ def run_priority(cmd: PriorityCommand, env: Env) -> dict[str, Any]:
     with env.ctx.ledger.tx() as conn:
         for rid in ids:
             old = conn.execute("SELECT priority FROM recordings WHERE id = ?", (rid,)).fetchone()
-            conn.execute("UPDATE recordings SET priority = ? WHERE id = ?", (cmd.priority, rid))
+            rec.set_priority(conn, rid, cmd.priority)
             custody.append(
                 conn,
                 "recording.priority",

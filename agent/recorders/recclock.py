@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from agent.core import clock
-from agent.ledger import custody, events
+from agent.ledger import custody, devices, events
+from agent.ledger import recordings as rec
 from agent.rules.workcal import deadline as compute_deadline
 from agent.station.timesync import clock_synced
 
@@ -60,10 +61,7 @@ def record_offset(
     )
     offset = round((midpoint - station_now).total_seconds(), 3)
     at = clock.iso(station_now)
-    conn.execute(
-        "UPDATE devices SET clock_offset_s=?, clock_checked_at=? WHERE id=?",
-        (offset, at, device_id),
-    )
+    devices.set_clock_offset(conn, device_id, offset, at)
     threshold = ctx.cfg.recorders.clock_threshold_seconds
     if abs(offset) > threshold:
         trusted, why = station_clock_trusted(ctx)
@@ -86,7 +84,7 @@ def record_offset(
 def record_set(
     conn: sqlite3.Connection, device_id: int, serial: str, offset: float, set_to: datetime
 ) -> None:
-    conn.execute("UPDATE devices SET clock_set_at=? WHERE id=?", (clock.iso(set_to), device_id))
+    devices.set_clock_set_at(conn, device_id, clock.iso(set_to))
     custody.append(
         conn,
         "device.clock_set",
@@ -141,11 +139,7 @@ def correct_recording(conn: sqlite3.Connection, ctx: Context, rid: str, offset: 
     if end is not None:
         rule = ctx.rule_for(_category(conn, rid))
         due = clock.iso(compute_deadline(end - shift, rule, ctx.calendar))
-    conn.execute(
-        "UPDATE recordings SET start_corrected=?, end_corrected=?, clock_offset_s=?,"
-        " deadline=? WHERE id=?",
-        (start_c, end_c, offset, due, rid),
-    )
+    rec.set_corrected_times(conn, rid, start_c, end_c, offset, due)
     custody.append(
         conn,
         "recording.time_corrected",

@@ -21,6 +21,7 @@ from agent.core.errors import ArchiveError, IntegrityError
 from agent.core.safefs import fsync_dir
 from agent.ledger import custody
 from agent.ledger import paths as stationpaths
+from agent.ledger import recordings as rec
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
@@ -89,9 +90,7 @@ def _remove(ctx: Context, row: sqlite3.Row, why: str) -> int:
     # Commit first: a crash before the unlink leaves a file the next pass removes; the other
     # order could leave a ledger pointing at a spool copy that no longer exists.
     with ctx.ledger.tx() as conn:
-        conn.execute(
-            "UPDATE recordings SET spool_removed_at=?, updated_at=? WHERE id=?", (at, at, row["id"])
-        )
+        rec.mark_spool_removed(conn, row["id"], at)
         custody.append(
             conn,
             "spool.removed",

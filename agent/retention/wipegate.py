@@ -22,7 +22,6 @@ from agent.config.loader import AgentConfig
 from agent.core import clock, crashpoint, envelope
 from agent.core.errors import AgentError
 from agent.core.safefs import display, stat_beneath, unlink_beneath
-from agent.ledger import custody, events
 from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.ledger.db import Ledger
@@ -158,18 +157,20 @@ def release(cfg: AgentConfig, ledger: Ledger, rid: str, store: Store | None = No
     # Commit `released` first: a crash before the unlink leaves a harmless extra source file;
     # the other order could leave a ledger that claims a file the recorder still lost.
     with ledger.tx() as conn:
-        rec.set_state(conn, rid, "released", released_at=clock.now_iso())
-        custody.append(
+        rec.transition(
             conn,
-            "recording.released",
-            {
+            rid,
+            "released",
+            fields={"released_at": clock.now_iso()},
+            custody_type="recording.released",
+            payload={
                 "source": row["source_path"],
                 "serial": row["serial"],
                 "policy": cfg.ingest.release_after,
             },
-            recording_id=rid,
+            event="recording.released",
+            event_fields={"recording": rid, "serial": row["serial"]},
         )
-        events.emit(conn, "recording.released", recording=rid, serial=row["serial"])
     crashpoint.hit("wipegate.after_commit")
     try:
         unlink_beneath(row["volume"], bytes(row["source_path_raw"]))

@@ -160,7 +160,7 @@ def _recompute_deadline(
     new = clock.iso(compute_deadline(end, rule, ctx.calendar))
     if new == old:
         return old, False
-    conn.execute("UPDATE recordings SET deadline = ? WHERE id = ?", (new, row["id"]))
+    rec.set_deadline(conn, row["id"], new)
     custody.append(
         conn,
         "deadline.recomputed",

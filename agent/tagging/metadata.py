@@ -23,6 +23,7 @@ from agent.config.loader import AgentConfig
 from agent.core import clock
 from agent.core.errors import TagError
 from agent.ledger import custody
+from agent.ledger import recordings as rec
 from agent.tagging import context_fields as cf
 
 # Field -> (Chinese label, English label), for reports, `tag --show` and Chinese keys.
@@ -268,7 +269,7 @@ def add_version(
         " party_salt) VALUES(?,?,?,?,?,?,?,?)",
         (rid, version, custody.canonical(stored), actor, reason, origin, at, salt),
     )
-    conn.execute("UPDATE recordings SET metadata_version = ? WHERE id = ?", (version, rid))
+    rec.set_metadata_version(conn, rid, version)
     custody.append(
         conn,
         "metadata.tagged",

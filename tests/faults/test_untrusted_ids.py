@@ -110,8 +110,7 @@ def test_dot_serial_from_the_usb_info_block(make_station, usb_sim: UsbSim, raw: 
         vol = st.mount_root / "REC0001"
         manifest = _clips(vol, [f"CLIP{i:04d}.MP4" for i in range(10)])
         (vol / "DEVINFO.TXT").write_text(f"vendor=ZFY\nserial={raw}\n", encoding="utf-8")
-        ing = Ingestor(ctx)
-        ing.linker = linker
+        ing = Ingestor(ctx, linker=linker)
         _copy_all(ctx, ing, vol)
         rows = _assert_held(st, ctx, vol, manifest, raw)
         dev = ledger_rows(st, "SELECT * FROM devices WHERE id=?", (rows[0]["device_id"],))[0]

@@ -52,7 +52,7 @@ def _ledger(st: Station, n: int) -> None:
         rid, _ = rec.discover_file(conn, dev, f, fields)
         (folder / f"{rid}.mp4").write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
-        rec.set_state(conn, rid, "spooled", sha256=sha, spool_path=f"t/{rid}.mp4")
+        rec.transition(conn, rid, "spooled", fields={"sha256": sha, "spool_path": f"t/{rid}.mp4"})
         custody.append(
             conn, "recording.spooled", {"sha256": sha, "size": len(data)}, recording_id=rid
         )

@@ -125,3 +125,9 @@ def test_migration_fills_the_rows_of_an_older_ledger(tmp_path: Path) -> None:
     due = to_us(datetime.fromisoformat("2026-10-09T23:59:59.999999+08:00"))
     assert tuple(row) == (made, due, None, 0)
     ledger.close()
+
+
+def test_the_attention_states_as_sql_text_are_the_attention_states() -> None:
+    from agent.compliance import report_query as rq
+
+    assert rq.ATTENTION_SQL == "(" + ", ".join(f"'{s}'" for s in rq.ATTENTION) + ")"

@@ -74,7 +74,7 @@ def test_3_release_point_not_reached(archived):
     assert not d.allowed and "on this station" in d.reason
     ctx.cfg.archive.off_station = True
     with ctx.ledger.tx() as conn:
-        rec.set_state(conn, rid, "spooled", archive_verified_at=None)
+        rec.transition(conn, rid, "spooled", fields={"archive_verified_at": None})
     d = wipegate.release(ctx.cfg, ctx.ledger, rid)
     assert not d.allowed and "not yet archived" in d.reason
     assert clip.exists()
@@ -83,12 +83,12 @@ def test_3_release_point_not_reached(archived):
 def test_4_ledger_row_not_committed(archived):
     ctx, rid, clip = archived
     with ctx.ledger.tx() as conn:
-        rec.set_state(conn, rid, "spooled", archive_verified_at=None)
+        rec.transition(conn, rid, "spooled", fields={"archive_verified_at": None})
     conn = ctx.ledger.connect()
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Inside an open transaction the row claims `archived`; nothing is committed yet.
-        rec.set_state(conn, rid, "archived", archive_verified_at=clock.now_iso())
+        rec.transition(conn, rid, "archived", fields={"archive_verified_at": clock.now_iso()})
         row = rec.get(conn, rid)
         d = wipegate.check(ctx.cfg, row, wipegate.committed_row(ctx.ledger.path, rid))
     finally:
@@ -115,7 +115,7 @@ def test_default_config_never_erases(make_station, bodycam):
 def test_quarantined_is_never_released(archived):
     ctx, rid, clip = archived
     with ctx.ledger.tx() as conn:
-        rec.set_state(conn, rid, "quarantined")
+        rec.transition(conn, rid, "quarantined")
     assert not wipegate.release(ctx.cfg, ctx.ledger, rid).allowed
     assert clip.exists()
 

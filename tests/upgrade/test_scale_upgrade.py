@@ -47,7 +47,7 @@ WRITER = textwrap.dedent(
             f = SourceFile(f"DCIM/{i:04d}.MP4".encode(), 1000 + i, 10**18 + i)
             due = {"deadline": "2026-01-01T00:00:00+08:00"}
             rid, _ = rec.discover_file(conn, devs[i % 3], f, due)
-            rec.set_state(conn, rid, states[i % 7])
+            rec.set_state(conn, rid, states[i % 7])  # the baseline (v0.1.0) API
             if i % 3 == 0:
                 metadata.add_version(conn, rid, {"case_number": f"C{i}"}, ["case_number"],
                                      actor="t", reason=None, origin="cli")
@@ -121,7 +121,7 @@ def test_baseline_ledger_upgrades_with_counters_right(tmp_path: Path) -> None:
     # Further writes by the current code keep every counter right.
     with ledger.tx() as conn:
         rid, _ = rec.discover_file(conn, 1, SourceFile(b"DCIM/new.MP4", 5, 7), {})
-        rec.set_state(conn, rid, "spooled", size=6)
+        rec.transition(conn, rid, "spooled", fields={"size": 6})
         metadata.add_version(
             conn, rid, {"case_number": "N1"}, ["case_number"], actor="t", reason=None, origin="cli"
         )
