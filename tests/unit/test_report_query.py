@@ -130,4 +130,4 @@ def test_migration_fills_the_rows_of_an_older_ledger(tmp_path: Path) -> None:
 def test_the_attention_states_as_sql_text_are_the_attention_states() -> None:
     from agent.compliance import report_query as rq
 
-    assert rq.ATTENTION_SQL == "(" + ", ".join(f"'{s}'" for s in rq.ATTENTION) + ")"
+    assert "(" + ", ".join(f"'{s}'" for s in rq.ATTENTION) + ")" == rq.ATTENTION_SQL
