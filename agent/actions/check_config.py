@@ -134,3 +134,14 @@ def _archive_problems(cfg: AgentConfig) -> list[tuple[str, str]]:
     elif a.endpoint_url is not None:
         problems.append(("archive.endpoint_url", "set, but archive.url is not s3://..."))
     return problems
+
+
+def gate_warnings(cfg: AgentConfig) -> list[str]:
+    """check-config warnings: settings that are valid but would refuse everything they enable."""
+    if cfg.mqtt.url and cfg.mqtt.commands_enabled and cfg.operators.file is None:
+        return [
+            "mqtt.commands_enabled is on but no operator register is configured "
+            "(operators.file): every command would be refused, since a console key maps to an "
+            "operator in that register (docs/access.md)"
+        ]
+    return []

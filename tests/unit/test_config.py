@@ -82,6 +82,16 @@ def test_check_config_exit_78_and_ok(station):
     assert bad.returncode == 78 and "(syntax)" in bad.stderr
 
 
+def test_check_config_warns_of_mqtt_commands_without_an_operator_register(make_station):
+    mqtt = '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\ncommands_enabled = true\n'
+    bare = make_station(mqtt + "[operators]\n", name="bare")  # no operators.file
+    out = bare.cli("check-config")
+    assert out.returncode == 0 and "operators.file" in out.stderr, out.stderr
+    with_register = make_station(mqtt, name="with")  # the fixture's register
+    out = with_register.cli("check-config")
+    assert out.returncode == 0 and "mqtt.commands_enabled" not in out.stderr, out.stderr
+
+
 def test_contradicting_calendar_override_fails_check_config(station, tmp_path):
     cal = tmp_path / "cal.toml"
     cal.write_text(
