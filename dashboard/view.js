@@ -264,9 +264,17 @@ function eventDetail(p) {
 
 export function eventItem(ev) {
   const bad = /failed|missed|violation|error|low|gap|unknown/.test(ev.type);
+  // When the event was first put on the page (wall clock, ms): its delivery latency, shown.
+  if (!ev.shownAt) ev.shownAt = Date.now();
   return el(
     "li",
-    { "data-event-id": ev.id, "data-station": ev.station, "data-type": ev.type, class: bad ? "bad" : null },
+    {
+      "data-event-id": ev.id,
+      "data-station": ev.station,
+      "data-type": ev.type,
+      "data-shown-at": String(ev.shownAt),
+      class: bad ? "bad" : null,
+    },
     el("time", {}, fmtTime(ev.payload.at)),
     el("span", { class: "ev-station" }, ev.station),
     el("span", { class: "ev-type", title: ev.type }, t(`event.${ev.type}`, ev.type)),

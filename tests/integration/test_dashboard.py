@@ -117,9 +117,12 @@ def test_dashboard_shows_both_stations_battery_ratio_and_live_events(
             )
             ev = msg.json()
             item = f'#events li[data-event-id="{ev["id"]}"]'
-            left = max(0.0, msg.received + 5 - time.monotonic())
-            wait_page(driver, lambda: driver.find_elements("css selector", item), left, ev["type"])
-            assert time.monotonic() - msg.received <= 5.5  # 5 s plus the polling step
+            # The page stamps when it first showed the event (wall clock): that, not how fast
+            # a busy test machine's webdriver polls, is the dashboard's latency.
+            received_wall = time.time() - (time.monotonic() - msg.received)
+            wait_page(driver, lambda: driver.find_elements("css selector", item), 30, ev["type"])
+            shown = int(driver.find_element("css selector", item).get_attribute("data-shown-at"))
+            assert shown / 1000 - received_wall <= 5.0, shown / 1000 - received_wall
             assert text_of(driver, f"{item} .ev-station") == "station-b"
             title = driver.find_element("css selector", f"{item} .ev-type").get_attribute("title")
             assert title == ev["type"]
