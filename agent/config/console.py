@@ -44,7 +44,7 @@ class ConsoleConfig(Section):
         900.0, gt=0, description="Longest wait between two PIN attempts of one officer."
     )
     poll_seconds: float = Field(
-        0.25,
+        0.1,
         gt=0,
         le=10,
         description="How often the console asks the daemon for bay state (one request serves "
