@@ -120,11 +120,18 @@ def test_dashboard_shows_both_stations_battery_ratio_and_live_events(
             # The page stamps when it first showed the event (wall clock): that, not how fast
             # a busy test machine's webdriver polls, is the dashboard's latency.
             received_wall = time.time() - (time.monotonic() - msg.received)
-            wait_page(driver, lambda: driver.find_elements("css selector", item), 30, ev["type"])
-            shown = int(driver.find_element("css selector", item).get_attribute("data-shown-at"))
-            assert shown / 1000 - received_wall <= 5.0, shown / 1000 - received_wall
-            assert text_of(driver, f"{item} .ev-station") == "station-b"
-            title = driver.find_element("css selector", f"{item} .ev-type").get_attribute("title")
+            # Read in one go inside the page: the list is re-rendered as events arrive, so an
+            # element found by one webdriver call may be gone by the next.
+            read = (
+                "const li = document.querySelector(arguments[0]);"
+                "return li && [li.dataset.shownAt, li.querySelector('.ev-station').textContent,"
+                " li.querySelector('.ev-type').title];"
+            )
+            shown, station, title = wait_page(
+                driver, lambda: driver.execute_script(read, item), 30, ev["type"]
+            )
+            assert int(shown) / 1000 - received_wall <= 5.0, int(shown) / 1000 - received_wall
+            assert station == "station-b"
             assert title == ev["type"]
             done = '#events li[data-station="station-b"][data-type="ingest.completed"]'
             wait_page(driver, lambda: driver.find_elements("css selector", done), 30, done)
