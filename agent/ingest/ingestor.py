@@ -189,16 +189,7 @@ class Ingestor(VolumeRegistration):
                 reason,
             )
             with self.ctx.ledger.tx() as conn:
-                rec.transition(
-                    conn,
-                    rid,
-                    "failed",
-                    fields={"reason": reason},
-                    custody_type="recording.failed",
-                    payload={"reason": reason},
-                    event="ingest.failed",
-                    event_fields={"recording": rid, "serial": serial, "reason": reason},
-                )
+                _fail(conn, rid, serial, reason)
             return Outcome(rid, "failed", reason=reason)
         finally:
             with self._lock:
@@ -213,16 +204,7 @@ class Ingestor(VolumeRegistration):
         logger.error("recorder %s: %s (recording %s)", serial, reason, rid)
         self.stalled.add(device)
         with self.ctx.ledger.tx() as conn:
-            rec.transition(
-                conn,
-                rid,
-                "failed",
-                fields={"reason": reason},
-                custody_type="recording.failed",
-                payload={"reason": reason},
-                event="ingest.failed",
-                event_fields={"recording": rid, "serial": serial, "reason": reason},
-            )
+            _fail(conn, rid, serial, reason)
             device_rows.record_error(conn, str(row["vendor"]), serial, reason, auth=False)
             events.emit(
                 conn, "recorder.error", serial=serial, vendor=row["vendor"], driver=None,
@@ -349,3 +331,17 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc} (errno {exc.errno})"
     return str(exc)
+
+
+def _fail(conn: sqlite3.Connection, rid: str, serial: str, reason: str) -> None:
+    """A copy that failed: the recording is `failed` (retried later), in custody and events."""
+    rec.transition(
+        conn,
+        rid,
+        "failed",
+        fields={"reason": reason},
+        custody_type="recording.failed",
+        payload={"reason": reason},
+        event="ingest.failed",
+        event_fields={"recording": rid, "serial": serial, "reason": reason},
+    )
