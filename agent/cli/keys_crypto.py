@@ -26,6 +26,10 @@ def cmd_encryption(args: argparse.Namespace, cfg: AgentConfig) -> int:
         return _show(cfg, args.json)
     from agent.station.ownership import DaemonLock, require_owner
 
+    if action == "init" and args.systemd_creds:
+        from agent.cli.keys_seal import init_sealed
+
+        return init_sealed(cfg, args)  # as root first (systemd-creds), then as the owner
     if action == "init":
         _prepare_key_dir(cfg)
     require_owner(cfg.station.data_dir, f"keys encryption {action}")
@@ -209,3 +213,15 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument("--recovery-out", metavar="DIR", help="encryption init: make a recovery pair")
     sp.add_argument("--recovery-key", metavar="FILE", help="encryption recover: private key")
+    sp.add_argument(
+        "--systemd-creds",
+        action="store_true",
+        help="encryption init: seal the station key with systemd-creds (TPM2 where present, "
+        "else the host key) into the credstore and remove any plaintext key file (as root)",
+    )
+    sp.add_argument(
+        "--credstore",
+        metavar="DIR",
+        help="encryption init --systemd-creds: where the sealed key goes "
+        "(default /etc/evidence-agent/credstore.encrypted)",
+    )
