@@ -114,6 +114,13 @@ def _init(cfg: AgentConfig, args: argparse.Namespace) -> int:
             f"crypto.key_file {path} lies inside station.data_dir; choose a path outside it"
         )
     made = not path.exists()
+    from agent.station import syscreds
+
+    if made and syscreds.sealed_present():
+        raise EnvelopeKeyError(
+            f"the station key is sealed in {syscreds.credential_path()} (keys encryption init "
+            "--systemd-creds): a new key file would not open the existing copies; nothing made"
+        )
     if made:
         kek.write_ring(path, [os.urandom(32)])
     if args.recovery_out:
