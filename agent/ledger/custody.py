@@ -46,10 +46,19 @@ def event_hash(
     return hashlib.sha256(body).hexdigest()
 
 
-def _head(conn: sqlite3.Connection) -> tuple[int, str, str | None] | None:
+SM3_SCHEMA = 19  # migration 0019 added custody.sm3 and the checkpoints' SM2 columns
+
+
+def _sm_schema(conn: sqlite3.Connection) -> bool:
+    """False while an older migration (0008) appends, before 0019 added the columns."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0]) >= SM3_SCHEMA
+
+
+def _head(conn: sqlite3.Connection, sm: bool = True) -> tuple[int, str, str | None] | None:
     # `seq > 0`: a rowid range, so the plan is a SEARCH from the end (O(1)), never a SCAN.
     row = conn.execute(
-        "SELECT seq, hash, sm3 FROM custody WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
+        f"SELECT seq, hash, {'sm3' if sm else 'NULL'} FROM custody"
+        " WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     return None if row is None else (int(row[0]), str(row[1]), row[2])
 
@@ -65,8 +74,9 @@ def append(
     """Append one event; the caller's transaction makes it atomic with the change itself."""
     if not conn.in_transaction:
         raise RuntimeError("custody.append must run inside a ledger transaction")
-    head = _head(conn)
-    suite = getattr(conn, "suite", None)
+    sm = _sm_schema(conn)
+    head = _head(conn, sm)
+    suite = getattr(conn, "suite", None) if sm else None
     if type_ != sm3chain.SUITE_EVENT and sm3chain.switch_needed(suite, head and head[2]):
         # The first write under another crypto.suite records the switch, in this transaction.
         append(conn, sm3chain.SUITE_EVENT, sm3chain.switch_payload(str(suite)))
@@ -78,13 +88,15 @@ def append(
     h = event_hash(seq, at, type_, recording_id, actor, body, ALG, prev)
     prev_sm3 = None if head is None else head[2]
     sm3 = None
-    if sm3chain.carries(type_, payload, prev_sm3):
+    if sm and sm3chain.carries(type_, payload, prev_sm3):
         sm3 = sm3chain.value(seq, at, type_, recording_id, actor, body, prev_sm3)
-    conn.execute(
-        "INSERT INTO custody(seq, at, type, recording_id, actor, payload, alg, prev_hash, hash,"
-        " sm3) VALUES(?,?,?,?,?,?,?,?,?,?)",
-        (seq, at, type_, recording_id, actor, body, ALG, prev, h, sm3),
-    )
+    row = (seq, at, type_, recording_id, actor, body, ALG, prev, h)
+    columns = "seq, at, type, recording_id, actor, payload, alg, prev_hash, hash"
+    if sm:
+        conn.execute(f"INSERT INTO custody({columns}, sm3) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                     (*row, sm3))  # fmt: skip
+    else:
+        conn.execute(f"INSERT INTO custody({columns}) VALUES(?,?,?,?,?,?,?,?,?)", row)
     return seq
 
 
