@@ -93,3 +93,34 @@ def test_sm3_chain_and_sm2_checkpoints_against_openssl(make_station, tmp_path, b
     assert bad.returncode != 0
     assert f"event {victim}" in bad.stdout + bad.stderr
     assert "SM3 mismatch" in bad.stdout + bad.stderr
+
+
+def test_daemon_cosigns_its_checkpoints_with_sm2(make_station, tmp_path):
+    """The daemon's own checkpoint (the final one at SIGTERM) under "sm": SM2 by the station
+    SM2 key it makes in keys_dir, and verify counts it."""
+    import signal
+    import socket
+
+    key = tmp_path / "etc-keys" / "encryption.key"
+    st = make_station(f'[crypto]\nsuite = "sm"\nkey_file = "{key}"\n')
+    st.cli("keys", "encryption", "init", check=True)
+    sock_path = st.dir / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(60)
+    proc = st.popen("run", env={"NOTIFY_SOCKET": str(sock_path)})
+    try:
+        while b"READY=1" not in sock.recv(4096):
+            pass
+    finally:
+        sock.close()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+        err = proc.communicate()[1]
+    assert rc == 0, err
+    last = ledger_rows(st, "SELECT * FROM checkpoints ORDER BY seq DESC LIMIT 1")[0]
+    assert last["sm2_signature"] and json.loads(last["statement"])["sm2_key"].startswith("sm3:")
+    assert _openssl_sm2_verifies(last["statement"], last["sm2_signature"],
+                                 last["sm2_public_key"], tmp_path)  # fmt: skip
+    report = json.loads(st.cli("verify", "--json").stdout)
+    assert report["ok"] and report["sm2_checkpoints"] >= 1 and report["sm3_from"] == 1
