@@ -230,6 +230,10 @@ def _next_steps(values: dict[str, str]) -> str:
             "  # LoadCredential= refuses to start the unit without this file (empty is fine):",
             "  test -e /etc/evidence-agent/credentials || "
             "install -D -m 0600 /dev/null /etc/evidence-agent/credentials",
+            "  # keys off the disk: evidence-agent keys encryption init --systemd-creds, then"
+            " install-systemd again (LoadCredentialEncrypted=)"
+            if values["KEY_CREDENTIAL"].startswith("#")
+            else "  # the station key is loaded sealed (LoadCredentialEncrypted=)",
             "  systemd-tmpfiles --create evidence-agent.conf",
             "  udevadm control --reload",
             "  systemctl daemon-reload && systemctl enable --now evidence-agent",
@@ -246,8 +250,10 @@ def cli_install(args: argparse.Namespace) -> int:
     Data dir and mount root come from `args.data_dir` / `args.mount_root`, else from the
     config file (`station.data_dir`, first of `detect.mount_roots`), else the FHS defaults.
     `--rw` mounts recorder volumes read-write: needed when `ingest.release_after` is not
-    `never`. `--dry-run` prints the files instead of writing them. Exit 0; 64 (EX_USAGE) when
-    a value is unusable; 73 (EX_CANTCREAT) when a file cannot be written.
+    `never`. `--sealed-key` (or the sealed station key existing under `--dest`) writes
+    `LoadCredentialEncrypted=` for it. `--dry-run` prints the files instead of writing them.
+    Exit 0; 64 (EX_USAGE) when a value is unusable (or crypto.key_file is set beside a sealed
+    key); 73 (EX_CANTCREAT) when a file cannot be written.
     """
     config = Path(os.path.abspath(getattr(args, "config", None) or DEFAULT_CONFIG))
     rw = bool(getattr(args, "rw", False))
