@@ -155,8 +155,15 @@ def keyring(cfg: AgentConfig) -> envelope.Keyring | None:
     """The keys that open this station's envelopes; None when the station has no key."""
     path = key_path(cfg)
     if not path.exists():
-        return None
+        sealed = _sealed_keys()
+        return None if sealed is None else envelope.Keyring.of(*sealed)
     return envelope.Keyring.of(*load_ring(path))
+
+
+def _sealed_keys() -> list[bytes] | None:
+    """The sealed station key, when it exists and this process is root (else None)."""
+    text = syscreds.sealed_text()
+    return None if text is None else parse_ring(text.decode("ascii"), syscreds.credential_path())
 
 
 def recipients(cfg: AgentConfig) -> envelope.Recipients | None:
@@ -164,6 +171,18 @@ def recipients(cfg: AgentConfig) -> envelope.Recipients | None:
     if cfg.crypto.encrypt == "off":
         return None
     path = key_path(cfg)
+    if not path.exists() and syscreds.sealed_present():
+        # Never plaintext because the key is sealed: open it (root) or refuse, naming the way.
+        sealed = _sealed_keys()
+        if sealed is None:
+            raise EnvelopeKeyError(
+                f"the station key is sealed in {syscreds.credential_path()}: only the service "
+                "(LoadCredentialEncrypted=) and root can open it; run this as root, or inside "
+                "the unit's credentials (`systemd-run -P --wait -p User=evidence -p "
+                "LoadCredentialEncrypted=...`, docs/security.md)"
+            )
+        suite = envelope.SUITE_BY_NAME[cfg.crypto.suite]
+        return envelope.Recipients(sealed[0], load_recovery_public(cfg), suite)
     if not path.exists() and cfg.crypto.encrypt == "auto":
         return None
     if inside_data_dir(cfg, path):

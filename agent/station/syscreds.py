@@ -86,3 +86,11 @@ def unseal(path: Path) -> bytes:
 def sealed_present(credstore: Path | None = None) -> bool:
     """Whether the sealed station key exists (visible to any user: its directory is 0755)."""
     return os.path.isfile(credential_path(credstore))
+
+
+def sealed_text(credstore: Path | None = None) -> bytes | None:
+    """The sealed key's plaintext when this process may open it (root), else None. For commands
+    run outside the unit (`sudo evidence-agent verify`); the plaintext stays in memory."""
+    if os.geteuid() != 0 or not sealed_present(credstore):
+        return None
+    return unseal(credential_path(credstore))

@@ -76,7 +76,7 @@ def test_existing_key_is_sealed_and_no_plaintext_key_is_left(make_station, tmp_p
     (row,) = ledger_rows(st, "SELECT spool_key_id FROM recordings")
     assert row["spool_key_id"] == before["key_ids"][0]
     assert st.cli("verify", env=env).returncode == 0
-    assert st.cli("verify").returncode != 0  # without the credential nothing opens the copy
+    assert st.cli("verify").returncode != 0  # no credential given, none sealed in /etc: no key
 
 
 def test_init_makes_a_new_sealed_key_without_any_key_file(make_station, tmp_path):
@@ -133,3 +133,30 @@ def test_install_systemd_loads_the_sealed_key_and_the_unit_verifies(tmp_path, mo
     assert LINE in (asked / TARGETS["evidence-agent.service"]).read_text().splitlines()
     # crypto.key_file would win over the credential: refused, naming the key
     assert _install(tmp_path, asked, '[crypto]\nkey_file = "/etc/k"\n', sealed_key=True) == 64
+
+
+def test_root_outside_the_unit_opens_the_sealed_key_and_never_writes_plaintext(
+    make_station, tmp_path, monkeypatch
+):
+    """With the key sealed and no key file, a command run as root outside the unit (say
+    `sudo evidence-agent verify`) opens the sealed key in memory; under crypto.encrypt = "auto"
+    new copies are still sealed for it, never written in plaintext for want of a key file."""
+    _root_with_systemd_creds()
+    from agent.core import envelope
+    from agent.station import kek, syscreds
+
+    store = tmp_path / "credstore.encrypted"
+    monkeypatch.setattr(syscreds, "CREDSTORE_DIR", store)  # instead of /etc on this host
+    ring = [os.urandom(32)]
+    syscreds.seal(kek.ring_text(ring).encode("ascii"), syscreds.credential_path())
+    st = make_station(f'[crypto]\nkey_file = "{tmp_path / "gone.key"}"\n')
+    cfg = st.cfg()
+    assert not kek.key_path(cfg).exists()
+    to = kek.recipients(cfg)
+    assert to is not None and to.kek == ring[0]
+    opened = kek.keyring(cfg)
+    assert opened is not None and list(opened.keks) == [envelope.kek_id(ring[0])]
+    assert kek.warnings(cfg) == [
+        "crypto.recovery_public_key is not set: losing the station key loses every encrypted "
+        "copy; set the agency's recovery key (docs/security.md)"
+    ]  # and no "written in plaintext" warning: the sealed key counts
