@@ -60,13 +60,17 @@ def _prepare_key_dir(cfg: AgentConfig) -> None:
 
 def _ids(cfg: AgentConfig) -> dict[str, Any]:
     from agent.core import envelope
-    from agent.station import kek
+    from agent.station import kek, syscreds
 
     path = kek.key_path(cfg)
     ring = kek.load_ring(path) if path.exists() else []
+    sealed = not ring and syscreds.sealed_present()
+    if sealed:  # its ids as root (systemd-creds decrypt in memory); else only that it exists
+        path, ring = syscreds.credential_path(), kek.sealed_keys() or []
     pub = kek.load_recovery_public(cfg)
     return {
         "key_file": str(path),
+        "sealed": sealed,
         "key_ids": [envelope.kek_id(k).hex() for k in ring],
         "recovery_public_key": str(cfg.crypto.recovery_public_key or "") or None,
         "recovery_key_id": envelope.recovery_id(pub).hex() if pub is not None else None,

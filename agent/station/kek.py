@@ -155,12 +155,12 @@ def keyring(cfg: AgentConfig) -> envelope.Keyring | None:
     """The keys that open this station's envelopes; None when the station has no key."""
     path = key_path(cfg)
     if not path.exists():
-        sealed = _sealed_keys()
+        sealed = sealed_keys()
         return None if sealed is None else envelope.Keyring.of(*sealed)
     return envelope.Keyring.of(*load_ring(path))
 
 
-def _sealed_keys() -> list[bytes] | None:
+def sealed_keys() -> list[bytes] | None:
     """The sealed station key, when it exists and this process is root (else None)."""
     text = syscreds.sealed_text()
     return None if text is None else parse_ring(text.decode("ascii"), syscreds.credential_path())
@@ -173,7 +173,7 @@ def recipients(cfg: AgentConfig) -> envelope.Recipients | None:
     path = key_path(cfg)
     if not path.exists() and syscreds.sealed_present():
         # Never plaintext because the key is sealed: open it (root) or refuse, naming the way.
-        sealed = _sealed_keys()
+        sealed = sealed_keys()
         if sealed is None:
             raise EnvelopeKeyError(
                 f"the station key is sealed in {syscreds.credential_path()}: only the service "

@@ -136,7 +136,7 @@ def test_install_systemd_loads_the_sealed_key_and_the_unit_verifies(tmp_path, mo
 
 
 def test_root_outside_the_unit_opens_the_sealed_key_and_never_writes_plaintext(
-    make_station, tmp_path, monkeypatch
+    make_station, tmp_path, monkeypatch, capsys
 ):
     """With the key sealed and no key file, a command run as root outside the unit (say
     `sudo evidence-agent verify`) opens the sealed key in memory; under crypto.encrypt = "auto"
@@ -160,3 +160,9 @@ def test_root_outside_the_unit_opens_the_sealed_key_and_never_writes_plaintext(
         "crypto.recovery_public_key is not set: losing the station key loses every encrypted "
         "copy; set the agency's recovery key (docs/security.md)"
     ]  # and no "written in plaintext" warning: the sealed key counts
+    from agent.cli.keys_crypto import cmd_encryption
+
+    assert cmd_encryption(argparse.Namespace(action="show", json=True), cfg) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["sealed"] is True and shown["key_file"] == str(syscreds.credential_path())
+    assert shown["key_ids"] == [envelope.kek_id(ring[0]).hex()]
