@@ -124,3 +124,31 @@ def test_daemon_cosigns_its_checkpoints_with_sm2(make_station, tmp_path):
                                  last["sm2_public_key"], tmp_path)  # fmt: skip
     report = json.loads(st.cli("verify", "--json").stdout)
     assert report["ok"] and report["sm2_checkpoints"] >= 1 and report["sm3_from"] == 1
+
+
+def test_archived_anchor_holds_the_sm3_head(make_station, tmp_path, bodycam):
+    """The checkpoint statement archived write-once outside the ledger names the SM3 head:
+    an SM3 value rewritten in the ledger is caught against it as well."""
+    from agent.archive.archiver import Archiver
+    from agent.ledger import custody
+    from fixtures.archive import ingest_volume
+
+    st = make_station('[crypto]\nsuite = "sm"\nencrypt = "off"\n')
+    ctx = st.context()
+    vol, _ = bodycam(serial="ZFY1903", clips=1, seconds=0.5)
+    ingest_volume(ctx, vol)
+    with ctx.ledger.tx() as conn:
+        cp = custody.checkpoint(conn, ctx.key, ctx.station_id, ctx.sm2)
+    Archiver(ctx).maintain(force=True)
+    head = cp["statement"]["head_seq"]
+    assert cp["statement"]["head_sm3"]
+    ctx.close()
+    assert st.cli("verify").returncode == 0
+    conn = sqlite3.connect(st.data_dir / "ledger.sqlite3", isolation_level=None)
+    conn.execute("DROP TRIGGER custody_no_update")
+    conn.execute("UPDATE custody SET sm3 = ? WHERE seq = ?", ("1" * 64, head))
+    conn.execute(GUARD)
+    conn.close()
+    bad = st.cli("verify")
+    assert bad.returncode != 0
+    assert f"rewrite: event {head} in the local chain has SM3 value {'1' * 64}" in bad.stdout
