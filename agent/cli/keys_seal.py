@@ -33,6 +33,7 @@ def init_sealed(cfg: AgentConfig, args: argparse.Namespace) -> int:
     source = kek.key_path(cfg, environ={})  # a key file on disk, never a loaded credential
     has_file = os.path.lexists(source)
     ring = kek.load_ring(source) if has_file else None
+    changed = has_file or not dest.exists()
     if dest.exists():
         sealed = kek.parse_ring(syscreds.unseal(dest).decode("ascii"), dest)
         if ring is not None and ring != sealed:
@@ -55,7 +56,8 @@ def init_sealed(cfg: AgentConfig, args: argparse.Namespace) -> int:
         print(f"recovery key pair: {pub} (set crypto.recovery_public_key to it) and {priv}")
         print(f"take {priv} OFF this station now and keep it offline (docs/security.md)")
     kid = envelope.kek_id(ring[0]).hex()
-    _record(cfg, made, kid, dest, source if has_file else None)
+    if changed:  # a run that found the key sealed already and no key file records nothing
+        _record(cfg, made, kid, dest, source if has_file else None)
     print(f"station encryption key {kid} {'made and ' if made else ''}sealed in {dest}")
     if has_file:
         print(f"removed the plaintext key file {source}")

@@ -92,6 +92,7 @@ def test_init_makes_a_new_sealed_key_without_any_key_file(make_station, tmp_path
     assert json.loads(event["payload"])["key"] == ids[0]
     again = st.cli("keys", "encryption", "init", "--systemd-creds", "--credstore", str(store))
     assert again.returncode == 0 and _key_ids(_decrypt(store / NAME)) == ids  # never replaced
+    assert len(ledger_rows(st, "SELECT seq FROM custody WHERE type LIKE 'crypto.key_%'")) == 1
 
 
 def _bindir() -> Path:
