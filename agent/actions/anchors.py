@@ -108,7 +108,12 @@ def _check_one(
         out.append(AnchorFinding(relkey, f"names event {seq}, not the event of its key"))
     if seq == 0:
         return out
-    row = conn.execute("SELECT hash FROM custody WHERE seq = ?", (seq,)).fetchone()
+    row = conn.execute("SELECT hash, sm3 FROM custody WHERE seq = ?", (seq,)).fetchone()
+    if row is not None and "head_sm3" in st and row[1] != st["head_sm3"]:
+        out.append(  # crypto.suite = "sm": the anchor also holds the SM3 chain's head
+            AnchorFinding(f"event {seq}", f"rewrite: event {seq} in the local chain has SM3 "
+                          f"value {row[1]}, the archived anchor {relkey} holds {st['head_sm3']}")
+        )  # fmt: skip
     if row is None:
         out.append(
             AnchorFinding(

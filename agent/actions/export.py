@@ -222,7 +222,7 @@ class Exporter:
                 recordings=[e.recording_id for e in result.exported],
                 operator=operator,
             )
-            custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
+            custody.checkpoint(conn, self.ctx.key, self.ctx.station_id, self.ctx.sm2)
 
     def _manifest(self, result: ExportResult, to: ExportDir, reason: str, operator: str) -> Path:
         conn = self.ctx.ledger.connect()
@@ -259,6 +259,7 @@ class Exporter:
                 "actor": c["actor"],
                 "payload": json.loads(c["payload"]),
                 "hash": c["hash"],
+                **({"sm3": c["sm3"]} if c["sm3"] else {}),  # the SM3 chain (crypto.suite "sm")
             }
             for c in conn.execute(
                 "SELECT * FROM custody WHERE recording_id=? ORDER BY seq", (e.recording_id,)

@@ -62,7 +62,7 @@ def ingest_dir(ctx: Context, root: Path, as_json: bool = False, max_wait: float 
         finally:
             ctx.device_locks.unpin(report.device_id)
         with ctx.ledger.tx() as conn:
-            custody.checkpoint(conn, ctx.key, ctx.station_id)
+            custody.checkpoint(conn, ctx.key, ctx.station_id, ctx.sm2)
     waiting = [r["source_path"] for r in ing.waiting([report.device_id])]
     failed = [o for o in outcomes if o.state == "failed"]
     result: dict[str, Any] = {

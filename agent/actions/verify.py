@@ -16,7 +16,7 @@ from agent.actions import incremental as incr
 from agent.core import rehash, sealedio
 from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
-from agent.ledger import appendonly, crosscheck, custody, handover, stationkey
+from agent.ledger import appendonly, crosscheck, custody, handover, sm3verify, stationkey
 from agent.ledger import paths as stationpaths
 from agent.rules import archive_keys
 from agent.station.context import Context
@@ -53,6 +53,11 @@ class VerifyReport:
     incremental: bool = False
     incremental_from: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    # 国密 (crypto.suite = "sm"): SM3 chain values and SM2 checkpoint signatures checked, and
+    # the event the SM3 chain starts at (None: the ledger has no SM3 chain).
+    sm3_events: int = 0
+    sm3_from: int | None = None
+    sm2_checkpoints: int = 0
 
     @property
     def ok(self) -> bool:
@@ -98,6 +103,13 @@ def run(
     n, chain = incr.walk_from(conn, start) if start else custody.verify_chain(conn)
     report.custody_events = n
     report.problems += [Problem("custody", f"event {p.seq}", p.message) for p in chain]
+    sm = sm3verify.run(conn, start)
+    report.sm3_events, report.sm3_from = sm.events, sm.first
+    report.sm2_checkpoints = sm.sm2_checkpoints
+    report.problems += [Problem("custody", f"event {p.seq}", p.message) for p in sm.problems]
+    report.problems += [
+        Problem("checkpoint", f"event {p.seq}", p.message) for p in sm.checkpoint_problems
+    ]
     report.problems += [Problem("guard", n, m) for n, m in appendonly.guard_problems(conn)]
     report.problems += [Problem("ledger", s, m) for s, m in crosscheck.recording_problems(conn)]
     report.problems += [
@@ -198,6 +210,11 @@ def _local_key_problems(ctx: Context, sched: handover.Schedule) -> list[Problem]
 def notes(report: VerifyReport) -> list[str]:
     """Text-output lines about the key trusted and, with --incremental, what was skipped."""
     out = [key_line(report)]
+    if report.sm3_from is not None or report.sm2_checkpoints:
+        out.append(
+            f"SM3 chain: {report.sm3_events} events checked (chain from event "
+            f"{report.sm3_from}); SM2: {report.sm2_checkpoints} checkpoint signatures checked"
+        )
     if report.incremental:
         s = report.skipped
         out.append(

@@ -21,6 +21,7 @@ from typing import Any
 
 from agent.cli.systemd_paths import configured_paths, hidden_warnings, writable_paths
 from agent.cli.udev_rules import UsbId, match_lines, recorder_ids, unknown_line
+from agent.config.crypto import CREDENTIAL_NAME, CREDSTORE_DIR
 
 # Template file name -> where it goes, relative to the destination root.
 TARGETS = {
@@ -90,6 +91,7 @@ def default_values(
     rw_paths: list[Path] | None = None,
     recorders: list[UsbId] | None = None,
     accept_unknown_usb: bool = False,
+    sealed_key: bool = False,
 ) -> dict[str, str]:
     """Placeholder values for the templates; raise ValueError naming any unusable value."""
     if not _SAFE_USER.match(user):
@@ -106,7 +108,14 @@ def default_values(
         "MOUNTROOT": _check_path("mount root", Path(mount_root)),
         "USER": user,
         "MOUNTMODE": "rw" if rw else "ro",
+        "KEY_CREDENTIAL": key_credential_line(sealed_key),
     }
+
+
+def key_credential_line(sealed: bool) -> str:
+    """The unit line that hands the sealed station key to the service (agent.station.syscreds)."""
+    line = f"LoadCredentialEncrypted={CREDENTIAL_NAME}:{CREDSTORE_DIR / CREDENTIAL_NAME}"
+    return line if sealed else f"#{line}"
 
 
 def template_text(name: str) -> str:
@@ -172,7 +181,21 @@ def _config_hints(config: Path) -> dict[str, Any]:
         "paths": configured_paths(data, config.parent),
         "accept_unknown_usb": section("detect").get("accept_unknown_usb") is True,
         "recorders": recorder_ids(data, config.parent),
+        "key_file": section("crypto").get("key_file"),
     }
+
+
+def _sealed_key(args: argparse.Namespace, hints: dict[str, Any]) -> bool:
+    """--sealed-key, or the sealed station key exists under --dest (the installed system)."""
+    dest = Path(getattr(args, "dest", None) or "/")
+    found = (dest / CREDSTORE_DIR.relative_to("/") / CREDENTIAL_NAME).is_file()
+    sealed = bool(getattr(args, "sealed_key", False)) or found
+    if sealed and hints.get("key_file"):
+        raise ValueError(
+            "crypto.key_file is set in the config, so the daemon would read that file instead "
+            "of the sealed credential: remove crypto.key_file, then run install-systemd again"
+        )
+    return sealed
 
 
 def _warnings(values: dict[str, str], hints: dict[str, Any], rw: bool) -> list[str]:
@@ -207,6 +230,10 @@ def _next_steps(values: dict[str, str]) -> str:
             "  # LoadCredential= refuses to start the unit without this file (empty is fine):",
             "  test -e /etc/evidence-agent/credentials || "
             "install -D -m 0600 /dev/null /etc/evidence-agent/credentials",
+            "  # keys off the disk: evidence-agent keys encryption init --systemd-creds, then"
+            " install-systemd again (LoadCredentialEncrypted=)"
+            if values["KEY_CREDENTIAL"].startswith("#")
+            else "  # the station key is loaded sealed (LoadCredentialEncrypted=)",
             "  systemd-tmpfiles --create evidence-agent.conf",
             "  udevadm control --reload",
             "  systemctl daemon-reload && systemctl enable --now evidence-agent",
@@ -223,8 +250,10 @@ def cli_install(args: argparse.Namespace) -> int:
     Data dir and mount root come from `args.data_dir` / `args.mount_root`, else from the
     config file (`station.data_dir`, first of `detect.mount_roots`), else the FHS defaults.
     `--rw` mounts recorder volumes read-write: needed when `ingest.release_after` is not
-    `never`. `--dry-run` prints the files instead of writing them. Exit 0; 64 (EX_USAGE) when
-    a value is unusable; 73 (EX_CANTCREAT) when a file cannot be written.
+    `never`. `--sealed-key` (or the sealed station key existing under `--dest`) writes
+    `LoadCredentialEncrypted=` for it. `--dry-run` prints the files instead of writing them.
+    Exit 0; 64 (EX_USAGE) when a value is unusable (or crypto.key_file is set beside a sealed
+    key); 73 (EX_CANTCREAT) when a file cannot be written.
     """
     config = Path(os.path.abspath(getattr(args, "config", None) or DEFAULT_CONFIG))
     rw = bool(getattr(args, "rw", False))
@@ -244,6 +273,7 @@ def cli_install(args: argparse.Namespace) -> int:
             rw_paths=writable_paths(data_dir, [mount_root, *roots[1:]], hints.get("paths") or {}),
             recorders=hints.get("recorders"),
             accept_unknown_usb=bool(hints.get("accept_unknown_usb")),
+            sealed_key=_sealed_key(args, hints),
         )
     except ValueError as exc:
         print(f"install-systemd: {exc}", file=sys.stderr)

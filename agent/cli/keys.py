@@ -112,12 +112,14 @@ def _rotate(cfg: Any) -> int:
         old, new = ctx.key, Ed25519PrivateKey.generate()
         handover.write_next(cfg.keys_dir, new)
         with ctx.ledger.tx() as conn:
-            custody.checkpoint(conn, old, ctx.station_id)  # the old key's last word
+            custody.checkpoint(conn, old, ctx.station_id, ctx.sm2)  # the old key's last word
             seq = handover.record(conn, old, new, ctx.station_id)
         conn = ctx.ledger.connect()
         handover.finish_pending(cfg.keys_dir, conn)
         with ctx.ledger.tx() as conn:
-            custody.checkpoint(conn, new, ctx.station_id)  # the new key covers the hand-over
+            custody.checkpoint(
+                conn, new, ctx.station_id, ctx.sm2
+            )  # the new key covers the hand-over
     finally:
         lock.release()
     old_fp = stationkey.fingerprint(old.public_key())

@@ -26,6 +26,10 @@ def cmd_encryption(args: argparse.Namespace, cfg: AgentConfig) -> int:
         return _show(cfg, args.json)
     from agent.station.ownership import DaemonLock, require_owner
 
+    if action == "init" and args.systemd_creds:
+        from agent.cli.keys_seal import init_sealed
+
+        return init_sealed(cfg, args)  # as root first (systemd-creds), then as the owner
     if action == "init":
         _prepare_key_dir(cfg)
     require_owner(cfg.station.data_dir, f"keys encryption {action}")
@@ -56,13 +60,17 @@ def _prepare_key_dir(cfg: AgentConfig) -> None:
 
 def _ids(cfg: AgentConfig) -> dict[str, Any]:
     from agent.core import envelope
-    from agent.station import kek
+    from agent.station import kek, syscreds
 
     path = kek.key_path(cfg)
     ring = kek.load_ring(path) if path.exists() else []
+    sealed = not ring and syscreds.sealed_present()
+    if sealed:  # its ids as root (systemd-creds decrypt in memory); else only that it exists
+        path, ring = syscreds.credential_path(), kek.sealed_keys() or []
     pub = kek.load_recovery_public(cfg)
     return {
         "key_file": str(path),
+        "sealed": sealed,
         "key_ids": [envelope.kek_id(k).hex() for k in ring],
         "recovery_public_key": str(cfg.crypto.recovery_public_key or "") or None,
         "recovery_key_id": envelope.recovery_id(pub).hex() if pub is not None else None,
@@ -110,6 +118,13 @@ def _init(cfg: AgentConfig, args: argparse.Namespace) -> int:
             f"crypto.key_file {path} lies inside station.data_dir; choose a path outside it"
         )
     made = not path.exists()
+    from agent.station import syscreds
+
+    if made and syscreds.sealed_present():
+        raise EnvelopeKeyError(
+            f"the station key is sealed in {syscreds.credential_path()} (keys encryption init "
+            "--systemd-creds): a new key file would not open the existing copies; nothing made"
+        )
     if made:
         kek.write_ring(path, [os.urandom(32)])
     if args.recovery_out:
@@ -209,3 +224,15 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument("--recovery-out", metavar="DIR", help="encryption init: make a recovery pair")
     sp.add_argument("--recovery-key", metavar="FILE", help="encryption recover: private key")
+    sp.add_argument(
+        "--systemd-creds",
+        action="store_true",
+        help="encryption init: seal the station key with systemd-creds (TPM2 where present, "
+        "else the host key) into the credstore and remove any plaintext key file (as root)",
+    )
+    sp.add_argument(
+        "--credstore",
+        metavar="DIR",
+        help="encryption init --systemd-creds: where the sealed key goes "
+        "(default /etc/evidence-agent/credstore.encrypted)",
+    )

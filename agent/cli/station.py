@@ -148,5 +148,11 @@ def add_station_commands(add: AddCommand) -> None:
         help="mount recorders read-write (needed unless release_after = never)",
     )
     sp.add_argument("--user", default="evidence")
+    sp.add_argument(
+        "--sealed-key",
+        action="store_true",
+        help="write LoadCredentialEncrypted= for the sealed station key even if "
+        "/etc/evidence-agent/credstore.encrypted/evidence-agent-encryption-key does not exist yet",
+    )
     sp.add_argument("--data-dir", default=None)
     sp.add_argument("--mount-root", default=None)

@@ -15,6 +15,9 @@ from agent.config.base import Section
 
 DEFAULT_KEY_FILE = Path("/etc/evidence-agent/keys/encryption.key")
 CREDENTIAL_NAME = "evidence-agent-encryption-key"
+# `keys encryption init --systemd-creds` seals the key here; install-systemd then loads it
+# with LoadCredentialEncrypted= (agent.station.syscreds).
+CREDSTORE_DIR = Path("/etc/evidence-agent/credstore.encrypted")
 
 
 class CryptoConfig(Section):

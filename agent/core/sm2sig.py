@@ -52,3 +52,12 @@ def public_pem(pk: bytes) -> str:
     b64 = base64.b64encode(_SPKI_PREFIX + pk).decode("ascii")
     lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
     return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"
+
+
+def public_from_pem(pem: str) -> bytes:
+    """The 65-byte point of an SM2 SubjectPublicKeyInfo PEM (as public_pem writes it)."""
+    body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+    der = base64.b64decode(body, validate=True)
+    if not der.startswith(_SPKI_PREFIX) or len(der) != len(_SPKI_PREFIX) + 65:
+        raise ValueError("not an SM2 public key (SubjectPublicKeyInfo, sm2p256v1)")
+    return der[len(_SPKI_PREFIX) :]

@@ -178,7 +178,7 @@ def _finish(
         if exported:
             events.emit(conn, "recording.exported", recordings=[e.recording_id for e in exported],
                         operator=op.officer_id)  # fmt: skip
-            custody.checkpoint(conn, ctx.key, ctx.station_id)
+            custody.checkpoint(conn, ctx.key, ctx.station_id, ctx.sm2)
     manifest = _manifest(server, op, exported, asked, reply["export"]) if exported else None
     failures = [{"id": rid, "reason": why} for rid, why in failed]  # as `export --json` has it
     return {"manifest": manifest, "exported": [vars(e) for e in exported], "failed": failures}

@@ -194,7 +194,7 @@ class Daemon:
         c = self.ctx.cfg.custody
         with self.ctx.ledger.tx() as conn:
             if cadence.due(conn, c.checkpoint_events, c.checkpoint_seconds):
-                custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
+                custody.checkpoint(conn, self.ctx.key, self.ctx.station_id, self.ctx.sm2)
         return CHECKPOINT_SECONDS
 
     def _inventory_step(self) -> float:
@@ -340,7 +340,7 @@ class Daemon:
                 logger.exception("closing driver %s failed", runner.label)
         try:
             with self.ctx.ledger.tx() as conn:
-                custody.checkpoint(conn, self.ctx.key, self.ctx.station_id)
+                custody.checkpoint(conn, self.ctx.key, self.ctx.station_id, self.ctx.sm2)
         except Exception:  # noqa: BLE001
             logger.exception("final checkpoint failed")
         if self.mqtt is not None:

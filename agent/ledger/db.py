@@ -44,6 +44,7 @@ class StationConnection(sqlite3.Connection):
 
     station: str | None = None
     timezone: str = "UTC"
+    suite: str | None = None  # crypto.suite: "sm" keeps an SM3 custody chain (agent.ledger.custody)
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -87,10 +88,11 @@ class Ledger:
             ) from exc
         self._migrate()
 
-    def identify(self, station: str, timezone: str) -> None:
+    def identify(self, station: str, timezone: str, suite: str | None = None) -> None:
         """Name the station on this ledger's connections, so events created through them
-        carry `station` and the station's clock (agent.ledger.events)."""
-        self.station, self.timezone = station, timezone
+        carry `station` and the station's clock (agent.ledger.events), and custody events the
+        configured crypto.suite's chain values."""
+        self.station, self.timezone, self.suite = station, timezone, suite
 
     def connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -113,6 +115,7 @@ class Ledger:
         # Set on every call: the migrating connection exists before Ledger.identify.
         conn.station = getattr(self, "station", None)  # type: ignore[attr-defined]
         conn.timezone = getattr(self, "timezone", "UTC")  # type: ignore[attr-defined]
+        conn.suite = getattr(self, "suite", None)  # type: ignore[attr-defined]
         return conn
 
     @contextlib.contextmanager

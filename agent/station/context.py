@@ -36,7 +36,7 @@ class Context:
         self.stop = threading.Event()
         cfg.station.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.ledger = Ledger(cfg.ledger_path, stationpaths.roots(cfg), cfg.station.id)
-        self.ledger.identify(cfg.station.id, cfg.station.timezone)
+        self.ledger.identify(cfg.station.id, cfg.station.timezone, cfg.crypto.suite)
 
     @property
     def station_id(self) -> str:
@@ -47,6 +47,15 @@ class Context:
         handover.finish_pending(self.cfg.keys_dir, self.ledger.connect())  # a cut-off rotation
         signed = self.ledger.one("SELECT COUNT(*) FROM checkpoints")
         return stationkey.load_or_create(self.cfg.keys_dir, int(signed[0]) if signed else 0)
+
+    @cached_property
+    def sm2(self) -> tuple[bytes, bytes] | None:
+        """The station SM2 key pair that co-signs checkpoints under crypto.suite = "sm"."""
+        if self.cfg.crypto.suite != "sm":
+            return None
+        from agent.station import sm2key
+
+        return sm2key.load_or_create(self.cfg.keys_dir)
 
     @cached_property
     def seal(self) -> envelope.Recipients | None:

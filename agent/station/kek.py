@@ -22,17 +22,24 @@ from agent.config.loader import AgentConfig
 from agent.core import envelope
 from agent.core.errors import EnvelopeKeyError
 from agent.core.safefs import fsync_dir
+from agent.station import syscreds
 
 _HEAD = "# evidence-agent station encryption key (docs/security.md): secret, back it up offline\n"
 
 
 def key_path(cfg: AgentConfig, environ: dict[str, str] | None = None) -> Path:
-    """Where the station KEK is read from: crypto.key_file, the systemd credential, the default."""
-    if cfg.crypto.key_file is not None:
-        return cfg.crypto.key_file
+    """Where the station KEK is read from: crypto.key_file, the systemd credential, the default.
+
+    A crypto.key_file that no longer exists gives way to the credential: `keys encryption init
+    --systemd-creds` seals that file's key and removes the file (agent.station.syscreds)."""
     creds = (os.environ if environ is None else environ).get("CREDENTIALS_DIRECTORY")
-    if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
-        return Path(creds) / CREDENTIAL_NAME
+    cred = Path(creds) / CREDENTIAL_NAME if creds else None
+    has_cred = cred is not None and cred.is_file()
+    key_file = cfg.crypto.key_file
+    if key_file is not None and (not has_cred or os.path.lexists(key_file)):
+        return key_file
+    if cred is not None and has_cred:
+        return cred
     return DEFAULT_KEY_FILE
 
 
@@ -52,6 +59,11 @@ def load_ring(path: Path) -> list[bytes]:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise EnvelopeKeyError(f"cannot read station encryption key {path}: {exc}") from None
+    return parse_ring(text, path)
+
+
+def parse_ring(text: str, path: Path) -> list[bytes]:
+    """The KEKs of a key file's text (`path` names it in errors)."""
     keys = []
     for n, line in enumerate(text.splitlines(), 1):
         word, _, value = line.strip().partition(" ")
@@ -73,7 +85,7 @@ def write_ring(path: Path, keys: list[bytes]) -> None:
     """Replace the key file atomically (0600 from creation, never through a symlink)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    text = _HEAD + "".join(f"kek {base64.b64encode(k).decode('ascii')}\n" for k in keys)
+    text = ring_text(keys)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as f:
@@ -84,6 +96,11 @@ def write_ring(path: Path, keys: list[bytes]) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def ring_text(keys: list[bytes]) -> str:
+    """A key file's text: the header, then one `kek <base64>` line per key, current first."""
+    return _HEAD + "".join(f"kek {base64.b64encode(k).decode('ascii')}\n" for k in keys)
 
 
 def load_recovery_public(cfg: AgentConfig) -> X25519PublicKey | None:
@@ -138,8 +155,15 @@ def keyring(cfg: AgentConfig) -> envelope.Keyring | None:
     """The keys that open this station's envelopes; None when the station has no key."""
     path = key_path(cfg)
     if not path.exists():
-        return None
+        sealed = sealed_keys()
+        return None if sealed is None else envelope.Keyring.of(*sealed)
     return envelope.Keyring.of(*load_ring(path))
+
+
+def sealed_keys() -> list[bytes] | None:
+    """The sealed station key, when it exists and this process is root (else None)."""
+    text = syscreds.sealed_text()
+    return None if text is None else parse_ring(text.decode("ascii"), syscreds.credential_path())
 
 
 def recipients(cfg: AgentConfig) -> envelope.Recipients | None:
@@ -147,6 +171,18 @@ def recipients(cfg: AgentConfig) -> envelope.Recipients | None:
     if cfg.crypto.encrypt == "off":
         return None
     path = key_path(cfg)
+    if not path.exists() and syscreds.sealed_present():
+        # Never plaintext because the key is sealed: open it (root) or refuse, naming the way.
+        sealed = sealed_keys()
+        if sealed is None:
+            raise EnvelopeKeyError(
+                f"the station key is sealed in {syscreds.credential_path()}: only the service "
+                "(LoadCredentialEncrypted=) and root can open it; run this as root, or inside "
+                "the unit's credentials (`systemd-run -P --wait -p User=evidence -p "
+                "LoadCredentialEncrypted=...`, docs/security.md)"
+            )
+        suite = envelope.SUITE_BY_NAME[cfg.crypto.suite]
+        return envelope.Recipients(sealed[0], load_recovery_public(cfg), suite)
     if not path.exists() and cfg.crypto.encrypt == "auto":
         return None
     if inside_data_dir(cfg, path):
@@ -164,7 +200,7 @@ def problems(cfg: AgentConfig) -> list[tuple[str, str]]:
         return []
     path = key_path(cfg)
     out: list[tuple[str, str]] = []
-    if cfg.crypto.encrypt == "required" and not path.exists():
+    if cfg.crypto.encrypt == "required" and not path.exists() and not syscreds.sealed_present():
         out.append(
             (
                 "crypto.key_file",
@@ -192,7 +228,8 @@ def warnings(cfg: AgentConfig) -> list[str]:
     if cfg.crypto.encrypt == "off":
         return ["crypto.encrypt is off: spool copies are written in plaintext"]
     path = key_path(cfg)
-    if not path.exists():
+    # A sealed credential counts: the unit's LoadCredentialEncrypted= hands it to the daemon.
+    if not path.exists() and not syscreds.sealed_present():
         return [
             f"crypto.key_file {path} does not exist: spool copies are written in "
             "plaintext; run `evidence-agent keys encryption init` (docs/security.md)"
