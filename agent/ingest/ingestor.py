@@ -205,10 +205,9 @@ class Ingestor(VolumeRegistration):
         self.stalled.add(device)
         with self.ctx.ledger.tx() as conn:
             _fail(conn, rid, serial, reason)
-            device_rows.record_error(conn, str(row["vendor"]), serial, reason, auth=False)
-            events.emit(
-                conn, "recorder.error", serial=serial, vendor=row["vendor"], driver=None,
-                handle=None, stage="read", code="read_stalled", message=reason,
+            device_rows.report_error(
+                conn, driver=None, handle=None, serial=serial, stage="read", code="read_stalled",
+                message=reason, keep_on=str(row["vendor"]), vendor=row["vendor"],
             )  # fmt: skip
         return Outcome(rid, "failed", reason=reason)
 

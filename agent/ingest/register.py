@@ -81,7 +81,7 @@ class VolumeRegistration:
             newly = docked.device_id
             if docked.newly_docked:  # docked again (not a rescan): a hung read is forgiven
                 self.stalled.discard(newly)
-            identifiers.mark_device(conn, newly, refused)
+            device_rows.mark_refused(conn, newly, refused)
             if pin and not self.ctx.device_locks.try_acquire(newly, pin=True):
                 logger.info(
                     "recorder %s is being copied by another agent process; sharing it", ident.serial
