@@ -31,12 +31,7 @@ def issue(conn: sqlite3.Connection, officer_id: str, actor: str) -> tuple[str, s
     It replaces the officer's PIN or any earlier code and clears the back-off."""
     code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
     now = clock.now()
-    conn.execute(
-        "INSERT INTO console_pins(officer_id, pin_hash, set_at, set_by, failures) "
-        "VALUES(?,?,?,?,0) ON CONFLICT(officer_id) DO UPDATE SET pin_hash = excluded.pin_hash,"
-        " set_at = excluded.set_at, set_by = excluded.set_by, failures = 0, retry_after = NULL",
-        (officer_id, MARK + pins.hash_pin(code), clock.iso(now), actor),
-    )
+    pins.store_hash(conn, officer_id, MARK + pins.hash_pin(code), now, actor)
     expires = str(clock.iso(now + timedelta(hours=CODE_HOURS)))
     custody.append(
         conn, "console.pin_code_issued", {"officer_id": officer_id, "expires_at": expires},
@@ -68,7 +63,7 @@ def redeem(
     pins.hash_pin(new_pin)  # the PIN rules first: a bad new PIN costs no try
     now = clock.now()
     row = ledger.one("SELECT * FROM console_pins WHERE officer_id = ?", (officer_id,))
-    wait = pins._wait(row, now)
+    wait = pins.wait_s(row, now)
     if wait > 0:
         return pins.LoginResult(False, wait, int(row["failures"]) if row else 0)
     good = eligible and _valid(row, code)
@@ -79,7 +74,7 @@ def redeem(
             ).fetchone()
             good = again is not None and row is not None and again[0] == row["pin_hash"]
         if not good:
-            return pins._failed(conn, officer_id, now, eligible, backoff)
+            return pins.count_failure(conn, officer_id, now, eligible, backoff)
         pins.set_pin(conn, officer_id, new_pin, actor=f"operator:{officer_id}")
         custody.append(
             conn, "console.login", {"officer_id": officer_id, "one_time": True},

@@ -60,15 +60,21 @@ def check_hash(encoded: str, pin: str) -> bool:
 
 def set_pin(conn: sqlite3.Connection, officer_id: str, pin: str, actor: str) -> None:
     """Store a new PIN hash (inside the caller's transaction) and clear the back-off."""
-    encoded = hash_pin(pin)
-    now = clock.iso(clock.now())
+    store_hash(conn, officer_id, hash_pin(pin), clock.now(), actor)
+    custody.append(conn, "console.pin_set", {"officer_id": officer_id}, actor=actor)
+
+
+def store_hash(
+    conn: sqlite3.Connection, officer_id: str, encoded: str, at: datetime, actor: str
+) -> None:
+    """Put `encoded` (a PIN's hash, or a one-time code's marked hash: `agent.access.pincodes`)
+    in the officer's row, set at `at` by `actor`, and clear the back-off."""
     conn.execute(
         "INSERT INTO console_pins(officer_id, pin_hash, set_at, set_by, failures) "
         "VALUES(?,?,?,?,0) ON CONFLICT(officer_id) DO UPDATE SET pin_hash = excluded.pin_hash,"
         " set_at = excluded.set_at, set_by = excluded.set_by, failures = 0, retry_after = NULL",
-        (officer_id, encoded, now, actor),
+        (officer_id, encoded, clock.iso(at), actor),
     )
-    custody.append(conn, "console.pin_set", {"officer_id": officer_id}, actor=actor)
 
 
 def unlock(conn: sqlite3.Connection, officer_id: str, actor: str) -> int:
@@ -87,7 +93,8 @@ def unlock(conn: sqlite3.Connection, officer_id: str, actor: str) -> int:
     return failures
 
 
-def _wait(row: sqlite3.Row | None, now: datetime) -> float:
+def wait_s(row: sqlite3.Row | None, now: datetime) -> float:
+    """Seconds the officer of `row` must still wait before the next try (0: none)."""
     until = clock.parse_iso(row["retry_after"]) if row is not None else None
     return max(0.0, (until - now).total_seconds()) if until else 0.0
 
@@ -108,7 +115,7 @@ def login(
     """
     now = clock.now()
     row = ledger.one("SELECT * FROM console_pins WHERE officer_id = ?", (officer_id,))
-    wait = _wait(row, now)
+    wait = wait_s(row, now)
     if wait > 0:  # not counted again: a kiosk user cannot stretch the wait by hammering
         return LoginResult(False, wait, int(row["failures"]) if row else 0)
     encoded = (row["pin_hash"] if row is not None else None) or register_hash
@@ -123,16 +130,17 @@ def login(
                 conn, "console.login", {"officer_id": officer_id}, actor=f"operator:{officer_id}"
             )
             return LoginResult(True)
-        return _failed(conn, officer_id, now, eligible, backoff)
+        return count_failure(conn, officer_id, now, eligible, backoff)
 
 
-def _failed(
+def count_failure(
     conn: sqlite3.Connection,
     officer_id: str,
     now: datetime,
     eligible: bool,
     backoff: tuple[float, float],
 ) -> LoginResult:
+    """A wrong PIN or code (inside the caller's transaction): back off, in custody."""
     row = conn.execute(
         "SELECT failures FROM console_pins WHERE officer_id = ?", (officer_id,)
     ).fetchone()

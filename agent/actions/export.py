@@ -26,7 +26,8 @@ from agent.archive.store import Store
 from agent.archive.stores import open_store
 from agent.core import clock, crashpoint, sealedio
 from agent.core.errors import AgentError, ArchiveError, EnvelopeError, IntegrityError
-from agent.ledger import custody, events, stationkey
+from agent.ledger import custody, integrity, stationkey
+from agent.ledger import exported as exported_event
 from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.rules import archive_keys
@@ -156,10 +157,7 @@ class Exporter:
     def _violation(self, rid: str, where: str, path: str) -> None:
         logger.error("recording %s: %s copy %s does not match its SHA-256", rid, where, path)
         with self.ctx.ledger.tx() as conn:
-            custody.append(
-                conn, "integrity.violation", {"where": where, "path": path}, recording_id=rid
-            )
-            events.emit(conn, "integrity.violation", recording=rid, where=where)
+            integrity.report_violation(conn, rid, where, {"path": path})
 
     # --- custody and manifest --------------------------------------------------------------
 
@@ -200,10 +198,9 @@ class Exporter:
         self, result: ExportResult, to: Path, reason: str, operator: str, export_id: str
     ) -> None:
         with self.ctx.ledger.tx() as conn:
-            for e in result.exported:
-                custody.append(
-                    conn,
-                    "recording.exported",
+            files = [
+                (
+                    e.recording_id,
                     {
                         "export": export_id,
                         "operator": operator,
@@ -213,15 +210,10 @@ class Exporter:
                         "source": e.source,
                         "sha256": e.sha256,
                     },
-                    recording_id=e.recording_id,
-                    actor=operator,
                 )
-            events.emit(
-                conn,
-                "recording.exported",
-                recordings=[e.recording_id for e in result.exported],
-                operator=operator,
-            )
+                for e in result.exported
+            ]
+            exported_event.record_exported(conn, files, operator)
             custody.checkpoint(conn, self.ctx.key, self.ctx.station_id, self.ctx.sm2)
 
     def _manifest(self, result: ExportResult, to: ExportDir, reason: str, operator: str) -> Path:

@@ -20,12 +20,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from agent.archive import docs as archive_docs
+from agent.archive import objects as archive_objects
 from agent.archive.store import ObjectSpec, Store, Stored, spec_for
 from agent.archive.stores import open_store
 from agent.archive.throttle import current_limit, seconds_until_change
 from agent.core import clock, crashpoint, rehash
 from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
-from agent.ledger import custody, events
+from agent.ledger import events, integrity, kv
 from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.station.context import Context
@@ -168,25 +169,7 @@ class Archiver:
             # With release_after = "spooled" the wipe gate may have released it meanwhile:
             # `released` stays (the source is gone), the archive fields are added to it.
             now = conn.execute("SELECT state FROM recordings WHERE id=?", (rid,)).fetchone()
-            conn.execute(
-                "INSERT OR REPLACE INTO archive_objects(recording_id, store, bucket, key,"
-                " version_id, size, sha256, checksum, retain_mode, retain_until, legal_hold,"
-                " verified_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    rid,
-                    self.store.scheme,
-                    stored.bucket,
-                    stored.key,
-                    stored.version_id,
-                    spec.size,
-                    spec.sha256,
-                    stored.checksum,
-                    lock.mode,
-                    clock.iso(lock.retain_until),
-                    int(lock.legal_hold),
-                    at,
-                ),
-            )
+            archive_objects.record_upload(conn, rid, self.store.scheme, spec, stored, at)
             rec.transition(
                 conn,
                 rid,
@@ -247,13 +230,9 @@ class Archiver:
         self._retry_later(row, reason, at_least=INTEGRITY_RETRY_SECONDS)
         logger.error("recording %s: %s", rid, reason)
         with self.ctx.ledger.tx() as conn:
-            custody.append(
-                conn,
-                "integrity.violation",
-                {"where": "spool", "path": row["spool_path"], "reason": reason},
-                recording_id=rid,
+            integrity.report_violation(
+                conn, rid, "spool", {"path": row["spool_path"], "reason": reason}
             )
-            events.emit(conn, "integrity.violation", recording=rid, where="spool")
 
     def _store_failed(self, exc: ArchiveError) -> float:
         with self._lock:
@@ -287,7 +266,7 @@ class Archiver:
         if self._store_error is not None:
             logger.info("archive store works again")
             with self.ctx.ledger.tx() as conn:
-                conn.execute("DELETE FROM kv WHERE key='archive.last_error'")
+                kv.remove(conn, "archive.last_error")
         self._store_error, self._backoff = None, 0.0
 
     def _note_rate(self, size: int, seconds: float) -> None:
@@ -333,18 +312,11 @@ class Archiver:
             digest, _ = rehash.sha256_stream(f)
         ok = digest == row["sha256"]
         with self.ctx.ledger.tx() as conn:
-            conn.execute(
-                "UPDATE archive_objects SET audited_at=?, audit_ok=? WHERE recording_id=?",
-                (clock.now_iso(), int(ok), rid),
-            )
+            archive_objects.record_audit(conn, rid, ok, clock.now_iso())
             if not ok:
-                custody.append(
-                    conn,
-                    "integrity.violation",
-                    {"where": "archive", "ref": row["archive_ref"], "actual": digest},
-                    recording_id=rid,
+                integrity.report_violation(
+                    conn, rid, "archive", {"ref": row["archive_ref"], "actual": digest}
                 )
-                events.emit(conn, "integrity.violation", recording=rid, where="archive")
         logger.log(
             logging.INFO if ok else logging.ERROR,
             "audit of %s: %s",

@@ -20,6 +20,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from agent.archive import objects as archive_objects
 from agent.archive import segments
 from agent.archive.store import LockSpec, Store, lock_for
 from agent.core import clock
@@ -120,11 +121,7 @@ def ship_sidecar(ctx: Context, store: Store, rid: str) -> bool:
     case = str(meta.get("case_number") or "") or None
     _case_index(ctx, store, row, case, sidecar, version, lock)
     with ctx.ledger.tx() as conn:
-        conn.execute(
-            "UPDATE archive_objects SET sidecar_version=?, sidecar_at=?, case_number=?"
-            " WHERE recording_id=?",
-            (version, clock.iso(clock.now()), case, rid),
-        )
+        archive_objects.record_sidecar(conn, rid, version, clock.iso(clock.now()), case)
     return True
 
 
@@ -136,11 +133,7 @@ def _later(wanted: LockSpec, have: LockSpec) -> bool:
 
 def _save_lock(ctx: Context, rid: str, lock: LockSpec) -> None:
     with ctx.ledger.tx() as conn:
-        conn.execute(
-            "UPDATE archive_objects SET retain_mode=?, retain_until=?, legal_hold=?"
-            " WHERE recording_id=?",
-            (lock.mode, clock.iso(lock.retain_until), int(lock.legal_hold), rid),
-        )
+        archive_objects.record_lock(conn, rid, lock)
         custody.append(
             conn,
             "archive.lock_extended",

@@ -86,16 +86,6 @@ def vet_name_field(kind: str, value: str | None, pattern: str) -> tuple[str | No
     return (None, why) if why else (value, None)
 
 
-def mark_device(conn: sqlite3.Connection, device_id: int, reasons: list[str]) -> None:
-    """Record why a recorder's identity was refused (inside the caller's transaction)."""
-    if not reasons:
-        return
-    row = conn.execute("SELECT identity_refused FROM devices WHERE id=?", (device_id,)).fetchone()
-    known = row[0].split("; ") if row is not None and row[0] else []
-    merged = known + [r for r in reasons if r not in known]  # every source's refusal is kept
-    conn.execute("UPDATE devices SET identity_refused=? WHERE id=?", ("; ".join(merged), device_id))
-
-
 def refused_reason(conn: sqlite3.Connection, recording_id: str) -> str | None:
     """The recorder's or the recording's identifier refusal, if any."""
     row = conn.execute(

@@ -27,7 +27,8 @@ from agent.actions.export import MANIFEST_SCHEMA, Exported, Exporter
 from agent.core import clock, sealedio
 from agent.core.errors import AgentError
 from agent.daemon.api_params import Server, refs, resolver, text
-from agent.ledger import custody, events, paths, stationkey
+from agent.ledger import custody, integrity, paths, stationkey
+from agent.ledger import exported as exported_event
 from agent.ledger import recordings as rec
 from agent.rules import archive_keys
 
@@ -163,21 +164,15 @@ def _finish(
     with ctx.ledger.tx() as conn:
         for rid in bad_ids:
             where = by_id[rid]["source"]
-            custody.append(conn, "integrity.violation", {"where": where}, recording_id=rid)
-            events.emit(conn, "integrity.violation", recording=rid, where=where)
+            integrity.report_violation(conn, rid, where)
             failed.append([rid, f"the {where} copy does not match its SHA-256; not exported"])
-        for e in exported:
-            payload = {"export": reply["export"], "request": req,
-                       "operator": op.officer_id, "via": "cli",
-                       "reason": reason, "to": to,
-                       "file": e.file, "source": e.source, "sha256": e.sha256}  # fmt: skip
-            custody.append(
-                conn, "recording.exported", payload, recording_id=e.recording_id,
-                actor=op.officer_id,  # as exports always named it
-            )  # fmt: skip
         if exported:
-            events.emit(conn, "recording.exported", recordings=[e.recording_id for e in exported],
-                        operator=op.officer_id)  # fmt: skip
+            entries = [(e.recording_id, {"export": reply["export"], "request": req,
+                                       "operator": op.officer_id, "via": "cli",
+                                       "reason": reason, "to": to, "file": e.file,
+                                       "source": e.source, "sha256": e.sha256})
+                     for e in exported]  # fmt: skip
+            exported_event.record_exported(conn, entries, op.officer_id)  # actor: the officer
             custody.checkpoint(conn, ctx.key, ctx.station_id, ctx.sm2)
     manifest = _manifest(server, op, exported, asked, reply["export"]) if exported else None
     failures = [{"id": rid, "reason": why} for rid, why in failed]  # as `export --json` has it

@@ -32,7 +32,8 @@ from agent.daemon.api_console import CopyProgress
 from agent.daemon.sdstatus import STATUS_SECONDS, status_line
 from agent.ingest import sealold
 from agent.ingest.ingestor import Ingestor, ProgressFn
-from agent.ledger import cadence, custody, events
+from agent.ledger import cadence, custody
+from agent.ledger import devices as device_rows
 from agent.recorders import inventory as devices
 from agent.recorders.detect import VolumeWatcher
 from agent.recorders.driverloop import DriverRunner
@@ -249,9 +250,8 @@ class Daemon:
         name = settings.name or f"{settings.type} (drivers[{i}])"
         logger.error("driver %s cannot start: %s", name, exc)
         with self.ctx.ledger.tx() as conn:
-            events.emit(
+            device_rows.report_error(
                 conn,
-                "recorder.error",
                 driver=name,
                 handle=None,
                 serial=None,

@@ -1,8 +1,9 @@
 """Registering a volume: its recorder is docked and its evidence files are in the ledger.
 
 Idempotent, as the ledger is the truth and mount events are hints: a file already known by
-(recorder, path, size, mtime) is found again, never duplicated. The copy side is
-agent.ingest.ingestor.Ingestor, which inherits this.
+(recorder, path, size, mtime) is found again, never duplicated. Scheduling, copying and
+recovery are their own services (agent.ingest.schedule, .copyjob, .recovery), put together
+with this one by agent.ingest.ingestor.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import threading
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 from agent.config.loader import AgentConfig
 from agent.core import clock, identifiers
 from agent.core.safefs import SourceFile, open_beneath
+from agent.ingest.bays import Bays
 from agent.ledger import devices as device_rows
 from agent.ledger import recordings as rec
 from agent.recorders import recclock
@@ -51,11 +52,13 @@ class VolumeReport:
 class VolumeRegistration:
     """Docking a volume's recorder and registering its files (the first half of ingest)."""
 
-    ctx: Context
-    cfg: AgentConfig
-    linker: Linker
-    _lock: threading.Lock
-    stalled: set[int]
+    def __init__(self, ctx: Context, bays: Bays, linker: Linker | None = None) -> None:
+        self.ctx = ctx
+        self.cfg: AgentConfig = ctx.cfg
+        self.bays = bays
+        # Links volumes to recorders the USB/serial drivers identified (the daemon shares its
+        # linker with the driver threads; alone, it still links through the ledger).
+        self.linker = linker or Linker()
 
     # --- discovery -------------------------------------------------------------------------
 
@@ -80,8 +83,8 @@ class VolumeRegistration:
             docked = self._dock(conn, root, ident, registered, inv_status, quarantine)
             newly = docked.device_id
             if docked.newly_docked:  # docked again (not a rescan): a hung read is forgiven
-                self.stalled.discard(newly)
-            identifiers.mark_device(conn, newly, refused)
+                self.bays.redocked(newly)
+            device_rows.mark_refused(conn, newly, refused)
             if pin and not self.ctx.device_locks.try_acquire(newly, pin=True):
                 logger.info(
                     "recorder %s is being copied by another agent process; sharing it", ident.serial
@@ -199,5 +202,3 @@ class VolumeRegistration:
         with self.ctx.ledger.tx() as conn:
             for serial in device_rows.undock_volume(conn, str(root)):
                 logger.info("recorder %s undocked (%s gone)", serial, root)
-
-    # --- scheduling ------------------------------------------------------------------------

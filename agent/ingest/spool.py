@@ -27,7 +27,7 @@ from pathlib import Path
 from agent.config.loader import AgentConfig
 from agent.core import clock
 from agent.core.safefs import display, stat_beneath
-from agent.ledger import custody, events
+from agent.ledger import custody, events, integrity
 from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.rules import archive_keys
@@ -178,13 +178,13 @@ def _report_missing(ctx: Context, r: sqlite3.Row, present: bool) -> int:
         if not present and last is not None and last["type"] == "integrity.violation":
             return 0  # reported already; nothing changed since
         what = "copying it again from the recorder" if present else "source not on a recorder"
-        custody.append(
+        integrity.report_violation(
             conn,
-            "integrity.violation",
-            {"where": "spool", "path": r["spool_path"], "reason": f"spool copy missing; {what}"},
-            recording_id=rid,
+            rid,
+            "spool",
+            {"path": r["spool_path"], "reason": f"spool copy missing; {what}"},
+            reason="missing",
         )
-        events.emit(conn, "integrity.violation", recording=rid, where="spool", reason="missing")
         if present:
             rec.transition(
                 conn,

@@ -6,8 +6,8 @@ and one spool (docs/architecture.md), and only the kernel knows which of them is
   other copier is alive, so recovery runs only in a process that can take it exclusively
   (a killed process's lock is dropped with it).
 - `DeviceLocks` (`<data_dir>/locks/device-<id>.lock`): one reader per recorder across
-  processes, as `Ingestor._busy` is within one; `ingest DIR` holds its recorder for the whole
-  run, so the daemon leaves that recorder to it.
+  processes, as `Bays.busy` (agent.ingest.bays) is within one; `ingest DIR` holds its
+  recorder for the whole run, so the daemon leaves that recorder to it.
 """
 
 from __future__ import annotations

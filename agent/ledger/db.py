@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from agent.core.errors import LedgerError
+from agent.ledger import kv
 
 logger = logging.getLogger(__name__)
 
@@ -184,11 +185,8 @@ class Ledger:
         return None if row is None else str(row[0])
 
     def set_kv(self, conn: sqlite3.Connection, key: str, value: str) -> None:
-        conn.execute(
-            "INSERT INTO kv(key, value) VALUES(?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        """Store a kv value in `conn`'s transaction (the one kv writer: `agent.ledger.kv`)."""
+        kv.put(conn, key, value)
 
 
 def _split_sql(sql: str) -> list[str]:

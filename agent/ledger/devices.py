@@ -204,6 +204,49 @@ def record_error(
     )
 
 
+def mark_refused(conn: sqlite3.Connection, device_id: int, reasons: list[str]) -> None:
+    """Record why a recorder's identity was refused (`agent.core.identifiers` gives the verdict)."""
+    if not reasons:
+        return
+    row = conn.execute("SELECT identity_refused FROM devices WHERE id=?", (device_id,)).fetchone()
+    known = row[0].split("; ") if row is not None and row[0] else []
+    merged = known + [r for r in reasons if r not in known]  # every source's refusal is kept
+    conn.execute("UPDATE devices SET identity_refused=? WHERE id=?", ("; ".join(merged), device_id))
+
+
+def report_error(
+    conn: sqlite3.Connection,
+    *,
+    driver: str | None,
+    handle: str | None,
+    serial: str | None,
+    stage: str,
+    code: str,
+    message: str,
+    keep_on: str | None = None,
+    auth: bool = False,
+    **fields: object,
+) -> None:
+    """The one `recorder.error`: a driver that cannot start, a device error, a stalled read.
+
+    With `keep_on` (the recorder's vendor: its ledger row is known) the error is also kept on
+    that row, `auth` counting a failed login; `fields` are extra fields of the MQTT event.
+    """
+    if keep_on is not None and serial is not None:
+        record_error(conn, keep_on, serial, message, auth)
+    events.emit(
+        conn,
+        "recorder.error",
+        driver=driver,
+        handle=handle,
+        serial=serial,
+        stage=stage,
+        code=code,
+        message=message,
+        **fields,
+    )
+
+
 def list_in_inventory(
     conn: sqlite3.Connection,
     vendor: str,

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from agent.core import crashpoint
+from agent.ledger import events
 from agent.mqtt.connection import Connection
 from agent.station.context import Context
 
@@ -111,7 +112,7 @@ class OutboxDrainer:
             # sent again after the restart and the consumer drops them by id.
             crashpoint.hit("outbox.before_delete")
             with self.ctx.ledger.tx() as conn:
-                conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in done])
+                events.mark_delivered(conn, done)
             self.delivered += len(done)
 
     def _waiting_for_resend(self, now: float) -> bool:

@@ -16,7 +16,6 @@ from datetime import datetime
 
 from agent.core import clock, identifiers
 from agent.ledger import devices as device_rows
-from agent.ledger import events
 from agent.recorders import inventory as devices
 from agent.recorders import recclock
 from agent.recorders.linker import Linker
@@ -114,7 +113,7 @@ class DriverRunner:
         now = clock.now()
         with self.ctx.ledger.tx() as conn:
             seen = devices.sight(conn, self.ctx, ident, status, self.label, when=now)
-            identifiers.mark_device(conn, seen.device_id, refused)
+            device_rows.mark_refused(conn, seen.device_id, refused)
             st.vendor, st.device_id = seen.vendor, seen.device_id
         st.last_status = time.monotonic()
         recorder_clock = status.clock if status is not None else None
@@ -219,17 +218,16 @@ class DriverRunner:
         error must not be pinned on the recorder whose serial it copies."""
         logger.warning("%s", exc)
         with self.ctx.ledger.tx() as conn:
-            if vendor is not None and serial is not None:
-                device_rows.record_error(conn, vendor, serial, str(exc), auth)
-            events.emit(
+            device_rows.report_error(
                 conn,
-                "recorder.error",
                 driver=self.label,
                 handle=handle,
                 serial=serial,
                 stage=stage,
                 code=exc.code,
                 message=str(exc),
+                keep_on=vendor,
+                auth=auth,
             )
 
     def close(self) -> None:

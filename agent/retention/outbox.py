@@ -13,20 +13,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from agent.ledger import custody
+from agent.ledger import custody, events
 from agent.station.context import Context
 
 logger = logging.getLogger(__name__)
 
-# Literal predicate: the drop query reads the outbox by rowid and skips these.
-PROTECTED_SQL = (
-    "type NOT LIKE 'integrity.%' AND type NOT LIKE 'deadline.%' AND type != 'archive.failed'"
-)
 BATCH = 5000  # rows dropped per transaction, so a huge backlog never holds the lock long
-
-
-def is_protected(type_: str) -> bool:
-    return type_.startswith(("integrity.", "deadline.")) or type_ == "archive.failed"
+is_protected = events.is_protected  # integrity.*, deadline.*, archive.failed: never dropped
 
 
 def dropped(ctx: Context) -> int:
@@ -59,15 +52,10 @@ def _drop_batch(ctx: Context, cap: int) -> int:
         excess = min((int(row[0]) if row else 0) - cap, BATCH)
         if excess <= 0:
             return 0
-        rows = conn.execute(
-            f"SELECT seq, type FROM outbox WHERE seq > 0 AND {PROTECTED_SQL} ORDER BY seq LIMIT ?",
-            (excess,),
-        ).fetchall()
+        rows = events.drop_oldest_droppable(conn, excess)
         if not rows:
             return 0  # only protected events left: they stay, whatever the cap
-        seqs = [int(r[0]) for r in rows]
-        conn.execute("DELETE FROM outbox WHERE seq >= ? AND seq <= ? AND " + PROTECTED_SQL,
-                     (seqs[0], seqs[-1]))  # fmt: skip
+        seqs = [seq for seq, _ in rows]
         before = int(ctx.ledger.get_kv("outbox.dropped") or 0)
         ctx.ledger.set_kv(conn, "outbox.dropped", str(before + len(seqs)))
         custody.append(
@@ -77,7 +65,7 @@ def _drop_batch(ctx: Context, cap: int) -> int:
                 "count": len(seqs),
                 "first_seq": seqs[0],
                 "last_seq": seqs[-1],
-                "types": dict(sorted(Counter(str(r[1]) for r in rows).items())),
+                "types": dict(sorted(Counter(type_ for _, type_ in rows).items())),
                 "cap": cap,
                 "reason": "mqtt.outbox_max_events reached while events were undelivered",
             },

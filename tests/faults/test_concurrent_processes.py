@@ -107,7 +107,7 @@ def test_two_processes_never_take_the_same_recording(make_station):
     assert ib.claim(retry_seconds=0) is None  # one reader per recorder, across processes
     assert ia.ingest(row).state == "spooled"
     mine = next(r for r in stale if r["id"] == row["id"])
-    assert not ib._take(mine)  # a stale view never wins, even with the recorder free
+    assert not ib.scheduler.take(mine)  # a stale view never wins, even with the recorder free
     other = ib.claim(retry_seconds=0)
     assert other is not None and other["id"] != row["id"]
     assert ib.ingest(other).state == "spooled"

@@ -168,6 +168,30 @@ def test_every_table_has_a_declared_owner_and_only_it_writes(tmp_path: Path) -> 
     )
 
 
+def _modules_only(owners: set[str]) -> set[str]:
+    return owners - {"agent/ledger/migrations/"}
+
+
+def test_one_writer_module_per_table_can_be_declared(tmp_path: Path) -> None:
+    """A second writer cannot be declared: one module per row (besides migration triggers),
+    one module per table across the rows, and the code agrees."""
+    tables = _schema_tables(tmp_path)
+    rows = _doc_table("Who owns which table")
+    crowded = [names for names, owners in rows if len(_modules_only(owners)) > 1]
+    assert not crowded, (
+        f"rows of {DOC} 'Who owns which table' naming more than one module: {crowded}; "
+        "give the table one owner module with a named function per write, which the others call"
+    )
+    several = {
+        t: sorted(_modules_only(_owners(rows, t)))
+        for t in sorted(tables)
+        if len(_modules_only(_owners(rows, t))) > 1
+    }
+    assert not several, f"tables declared with several writers in {DOC}: {several}"
+    written = {t: sorted(m) for t, m in _writes(tables).items() if len(m) > 1}
+    assert not written, f"tables whose SQL writes sit in several modules: {written}"
+
+
 def test_recordings_have_one_writer_module(tmp_path: Path) -> None:
     writes = _writes(_schema_tables(tmp_path))
     assert writes["recordings"] == {"agent/ledger/recordings.py"}
@@ -192,6 +216,19 @@ def test_every_event_has_a_declared_emitter() -> None:
     declared = {n for names, owners in rows if not owners & FORWARDERS for n in names}
     stale = sorted(n for n in declared if not any(fnmatch(t, n) or fnmatch(n, t) for t in emits))
     assert not stale, f"{DOC} declares events nobody emits: {stale}"
+
+
+def test_one_emitter_module_per_event_can_be_declared() -> None:
+    """A second emitter cannot be declared: one module per row, one module per event."""
+    rows = _doc_table("Who emits which event")
+    crowded = [names for names, owners in rows if len(owners) != 1]
+    assert not crowded, (
+        f"rows of {DOC} 'Who emits which event' not naming exactly one module: {crowded}; "
+        "give the event one emitting function in the lowest layer its callers can import"
+    )
+    emits, _ = _emits()
+    several = {t: sorted(m) for t, m in emits.items() if len(m) > 1}
+    assert not several, f"events emitted from several modules: {several}"
 
 
 def test_the_scanner_sees_a_stray_write() -> None:

@@ -14,6 +14,7 @@ import os
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agent.archive.s3 import uploads
 from agent.archive.s3.client import error_code
 from agent.core import clock
 
@@ -72,10 +73,7 @@ def abort_abandoned(store: S3Archive) -> int:
                 if error_code(exc) != "NoSuchUpload":
                     raise store.tr(exc, f"abort upload {uid} of {key}") from exc
             with store.ctx.ledger.tx() as conn:
-                conn.execute(
-                    "UPDATE archive_uploads SET state='aborted', updated_at=? WHERE upload_id=?",
-                    (clock.iso(clock.now()), uid),
-                )
+                uploads.set_state(conn, uid, "aborted")
             logger.info("aborted abandoned upload %s of %s (started %s)", uid, key, u["Initiated"])
             aborted += 1
         if not resp.get("IsTruncated"):

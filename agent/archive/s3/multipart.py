@@ -20,6 +20,7 @@ from pathlib import Path
 from threading import Event
 from typing import Any
 
+from agent.archive.s3 import uploads
 from agent.archive.s3.client import error_code
 from agent.archive.s3.partplan import Part, composite, lock_kwargs, pread_part
 from agent.archive.store import LockSpec, ObjectSpec
@@ -144,28 +145,8 @@ class MultipartUploader:
         except Exception as exc:
             raise self.translate(exc, f"start upload of {key}") from exc
         uid = str(resp["UploadId"])
-        at = clock.iso(clock.now())
         with self.ledger.tx() as conn:
-            conn.execute(
-                "INSERT INTO archive_uploads(upload_id, recording_id, bucket, key, sha256, size,"
-                " part_size, parts, retain_mode, retain_until, legal_hold, state, started_at,"
-                " updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,'open',?,?)",
-                (
-                    uid,
-                    spec.recording_id,
-                    self.bucket,
-                    key,
-                    spec.sha256,
-                    spec.size,
-                    part_size,
-                    len(parts),
-                    spec.lock.mode,
-                    clock.iso(spec.lock.retain_until),
-                    int(spec.lock.legal_hold),
-                    at,
-                    at,
-                ),
-            )
+            uploads.record_started(conn, uid, spec, self.bucket, key, part_size, len(parts))
         return uid
 
     def _list_parts(self, key: str, uid: str) -> dict[int, dict[str, Any]] | None:
@@ -214,10 +195,7 @@ class MultipartUploader:
                             uid,
                             p.number,
                         )
-                        conn.execute(
-                            "DELETE FROM archive_parts WHERE upload_id=? AND part_number=?",
-                            (uid, p.number),
-                        )
+                        uploads.forget_part(conn, uid, p.number)
                     continue
                 assert have is not None
                 if rec is None:  # finished on the store, but the agent died before recording it
@@ -371,15 +349,8 @@ class MultipartUploader:
 
     @staticmethod
     def _record(conn: Any, uid: str, p: Part, etag: str) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO archive_parts(upload_id, part_number, size, checksum_sha256,"
-            " etag, done_at) VALUES(?,?,?,?,?,?)",
-            (uid, p.number, p.size, p.checksum, etag, clock.iso(clock.now())),
-        )
+        uploads.record_part(conn, uid, p, etag)
 
     def _set_state(self, uid: str, state: str) -> None:
         with self.ledger.tx() as conn:
-            conn.execute(
-                "UPDATE archive_uploads SET state=?, updated_at=? WHERE upload_id=?",
-                (state, clock.iso(clock.now()), uid),
-            )
+            uploads.set_state(conn, uid, state)
