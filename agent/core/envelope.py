@@ -197,6 +197,23 @@ def _nonce(file_id: bytes, index: int, final: bool) -> bytes:
     return file_id[:7] + struct.pack(">IB", index, 1 if final else 0)
 
 
+chunk_cipher = _chunk_aead  # for readers of envelopes outside a file (agent.core.envstream)
+
+
+def open_chunk(
+    aead: AESGCM | SM4GCM, header: Header, i: int, final: bool, raw: bytes, name: str
+) -> bytes:
+    """Plaintext of sealed chunk `i`; an error names the copy and the chunk."""
+    try:
+        return aead.decrypt(_nonce(header.file_id, i, final), raw, header.fixed)
+    except InvalidTag:
+        where = "last chunk" if final else "chunk"
+        raise EnvelopeError(
+            f"{name}: {where} {i} fails authentication: the encrypted copy was altered, "
+            "truncated, or had chunks dropped or reordered"
+        ) from None
+
+
 class Sealer:
     """Streaming encryption of one copy: feed plaintext with `update`, end with `finish`.
 

@@ -1,0 +1,68 @@
+"""`archive.encryption = "server"` (the default): plaintext objects under the store's SSE.
+
+Each upload asks for SSE-S3 (`ServerSideEncryption=AES256` on the put or on the multipart
+create), so the agency's evidence platform reads plain objects and the store keeps them
+encrypted on its disks. A store that refuses the request (SeaweedFS 4.x answers InternalError
+for SSE on a versioned, Object Lock bucket) gets the same upload without it, and one warning
+naming `archive.encryption`; a store that accepts it but does not report it in HEAD is recorded
+as such. What was used goes into the `recording.archived` custody event (`encryption.mode`:
+"sse-s3", "sse-kms" or "none").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from agent.archive.s3.verify import head
+from agent.archive.store import ObjectSpec, Stored
+from agent.core.errors import ArchiveError, ArchiveVerifyError
+
+S3Archive = Any  # agent.archive.s3.store.S3Archive, which imports this module
+
+logger = logging.getLogger(__name__)
+
+REQUEST = {"ServerSideEncryption": "AES256"}
+_MODES = {"AES256": "sse-s3", "aws:kms": "sse-kms", "aws:kms:dsse": "sse-kms"}
+
+
+def put(store: S3Archive, src: Path, spec: ObjectSpec) -> Stored:
+    """Upload with SSE requested; without it (once warned) if the store refuses it."""
+    if store.sse_refused:
+        return _plain(store, src, spec)
+    try:
+        stored = store.put_plain(src, spec, REQUEST)
+    except ArchiveVerifyError:
+        raise
+    except ArchiveError as exc:
+        # Either the store is down (the plain attempt fails too and that error is raised), or
+        # it refuses SSE: then the plain attempt works and SSE is not asked for again.
+        stored = _plain(store, src, spec)
+        store.sse_refused = True
+        logger.warning(
+            "archive store %s refused server-side encryption (%s): objects are uploaded "
+            'without it from now on. Set archive.encryption = "client" to keep the archive '
+            "encrypted on any store, or enable SSE-S3 on the store (docs/security.md)",
+            store.cfg.archive.endpoint_url or "AWS S3",
+            exc,
+        )
+        return stored
+    h = head(store.client, store.loc.bucket, stored.key, stored.version_id, store.tr)
+    mode = _MODES.get(str(h.get("ServerSideEncryption")), "none")
+    if mode == "none" and not store.sse_silent:
+        store.sse_silent = True
+        logger.warning(
+            "archive store %s accepted server-side encryption but does not report it for %s: "
+            'recorded as not encrypted; archive.encryption = "client" encrypts on the station',
+            store.cfg.archive.endpoint_url or "AWS S3",
+            stored.key,
+        )
+    return replace(stored, encryption={"mode": mode, "requested": "sse-s3"})
+
+
+def _plain(store: S3Archive, src: Path, spec: ObjectSpec) -> Stored:
+    stored = store.put_plain(src, spec, {})
+    info: dict[str, Any] = {"mode": "none", "requested": "sse-s3", "refused": True}
+    return replace(stored, encryption=info)

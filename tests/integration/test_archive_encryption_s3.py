@@ -1,0 +1,163 @@
+"""archive.encryption against a real SeaweedFS (issue 19): "client" uploads the envelope (no
+clip bytes in the bucket, the recovery key alone opens it, verify and verify-archive pass, a
+flipped byte is caught naming the recording); "server" asks for SSE and records what it got."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from agent.archive.archiver import Archiver
+from agent.archive.s3.store import parse_ref
+from agent.core import envelope, envstream
+from agent.station import kek
+from fixtures.archive import MIB, drain, ingest_volume, write_big_clip
+from toolcheck import require_tool
+
+
+def _keys(tmp_path: Path) -> tuple[str, Path]:
+    path = tmp_path / "etc-keys" / "encryption.key"
+    kek.write_ring(path, [os.urandom(32)])
+    priv, pub = kek.new_recovery_pair(tmp_path / "agency")
+    raw = f'[crypto]\nencrypt = "required"\nkey_file = "{path}"\nrecovery_public_key = "{pub}"\n'
+    return raw, priv
+
+
+def _objects(s3, ctx):  # type: ignore[no-untyped-def]
+    client = s3.server.client()
+    out = {}
+    for r in ctx.ledger.query("SELECT id, sha256, source_path, archive_ref FROM recordings"):
+        bucket, key, version = parse_ref(r["archive_ref"])
+        out[r["id"]] = (r, bucket, key, version, client)
+    return out
+
+
+def _archived_encryption(ctx):  # type: ignore[no-untyped-def]
+    rows = ctx.ledger.query(
+        "SELECT payload FROM custody WHERE type='recording.archived' ORDER BY seq"
+    )
+    return [json.loads(r["payload"])["encryption"] for r in rows]
+
+
+def _drop_spool(st, ctx) -> None:  # type: ignore[no-untyped-def]
+    """As housekeeping would: verify and export then read the archived objects."""
+    conn = sqlite3.connect(st.data_dir / "ledger.sqlite3")
+    with conn:
+        for (rel,) in conn.execute("SELECT spool_path FROM recordings").fetchall():
+            (ctx.cfg.spool_dir / rel).unlink()
+        conn.execute("UPDATE recordings SET spool_removed_at = '2026-12-03T00:00:00+08:00'")
+    conn.close()
+
+
+def test_client_encryption_uploads_envelopes_the_recovery_key_opens(s3_station, bodycam, tmp_path):  # type: ignore[no-untyped-def]
+    raw, recovery_key = _keys(tmp_path)
+    s3 = s3_station(part_size_bytes=5 * MIB, multipart_threshold_bytes=5 * MIB,
+                    encryption="client", raw=raw)  # fmt: skip
+    vol, clips = bodycam(serial="ZFY1920", clips=2, seconds=1.0)
+    clips.append(write_big_clip(vol, "ZFY1920", "100001", 11 * MIB, seq=91))
+    ctx = s3.context()
+    ids = ingest_volume(ctx, vol)
+    drain(Archiver(ctx))
+    ffprobe = require_tool("ffprobe")
+    recovery = envelope.Keyring(recovery=kek.load_recovery_private(recovery_key))
+    objects = _objects(s3, ctx)
+    assert sorted(objects) == sorted(ids)
+    for rid, (row, bucket, key, version, client) in objects.items():
+        got = client.get_object(Bucket=bucket, Key=key, VersionId=version)
+        body = got["Body"].read()
+        assert envelope.is_envelope(body)
+        assert got["Metadata"]["encryption"] == "client"
+        assert got["Metadata"]["sha256"] == row["sha256"]
+        assert got["ObjectLockMode"] == "COMPLIANCE"  # Object Lock unchanged
+        clip = (vol / row["source_path"]).read_bytes()
+        for at in (0, len(clip) // 2, len(clip) - 64):
+            assert clip[at : at + 48] not in body
+        dump = tmp_path / f"{rid}.obj"
+        dump.write_bytes(body)
+        probe = subprocess.run([ffprobe, "-v", "error", str(dump)], capture_output=True)
+        assert probe.returncode != 0, f"ffprobe read the archived object of {rid}"
+        # The agency's recovery private key alone (no station key) opens it.
+        stream = client.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"]
+        h = hashlib.sha256()
+        reader = envstream.plain_reader(stream, recovery, key)
+        while piece := reader.read(1 << 20):
+            h.update(piece)
+        assert h.hexdigest() == row["sha256"]
+        size = ctx.ledger.one("SELECT size FROM archive_objects WHERE recording_id=?", (rid,))
+        assert size is not None and size["size"] == len(body)
+    # The ledger records how: custody names the mode and the key ids, so does the sidecar.
+    enc = _archived_encryption(ctx)
+    rid0 = envelope.recovery_id(kek.load_recovery_private(recovery_key).public_key()).hex()
+    assert len(enc) == 3 and {e["mode"] for e in enc} == {"client"}
+    assert {e["recovery_key"] for e in enc} == {rid0}
+    # Read-back, audit, verify and export go through the envelope of the archived objects.
+    arch = Archiver(ctx)
+    assert all(arch.audit(rid) for rid in ids)
+    arch.maintain(force=True)
+    _drop_spool(s3.station, ctx)
+    out = s3.station.cli("verify", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["recordings_checked"] == 3
+    dest = tmp_path / "export"
+    s3.station.cli("export", *ids, "--to", str(dest), "--reason", "复议", "--operator", "OP1",
+                   check=True)  # fmt: skip
+    got_files = sorted(p.read_bytes() for p in dest.iterdir() if p.name.startswith(tuple(ids)))
+    assert got_files == sorted(c.read_bytes() for c in clips)
+    pinned = tmp_path / "station.pub"
+    pinned.write_bytes((s3.station.data_dir / "keys" / "station.ed25519.pub").read_bytes())
+    proc = s3.station.cli("verify-archive", "--pubkey", str(pinned), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_flipped_byte_in_a_client_object_fails_verify_naming_it(s3_station, bodycam, tmp_path):  # type: ignore[no-untyped-def]
+    raw, _ = _keys(tmp_path)
+    # A bucket without Object Lock, so the object can be overwritten in place (an attacker
+    # with the store's credentials; with Object Lock the version cannot change at all).
+    s3 = s3_station(lock=False, object_lock=False, encryption="client", raw=raw)
+    vol, _ = bodycam(serial="ZFY1921", clips=2, seconds=1.0)
+    ctx = s3.context()
+    ids = ingest_volume(ctx, vol)
+    drain(Archiver(ctx))
+    objects = _objects(s3, ctx)
+    victim = ids[0]
+    _, bucket, key, version, client = objects[victim]
+    body = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    body[envelope.HEADER_SIZE + 500] ^= 0x01
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(body))
+    assert Archiver(ctx).audit(victim) is False  # the audit records a violation
+    _drop_spool(s3.station, ctx)
+    out = s3.station.cli("verify", "--json")
+    assert out.returncode != 0
+    problems = json.loads(out.stdout)["problems"]
+    named = [p for p in problems if p["subject"] == victim]
+    assert named and "chunk 0" in named[0]["message"], problems
+    assert not [p for p in problems if p["subject"] == ids[1]]
+
+
+def test_server_encryption_is_requested_and_what_was_used_recorded(s3_station, bodycam, caplog):  # type: ignore[no-untyped-def]
+    s3 = s3_station()  # archive.encryption = "server" is the default
+    vol, clips = bodycam(serial="ZFY1922", clips=2, seconds=1.0)
+    ctx = s3.context()
+    ids = ingest_volume(ctx, vol)
+    drain(Archiver(ctx))
+    enc = _archived_encryption(ctx)
+    assert len(enc) == len(ids) == 2
+    client = s3.server.client()
+    for rid, (row, bucket, key, version, _) in _objects(s3, ctx).items():
+        head = client.head_object(Bucket=bucket, Key=key, VersionId=version)
+        body = client.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == row["sha256"]  # plaintext for the platform
+        reported = head.get("ServerSideEncryption")
+        mode = enc[ids.index(rid)]["mode"]
+        # What the store reports is what the ledger records: SSE-S3 where the store honours
+        # it; SeaweedFS 4.x refuses SSE on an Object Lock bucket, so the plain fallback.
+        assert mode == ("sse-s3" if reported == "AES256" else "none")
+        if mode == "none":
+            assert enc[ids.index(rid)].get("refused") is True
+    if {e["mode"] for e in enc} == {"none"}:
+        warned = [r for r in caplog.records if "archive.encryption" in r.getMessage()]
+        assert len(warned) == 1  # once, not once per object
