@@ -119,12 +119,20 @@ def _local_archive(ctx: Context) -> Path | None:
 
 
 def commit(
-    ctx: Context, result: RekeyResult, event: str, payload: Mapping[str, object], actor: str
+    ctx: Context,
+    result: RekeyResult,
+    event: str,
+    payload: Mapping[str, object],
+    actor: str,
+    archive_slots: Mapping[str, str] | None = None,
 ) -> int:
-    """Record the new key of every re-wrapped copy and the custody event, in one transaction."""
+    """Record the new key of every re-wrapped copy and the custody event, in one transaction
+    (with the slots re-wrapped for S3 objects that cannot be rewritten, agent.archive.s3.rekey)."""
     kid = payload.get("key")
     with ctx.ledger.tx() as conn:
         rec.set_spool_key(conn, list(result.rewrapped), kid)
+        for k, v in (archive_slots or {}).items():
+            ctx.ledger.set_kv(conn, k, v)
         body = {
             **payload,
             "rewrapped": len(result.rewrapped),

@@ -77,6 +77,9 @@ class Keyring:
 
     keks: dict[bytes, bytes] = field(default_factory=dict)
     recovery: X25519PrivateKey | None = None
+    # Slots re-wrapped for copies that cannot be rewritten (S3 objects under Object Lock), by
+    # file id: tried after the copy's own slots (agent.archive.s3.rekey).
+    extra_slots: dict[bytes, list[tuple[int, bytes, bytes]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, *keks: bytes, recovery: X25519PrivateKey | None = None) -> Keyring:
@@ -166,7 +169,7 @@ def _recovery_kek(shared: bytes, eph_pub: bytes, rid: bytes) -> bytes:
 
 def unwrap(header: Header, keys: Keyring, name: str) -> bytes:
     """The data key, from whichever slot `keys` opens; an error names the keys it needs."""
-    for kind, kid, blob in header.slots:
+    for kind, kid, blob in header.slots + keys.extra_slots.get(header.file_id, []):
         try:
             if kind == SLOT_STATION and kid in keys.keks:
                 aad = _slot_aad(header, kind, kid)
@@ -329,5 +332,9 @@ class Opened:
 def rewrapped_header(fd: int, keys: Keyring, to: Recipients, name: str) -> bytes:
     """The header of an envelope with its data key wrapped for `to` instead (rotation,
     recovery); the chunks are not read."""
-    header = parse_header(os.pread(fd, HEADER_SIZE, 0), name)
+    return rewrap_bytes(os.pread(fd, HEADER_SIZE, 0), keys, to, name)
+
+
+def rewrap_bytes(raw: bytes, keys: Keyring, to: Recipients, name: str) -> bytes:
+    header = parse_header(raw, name)
     return wrap(header, unwrap(header, keys, name), to).to_bytes()

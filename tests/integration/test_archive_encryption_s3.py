@@ -161,3 +161,37 @@ def test_server_encryption_is_requested_and_what_was_used_recorded(s3_station, b
     if {e["mode"] for e in enc} == {"none"}:
         warned = [r for r in caplog.records if "archive.encryption" in r.getMessage()]
         assert len(warned) == 1  # once, not once per object
+
+
+def test_rotate_and_recover_keep_client_objects_readable(s3_station, bodycam, tmp_path):  # type: ignore[no-untyped-def]
+    """Locked objects keep the slots they were uploaded with; rotation and recovery re-wrap
+    their data keys into the ledger, so verify still reads the archive with the new key."""
+    raw, recovery_key = _keys(tmp_path)
+    s3 = s3_station(encryption="client", raw=raw)
+    vol, _ = bodycam(serial="ZFY1923", clips=2, seconds=1.0)
+    ctx = s3.context()
+    ids = ingest_volume(ctx, vol)
+    drain(Archiver(ctx))
+    _drop_spool(s3.station, ctx)
+    key_file = tmp_path / "etc-keys" / "encryption.key"
+    first = kek.load_ring(key_file)
+    out = s3.station.cli("keys", "encryption", "rotate")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 archive objects" in out.stdout
+    ring = kek.load_ring(key_file)
+    assert len(ring) == 1 and ring != first  # the old key is gone from the key file
+    out = s3.station.cli("verify", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["recordings_checked"] == len(ids)
+    key_file.unlink()  # the station key is lost
+    out = s3.station.cli("verify", "--json")
+    assert out.returncode != 0
+    out = s3.station.cli("keys", "encryption", "recover", "--recovery-key", str(recovery_key))
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = s3.station.cli("verify", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    events = ctx.ledger.query(
+        "SELECT type, payload FROM custody WHERE type IN ('crypto.key_rotated','crypto.recovered')"
+    )
+    assert [e["type"] for e in events] == ["crypto.key_rotated", "crypto.recovered"]
+    assert all(json.loads(e["payload"])["archive_objects"] == 2 for e in events)

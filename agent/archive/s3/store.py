@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-from agent.archive.s3 import anchors, bucket, sealed, sse
+from agent.archive.s3 import anchors, bucket, rekey, sealed, sse
 from agent.archive.s3.abandon import abort_abandoned
 from agent.archive.s3.client import error_code, make_client, parse_url, translate
 from agent.archive.s3.multipart import MultipartUploader
@@ -290,7 +290,7 @@ class S3Archive:
             checksum=row["checksum"] if row is not None else None,
             lock=lock,
             tr=self.tr,
-            keys=self.ctx.keyring,
+            keys=rekey.keyring(self.ctx, self.ctx.keyring),
         )
 
     @contextmanager
@@ -304,7 +304,8 @@ class S3Archive:
         except Exception as exc:
             raise self.tr(exc, f"read {key}") from exc
         try:  # the plaintext, through the envelope of an archive.encryption = "client" object
-            yield envstream.plain_reader(body, self.ctx.keyring, f"archived object {key}")  # type: ignore[misc]
+            keys = rekey.keyring(self.ctx, self.ctx.keyring)
+            yield envstream.plain_reader(body, keys, f"archived object {key}")  # type: ignore[misc]
         finally:
             body.close()
 
