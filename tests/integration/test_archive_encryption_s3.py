@@ -195,3 +195,48 @@ def test_rotate_and_recover_keep_client_objects_readable(s3_station, bodycam, tm
     )
     assert [e["type"] for e in events] == ["crypto.key_rotated", "crypto.recovered"]
     assert all(json.loads(e["payload"])["archive_objects"] == 2 for e in events)
+
+
+def test_client_multipart_upload_resumes_with_the_same_ciphertext(s3_station, bodycam, tmp_path):  # type: ignore[no-untyped-def]
+    """Stopped after two parts, the upload resumes (same UploadId, only the missing parts
+    sent): the envelope's bytes are the same on both sides of the stop."""
+    raw, recovery_key = _keys(tmp_path)
+    s3 = s3_station(part_size_bytes=5 * MIB, multipart_threshold_bytes=5 * MIB,
+                    parallel_parts=1, encryption="client", raw=raw)  # fmt: skip
+    vol, _ = bodycam(serial="ZFY1924", clips=1, seconds=1.0)
+    big = write_big_clip(vol, "ZFY1924", "100001", 4 * 5 * MIB - 777, seq=93)
+    ctx = s3.context()
+    ingest_volume(ctx, vol)
+    sent: list[tuple[str, int]] = []
+
+    def count(params, **_):  # type: ignore[no-untyped-def]
+        sent.append((params["UploadId"], params["PartNumber"]))
+        if len(sent) == 2 and not ctx.stop.is_set():
+            ctx.stop.set()  # as a shutdown does: the upload stays resumable
+
+    first = Archiver(ctx)
+    first.store.client.meta.events.register("provide-client-params.s3.UploadPart", count)  # type: ignore[attr-defined]
+    (row,) = [r for r in first.pending(10) if r["size"] > MIB]
+    rid = row["id"]
+    try:
+        first.archive_one(row)
+    except InterruptedError:
+        pass
+    assert ctx.stop.is_set() and len(sent) == 2
+    (upload,) = ctx.ledger.query("SELECT * FROM archive_uploads WHERE state='open'")
+    assert upload["size"] == envelope.ciphertext_size(big.stat().st_size)  # the envelope's
+    ctx.stop.clear()
+    second = Archiver(ctx)
+    second.store.client.meta.events.register("provide-client-params.s3.UploadPart", count)  # type: ignore[attr-defined]
+    drain(second)
+    resent = sent[2:]
+    assert {u for u, _ in resent} == {upload["upload_id"]}
+    assert sorted(n for _, n in resent) == [3, 4, 5]  # 5 parts of ciphertext, 2 kept
+    (_, bucket, key, version, client) = _objects(s3, ctx)[rid]
+    stream = client.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"]
+    recovery = envelope.Keyring(recovery=kek.load_recovery_private(recovery_key))
+    reader = envstream.plain_reader(stream, recovery, key)
+    h = hashlib.sha256()
+    while piece := reader.read(1 << 20):
+        h.update(piece)
+    assert h.hexdigest() == hashlib.sha256(big.read_bytes()).hexdigest()
