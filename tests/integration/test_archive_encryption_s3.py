@@ -154,7 +154,7 @@ def test_server_encryption_is_requested_and_what_was_used_recorded(s3_station, b
         reported = head.get("ServerSideEncryption")
         mode = enc[ids.index(rid)]["mode"]
         # What the store reports is what the ledger records: SSE-S3 where the store honours
-        # it; SeaweedFS 4.x refuses SSE on an Object Lock bucket, so the plain fallback.
+        # it; SeaweedFS 4.48 (no SSE key configured) refuses it: then the plain fallback.
         assert mode == ("sse-s3" if reported == "AES256" else "none")
         if mode == "none":
             assert enc[ids.index(rid)].get("refused") is True
@@ -240,3 +240,13 @@ def test_client_multipart_upload_resumes_with_the_same_ciphertext(s3_station, bo
     while piece := reader.read(1 << 20):
         h.update(piece)
     assert h.hexdigest() == hashlib.sha256(big.read_bytes()).hexdigest()
+
+
+def test_check_config_refuses_client_encryption_without_the_recovery_key(s3_station, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "etc-keys" / "encryption.key"
+    kek.write_ring(path, [os.urandom(32)])
+    s3 = s3_station(encryption="client", raw=f'[crypto]\nkey_file = "{path}"\n')
+    out = s3.station.cli("check-config")
+    assert out.returncode != 0
+    assert "archive.encryption" in out.stdout + out.stderr
+    assert "crypto.recovery_public_key" in out.stdout + out.stderr

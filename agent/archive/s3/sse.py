@@ -2,8 +2,8 @@
 
 Each upload asks for SSE-S3 (`ServerSideEncryption=AES256` on the put or on the multipart
 create), so the agency's evidence platform reads plain objects and the store keeps them
-encrypted on its disks. A store that refuses the request (SeaweedFS 4.x answers InternalError
-for SSE on a versioned, Object Lock bucket) gets the same upload without it, and one warning
+encrypted on its disks. A store that refuses the request (SeaweedFS 4.48 without an SSE key
+configuration answers InternalError) gets the same upload without it, and one warning
 naming `archive.encryption`; a store that accepts it but does not report it in HEAD is recorded
 as such. What was used goes into the `recording.archived` custody event (`encryption.mode`:
 "sse-s3", "sse-kms" or "none").
