@@ -1,0 +1,85 @@
+"""Closed interview segments are kept encrypted (issue 19): the camera's volume holds
+envelopes, no plaintext segment is left once it closed; ingest, the report, verify and export
+still see the footage (real ffmpeg cameras from the room simulator)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.core import sealedio
+from agent.interview import commands
+from agent.interview import sessions as ses
+from agent.station import kek
+from fixtures.interview import RunningDaemon, ffprobe_streams
+from fixtures.station import Station
+from toolcheck import require_tool
+
+
+def test_closed_segments_are_sealed_and_still_ingested_reported_exported(
+    make_interview_station: Callable[..., Station],
+    running_daemon: Callable[[Station], RunningDaemon],
+    tmp_path: Path,
+) -> None:
+    key = tmp_path / "etc-keys" / "encryption.key"
+    kek.write_ring(key, [os.urandom(32)])
+    _, pub = kek.new_recovery_pair(tmp_path / "agency")
+    toml = (f'[crypto]\nencrypt = "required"\nkey_file = "{key}"\n'
+            f'recovery_public_key = "{pub}"\n')  # fmt: skip
+    st = make_interview_station(segment_seconds=4, toml=toml)
+    d = running_daemon(st)
+    res = commands.start(d.ctx, {"source": "test", "interviewers": ["100001"],
+                                 "case_number": "粤环罚〔2024〕7号"})  # fmt: skip
+    assert res["ok"], res
+    sid = str(res["session"])
+    started = ses.epoch(str(res["started_at"]))
+    assert started is not None
+    time.sleep(max(0.0, started + 7.0 - time.time()))
+    assert commands.stop(d.ctx, {"source": "test"})["ok"]
+
+    def ingested() -> list[dict[str, object]] | None:
+        rows = d.ctx.ledger.query(
+            "SELECT s.*, r.state AS rstate, r.sha256 AS rsha, r.size AS rsize, r.spool_path"
+            " FROM interview_segments s LEFT JOIN recordings r ON r.id = s.recording_id"
+            " WHERE s.session_id=? ORDER BY s.camera, s.seq",
+            (sid,),
+        )
+        if rows and all(r["rstate"] in ("spooled", "archived") for r in rows):
+            return [dict(r) for r in rows]
+        return None
+
+    rows = d.wait(ingested, 60)
+    assert len(rows) >= 2
+    ffprobe = require_tool("ffprobe")
+    keys = d.ctx.keyring
+    for r in rows:
+        volume_copy = Path(str(r["volume"])) / str(r["path"])
+        assert sealedio.is_sealed(volume_copy), volume_copy
+        probe = subprocess.run([ffprobe, "-v", "error", str(volume_copy)], capture_output=True)
+        assert probe.returncode != 0, f"ffprobe read the sealed segment {volume_copy}"
+        assert not Path(str(r["work_path"])).exists()  # the plaintext went after the seal verified
+        assert sealedio.hash_plain(volume_copy, keys)[0] == r["sha256"]
+        spool = d.ctx.cfg.spool_dir / str(r["spool_path"])
+        assert sealedio.is_sealed(spool)
+        # Ingest copied the footage, not the envelope: same hash and size as at close.
+        assert r["rsha"] == r["sha256"] and r["rsize"] == r["size"]
+        assert sealedio.hash_plain(spool, keys) == (r["sha256"], r["size"])
+    work_root = d.ctx.cfg.interview_dir / "work"
+    assert Path(str(rows[0]["work_path"])).is_relative_to(work_root)
+    # No plaintext segment left anywhere: the run dirs hold none, the volume only envelopes.
+    assert [p for p in work_root.rglob("*.ts")] == []
+    volumes = [p for p in (d.ctx.cfg.interview_dir / "volumes").rglob("*") if p.is_file()]
+    assert volumes and all(sealedio.is_sealed(p) for p in volumes)
+    doc = json.loads(st.cli("interview", "report", sid, "--json", check=True).stdout)
+    assert doc["hashes_verified"] is True
+    assert all(s["ingest_sha256_matches"] and s["hash_ok"] for s in doc["segments"])
+    assert st.cli("verify", check=True).returncode == 0
+    rid = str(rows[0]["recording_id"])
+    dest = tmp_path / "export"
+    st.cli("export", rid, "--to", str(dest), "--reason", "复议", "--operator", "OP1", check=True)
+    (exported,) = [p for p in dest.iterdir() if p.name.startswith(rid)]
+    assert ffprobe_streams(exported)["types"] == {"video", "audio"}
