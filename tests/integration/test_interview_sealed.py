@@ -83,3 +83,50 @@ def test_closed_segments_are_sealed_and_still_ingested_reported_exported(
     st.cli("export", rid, "--to", str(dest), "--reason", "复议", "--operator", "OP1", check=True)
     (exported,) = [p for p in dest.iterdir() if p.name.startswith(rid)]
     assert ffprobe_streams(exported)["types"] == {"video", "audio"}
+
+
+def _row(work: Path, volume: Path, sha: str) -> dict[str, object]:
+    return {"work_path": str(work), "volume": str(volume), "path": "s1/seg.ts", "seq": 1,
+            "session_id": "s1", "end": "2026-12-03T10:00:04+08:00", "sha256": sha}  # fmt: skip
+
+
+def test_a_close_cut_off_at_any_step_ends_sealed_without_losing_the_segment(
+    make_station: Callable[..., Station], tmp_path: Path
+) -> None:
+    """A crash between the sealing, the move and the removal of the plaintext: the next
+    finish (recovery) ends with the envelope in the volume and no plaintext, and removes the
+    plaintext only when the envelope opens to the chained hash."""
+    import hashlib
+
+    from agent.interview import sealseg
+    from agent.interview import segments as segs
+
+    key = tmp_path / "etc-keys" / "encryption.key"
+    kek.write_ring(key, [os.urandom(32)])
+    ctx = make_station(f'[crypto]\nencrypt = "required"\nkey_file = "{key}"\n').context()
+    data = os.urandom(3 << 20)
+    sha = hashlib.sha256(data).hexdigest()
+    for n, cut in enumerate(("after_seal", "after_move", "before_seal")):
+        run = tmp_path / f"run{n}"
+        run.mkdir()
+        work, volume = run / "seg_000001.ts", tmp_path / f"volume{n}"
+        work.write_bytes(data)
+        dest = volume / "s1" / "seg.ts"
+        if cut != "before_seal":
+            assert sealseg.seal(ctx, work) == sha
+        if cut == "after_move":
+            dest.parent.mkdir(parents=True)
+            os.rename(sealseg.staged(work), dest)
+        segs.finish(ctx, _row(work, volume, sha))  # type: ignore[arg-type]
+        assert not work.exists() and not sealseg.staged(work).exists(), cut
+        assert sealedio.is_sealed(dest) and sealedio.hash_plain(dest, ctx.keyring) == (
+            sha, len(data)
+        )  # fmt: skip
+    # An envelope that does not open to the chained hash never costs the plaintext.
+    run = tmp_path / "run-bad"
+    run.mkdir()
+    work, volume = run / "seg_000001.ts", tmp_path / "volume-bad"
+    work.write_bytes(data)
+    sealseg.seal(ctx, work)
+    segs.finish(ctx, _row(work, volume, "0" * 64))  # type: ignore[arg-type]
+    assert work.exists()
