@@ -94,10 +94,16 @@ def test_client_encryption_uploads_envelopes_the_recovery_key_opens(s3_station, 
     rid0 = envelope.recovery_id(kek.load_recovery_private(recovery_key).public_key()).hex()
     assert len(enc) == 3 and {e["mode"] for e in enc} == {"client"}
     assert {e["recovery_key"] for e in enc} == {rid0}
-    # Read-back, audit, verify and export go through the envelope of the archived objects.
+    # Read-back, audit, the release check, verify and export go through the envelope.
     arch = Archiver(ctx)
     assert all(arch.audit(rid) for rid in ids)
     arch.maintain(force=True)
+    for rid, (row, _, key, _, _) in objects.items():
+        size = ctx.ledger.one("SELECT size FROM recordings WHERE id=?", (rid,))["size"]
+        arch.store.check(row["archive_ref"], row["sha256"], size)  # raises on any mismatch
+        sidecar = json.loads(arch.store.read_document(arch.store.sidecar_relkey(key, rid)))
+        assert sidecar["object"]["encryption"]["mode"] == "client"
+        assert sidecar["object"]["encryption"]["recovery_key"] == rid0
     _drop_spool(s3.station, ctx)
     out = s3.station.cli("verify", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
