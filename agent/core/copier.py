@@ -26,7 +26,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 
 from agent.core import crashpoint, envelope, sealedio
-from agent.core.errors import IntegrityError, SourceChangedError, SourceStalledError
+from agent.core.errors import (
+    EnvelopeKeyError,
+    IntegrityError,
+    SourceChangedError,
+    SourceStalledError,
+)
 from agent.core.safefs import display, fsync_dir, open_beneath
 
 _DEPTH = 4  # chunks in flight per stage: enough to overlap, small enough to keep RSS flat
@@ -244,7 +249,10 @@ def _plain_source(
     pipe of its plaintext when it is an envelope and `keys` may open it."""
     if keys is None or not envelope.is_envelope(os.pread(src_fd, len(envelope.MAGIC), 0)):
         return src_fd, size
-    return sealedio.plaintext_pipe_fd(src_fd, keys, name)
+    try:
+        return sealedio.plaintext_pipe_fd(src_fd, keys, name)
+    except EnvelopeKeyError as exc:  # a failed copy, retried: the message says which key
+        raise IntegrityError(f"sealed source {exc}") from exc
 
 
 def _reread_sealed(dest: Path, seal: envelope.Recipients) -> tuple[str, int]:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.core import sealedio
+from agent.core import envelope, sealedio
 from agent.interview import commands
 from agent.interview import sessions as ses
 from agent.station import kek
@@ -21,9 +21,7 @@ from toolcheck import require_tool
 
 
 def test_closed_segments_are_sealed_and_still_ingested_reported_exported(
-    make_interview_station: Callable[..., Station],
-    running_daemon: Callable[[Station], RunningDaemon],
-    tmp_path: Path,
+    make_interview_station: Callable[..., Station], tmp_path: Path
 ) -> None:
     key = tmp_path / "etc-keys" / "encryption.key"
     kek.write_ring(key, [os.urandom(32)])
@@ -31,7 +29,28 @@ def test_closed_segments_are_sealed_and_still_ingested_reported_exported(
     toml = (f'[crypto]\nencrypt = "required"\nkey_file = "{key}"\n'
             f'recovery_public_key = "{pub}"\n')  # fmt: skip
     st = make_interview_station(segment_seconds=4, toml=toml)
-    d = running_daemon(st)
+    d = RunningDaemon(st.context()).start()
+    try:
+        rows = _session(d, st, tmp_path)
+    finally:
+        d.stop()
+    # Rotation re-wraps the sealed segments left in the volume: header only, same size and
+    # mtime (ingest and the wipe gate know a source by them), the chunks untouched.
+    volumes = [Path(str(r["volume"])) / str(r["path"]) for r in rows]
+    before = {p: (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes()[1024:]) for p in volumes}
+    assert st.cli("keys", "encryption", "rotate").returncode == 0
+    new = envelope.kek_id(kek.load_ring(key)[0])
+    for p in volumes:
+        raw = p.read_bytes()
+        assert envelope.parse_header(raw, str(p)).key_ids(envelope.SLOT_STATION) == [new]
+        assert (p.stat().st_size, p.stat().st_mtime_ns, raw[1024:]) == before[p]
+    assert st.cli("verify").returncode == 0
+    ctx = st.context()
+    (event,) = ctx.ledger.query("SELECT payload FROM custody WHERE type='crypto.key_rotated'")
+    assert json.loads(event["payload"])["interview_segments"] == len(volumes)
+
+
+def _session(d: RunningDaemon, st: Station, tmp_path: Path) -> list[dict[str, object]]:
     res = commands.start(d.ctx, {"source": "test", "interviewers": ["100001"],
                                  "case_number": "粤环罚〔2024〕7号"})  # fmt: skip
     assert res["ok"], res
@@ -83,6 +102,7 @@ def test_closed_segments_are_sealed_and_still_ingested_reported_exported(
     st.cli("export", rid, "--to", str(dest), "--reason", "复议", "--operator", "OP1", check=True)
     (exported,) = [p for p in dest.iterdir() if p.name.startswith(rid)]
     assert ffprobe_streams(exported)["types"] == {"video", "audio"}
+    return rows
 
 
 def _row(work: Path, volume: Path, sha: str) -> dict[str, object]:
