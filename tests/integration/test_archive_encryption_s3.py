@@ -181,6 +181,12 @@ def test_server_encryption_is_requested_and_what_was_used_recorded(
         assert rows[rid].get("refused", False) is refused
     if refused:  # asked once, then never again; warned once, naming the setting
         assert len({r.path for r in asked}) == 1
+        probe = [r for r in proxy.requests if "/_probe/" in r.path]  # refusal, not an outage
+        assert [(r.method, "x-amz-server-side-encryption" in r.headers, r.status < 400)
+                for r in probe if r.method == "POST"][-1] == ("POST", False, True)  # fmt: skip
+        assert any(r.method == "POST" and "x-amz-server-side-encryption" in r.headers
+                   for r in probe)  # fmt: skip
+        assert probe[-1].method == "DELETE"  # the probe upload is aborted: nothing stored
         warned = [r for r in caplog.records if "archive.encryption" in r.getMessage()]
         assert len(warned) == 1
 

@@ -2,23 +2,27 @@
 
 Each upload asks for SSE-S3 (`ServerSideEncryption=AES256` on the put or on the multipart
 create), so the agency's evidence platform reads plain objects and the store keeps them
-encrypted on its disks. A store that refuses the request (SeaweedFS 4.48 without an SSE key
-configuration answers InternalError) gets the same upload without it, and one warning
-naming `archive.encryption`; a store that accepts it but does not report it in HEAD is recorded
-as such. What was used goes into the `recording.archived` custody event (`encryption.mode`:
-"sse-s3", "sse-kms" or "none").
+encrypted on its disks. When such an upload fails, a probe (a multipart upload started with
+SSE, and failing that without it, aborted at once) tells a store that refuses SSE from one that
+is down: a refusing store (SeaweedFS 4.48 without an SSE key configuration answers
+InternalError) gets the same upload without SSE, and one warning naming `archive.encryption`;
+SSE is not asked for again until the daemon restarts. A store that accepts SSE but does not
+report it in HEAD is recorded as such. What was used goes into the `recording.archived`
+custody event (`encryption.mode`: "sse-s3", "sse-kms" or "none").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from agent.archive.s3.verify import head
 from agent.archive.store import ObjectSpec, Stored
-from agent.core.errors import ArchiveError, ArchiveVerifyError
+from agent.core.errors import ArchiveError, ArchiveVerifyError, ChecksumRejectedError
 
 S3Archive = Any  # agent.archive.s3.store.S3Archive, which imports this module
 
@@ -34,13 +38,15 @@ def put(store: S3Archive, src: Path, spec: ObjectSpec) -> Stored:
         return _plain(store, src, spec)
     try:
         stored = store.put_plain(src, spec, REQUEST)
-    except ArchiveVerifyError:
+    except (ArchiveVerifyError, ChecksumRejectedError):
         raise
     except ArchiveError as exc:
-        # Either the store is down (the plain attempt fails too and that error is raised), or
-        # it refuses SSE: then the plain attempt works and SSE is not asked for again.
-        stored = _plain(store, src, spec)
+        # The store is down, or it refuses SSE: only a probe that asks for nothing else tells
+        # them apart (a passing fault must not turn SSE off for good).
+        if not refuses_sse(store):
+            raise
         store.sse_refused = True
+        stored = _plain(store, src, spec)
         logger.warning(
             "archive store %s refused server-side encryption (%s): objects are uploaded "
             'without it from now on. Set archive.encryption = "client" to keep the archive '
@@ -60,6 +66,26 @@ def put(store: S3Archive, src: Path, spec: ObjectSpec) -> Stored:
             stored.key,
         )
     return replace(stored, encryption={"mode": mode, "requested": "sse-s3"})
+
+
+def refuses_sse(store: S3Archive) -> bool:
+    """Does the store refuse SSE-S3 itself? A multipart upload is started under a probe key
+    with SSE, and failing that without it; whichever starts is aborted at once (nothing is
+    stored). True only when the plain one starts and the SSE one does not."""
+    c, b = store.client, store.loc.bucket
+    key = store.loc.key(f"_probe/{store.ctx.station_id}/sse-{uuid.uuid4().hex}")
+    refused = False
+    try:
+        uid = c.create_multipart_upload(Bucket=b, Key=key, **REQUEST)["UploadId"]
+    except Exception:  # noqa: BLE001 - refused, or the store is down: the plain try tells
+        try:
+            uid = c.create_multipart_upload(Bucket=b, Key=key)["UploadId"]
+        except Exception:  # noqa: BLE001 - the store fails anyway: not a refusal
+            return False
+        refused = True
+    with contextlib.suppress(Exception):  # no part was sent: a leftover holds no data
+        c.abort_multipart_upload(Bucket=b, Key=key, UploadId=uid)
+    return refused
 
 
 def _plain(store: S3Archive, src: Path, spec: ObjectSpec) -> Stored:
