@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from agent.archive.s3.client import error_code
 from agent.archive.s3.verify import head
 from agent.archive.store import ObjectSpec, Stored
 from agent.core.errors import ArchiveError, ArchiveVerifyError, ChecksumRejectedError
@@ -29,6 +30,9 @@ S3Archive = Any  # agent.archive.s3.store.S3Archive, which imports this module
 logger = logging.getLogger(__name__)
 
 REQUEST = {"ServerSideEncryption": "AES256"}
+_TRANSIENT = {"SlowDown", "ServiceUnavailable", "503", "RequestTimeout", "Throttling",
+              "ThrottlingException", "RequestTimeTooSkewed", "InvalidAccessKeyId",
+              "SignatureDoesNotMatch", "NoSuchBucket", "ExpiredToken"}  # fmt: skip
 _MODES = {"AES256": "sse-s3", "aws:kms": "sse-kms", "aws:kms:dsse": "sse-kms"}
 
 
@@ -42,8 +46,9 @@ def put(store: S3Archive, src: Path, spec: ObjectSpec) -> Stored:
         raise
     except ArchiveError as exc:
         # The store is down, or it refuses SSE: only a probe that asks for nothing else tells
-        # them apart (a passing fault must not turn SSE off for good).
-        if not refuses_sse(store):
+        # them apart (a passing fault must not turn SSE off for good). A throttle, a lost
+        # connection, credentials, bucket or clock are not a refusal: they back off as ever.
+        if _transient(exc) or not refuses_sse(store):
             raise
         store.sse_refused = True
         stored = _plain(store, src, spec)
@@ -66,6 +71,11 @@ def put(store: S3Archive, src: Path, spec: ObjectSpec) -> Stored:
             stored.key,
         )
     return replace(stored, encryption={"mode": mode, "requested": "sse-s3"})
+
+
+def _transient(exc: BaseException) -> bool:
+    code = error_code(exc.__cause__) if exc.__cause__ is not None else None
+    return code is None or code in _TRANSIENT
 
 
 def refuses_sse(store: S3Archive) -> bool:
