@@ -30,6 +30,7 @@ class RekeyResult:
     plaintext: list[str] = field(default_factory=list)  # copies still in plaintext
     failed: list[tuple[str, str]] = field(default_factory=list)  # (recording id, why)
     archive_objects: int = 0
+    segments: int = 0  # sealed interview segments in their volumes (agent.interview.sealseg)
 
 
 def rewrite_header(path: Path, header: bytes) -> None:
@@ -106,7 +107,27 @@ def rewrap_all(ctx: Context, opener: envelope.Keyring, to: envelope.Recipients) 
                     result.archive_objects += 1
         except (AgentError, OSError) as exc:
             result.failed.append((rid, str(exc)))
+    _rewrap_segments(ctx, opener, to, result)
     return result
+
+
+def _rewrap_segments(
+    ctx: Context, opener: envelope.Keyring, to: envelope.Recipients, result: RekeyResult
+) -> None:
+    """Sealed interview segments still in their camera's volume (ingest may not have read them
+    yet, and the volume keeps them until release)."""
+    for r in ctx.ledger.query("SELECT id, volume, path FROM interview_segments ORDER BY id"):
+        path = Path(r["volume"]) / r["path"]
+        try:
+            if not path.exists():
+                continue
+            st = path.stat()
+            if _rewrap_one(path, opener, to):
+                # Same size and mtime: ingest and the wipe gate know the source by them.
+                os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+                result.segments += 1
+        except (AgentError, OSError) as exc:
+            result.failed.append((f"interview segment {path}", str(exc)))
 
 
 def _local_archive(ctx: Context) -> Path | None:
@@ -119,16 +140,25 @@ def _local_archive(ctx: Context) -> Path | None:
 
 
 def commit(
-    ctx: Context, result: RekeyResult, event: str, payload: Mapping[str, object], actor: str
+    ctx: Context,
+    result: RekeyResult,
+    event: str,
+    payload: Mapping[str, object],
+    actor: str,
+    archive_slots: Mapping[str, str] | None = None,
 ) -> int:
-    """Record the new key of every re-wrapped copy and the custody event, in one transaction."""
+    """Record the new key of every re-wrapped copy and the custody event, in one transaction
+    (with the slots re-wrapped for S3 objects that cannot be rewritten, agent.archive.s3.rekey)."""
     kid = payload.get("key")
     with ctx.ledger.tx() as conn:
         rec.set_spool_key(conn, list(result.rewrapped), kid)
+        for k, v in (archive_slots or {}).items():
+            ctx.ledger.set_kv(conn, k, v)
         body = {
             **payload,
             "rewrapped": len(result.rewrapped),
             "archive_objects": result.archive_objects,
+            "interview_segments": result.segments,
             "plaintext": len(result.plaintext),
             "failed": [rid for rid, _ in result.failed],
         }

@@ -25,8 +25,14 @@ from agent.archive.store import ObjectSpec, Store, Stored, spec_for
 from agent.archive.stores import open_store
 from agent.archive.throttle import current_limit, seconds_until_change
 from agent.core import clock, crashpoint, rehash
-from agent.core.errors import ArchiveError, ArchiveVerifyError, IntegrityError, SpoolIntegrityError
-from agent.ledger import events, integrity, kv
+from agent.core.errors import (
+    ArchiveError,
+    ArchiveVerifyError,
+    EnvelopeError,
+    IntegrityError,
+    SpoolIntegrityError,
+)
+from agent.ledger import custody, events, integrity, kv
 from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.station.context import Context
@@ -190,6 +196,7 @@ class Archiver:
                     "retain_mode": lock.mode,
                     "retain_until": clock.iso(lock.retain_until),
                     "legal_hold": lock.legal_hold,
+                    **({"encryption": stored.encryption} if stored.encryption else {}),
                 },
                 event="archive.completed",
                 event_fields={"recording": rid, "ref": stored.ref, "size": spec.size},
@@ -308,8 +315,12 @@ class Archiver:
         row = self.ctx.ledger.one("SELECT archive_ref, sha256 FROM recordings WHERE id=?", (rid,))
         if row is None or not row["archive_ref"]:
             return False
-        with self.store.open_read(row["archive_ref"]) as f:
-            digest, _ = rehash.sha256_stream(f)
+        try:
+            with self.store.open_read(row["archive_ref"]) as f:
+                digest, _ = rehash.sha256_stream(f)
+        except EnvelopeError as exc:  # an encrypted object that fails authentication
+            logger.error("recording %s: %s", rid, exc)
+            digest = f"undecryptable: {exc}"[:300]
         ok = digest == row["sha256"]
         with self.ctx.ledger.tx() as conn:
             archive_objects.record_audit(conn, rid, ok, clock.now_iso())

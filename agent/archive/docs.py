@@ -20,8 +20,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from agent.archive import encinfo, segments
 from agent.archive import objects as archive_objects
-from agent.archive import segments
 from agent.archive.store import LockSpec, Store, lock_for
 from agent.core import clock
 from agent.core.errors import AnchorConflictError
@@ -68,6 +68,7 @@ def sidecar_doc(ctx: Context, row: sqlite3.Row, meta: dict[str, Any], version: i
             "key": row["key"],
             "version_id": row["version_id"],
             "checksum": row["checksum"],
+            "encryption": encinfo.recorded(ctx, row["id"]),  # key ids of a "client" object
         },
         "station": ctx.station_id,
         "serial": row["serial"],

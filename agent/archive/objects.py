@@ -29,7 +29,8 @@ def record_upload(
             stored.bucket,
             stored.key,
             stored.version_id,
-            spec.size,
+            # What the store holds: the envelope's size under archive.encryption = "client".
+            spec.size if stored.stored_size is None else stored.stored_size,
             spec.sha256,
             stored.checksum,
             lock.mode,

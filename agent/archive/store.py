@@ -61,6 +61,8 @@ class Stored:
     version_id: str | None = None
     checksum: str | None = None
     lock: LockSpec = field(default_factory=LockSpec)
+    encryption: dict[str, Any] | None = None  # how an S3 object is kept confidential
+    stored_size: int | None = None  # the object's size in the store, if not the plaintext's
 
 
 class Store(Protocol):

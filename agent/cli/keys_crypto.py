@@ -157,8 +157,9 @@ def _rotate(cfg: AgentConfig) -> int:
     ctx = Context(cfg)
     to = envelope.Recipients(ring[0], kek.load_recovery_public(cfg))
     result = rekey.rewrap_all(ctx, envelope.Keyring.of(*ring), to)
+    slots = _archived(ctx, envelope.Keyring.of(*ring), to, result)
     new, old = envelope.kek_id(ring[0]).hex(), [envelope.kek_id(k).hex() for k in ring[1:]]
-    rekey.commit(ctx, result, "crypto.key_rotated", {"key": new, "old": old}, "agent")
+    rekey.commit(ctx, result, "crypto.key_rotated", {"key": new, "old": old}, "agent", slots)
     return _report(result, path, ring[0], f"rotated to {new}", kek)
 
 
@@ -179,10 +180,25 @@ def _recover(cfg: AgentConfig, args: argparse.Namespace) -> int:
     ctx = Context(cfg)
     to = envelope.Recipients(ring[0], recovery.public_key())
     result = rekey.rewrap_all(ctx, envelope.Keyring.of(*ring, recovery=recovery), to)
+    slots = _archived(ctx, envelope.Keyring.of(*ring, recovery=recovery), to, result)
     kid = envelope.kek_id(ring[0]).hex()
     payload = {"key": kid, "recovery_key": envelope.recovery_id(recovery.public_key()).hex()}
-    rekey.commit(ctx, result, "crypto.recovered", payload, "agent")
+    rekey.commit(ctx, result, "crypto.recovered", payload, "agent", slots)
     return _report(result, path, ring[0], f"recovered under {kid}", kek)
+
+
+def _archived(ctx: Any, opener: Any, to: Any, result: Any) -> dict[str, str]:
+    """New slots for the archive.encryption = "client" objects in S3 (they stay as uploaded)."""
+    from agent.archive.s3 import rekey as s3rekey
+
+    if not s3rekey.client_objects(ctx):
+        return {}
+    from agent.archive.stores import open_store
+
+    slots, failed = s3rekey.rewrap_archived(ctx, open_store(ctx), opener, to)
+    result.failed += failed
+    result.archive_objects += len(slots)
+    return slots
 
 
 def _encrypt_existing(cfg: AgentConfig) -> int:

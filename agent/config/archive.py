@@ -115,6 +115,14 @@ class ArchiveConfig(Section):
         None, description="CA bundle file for a store with a private certificate."
     )
     verify_tls: bool = Field(True, description="Verify the store's TLS certificate.")
+    encryption: Literal["server", "client"] = Field(
+        "server",
+        description='How S3 objects are kept confidential: "server" uploads the plaintext '
+        "and asks for the store's server-side encryption (SSE-S3, AES256) where it offers it "
+        '(a store that refuses gets the plaintext, with one warning); "client" uploads the '
+        "station's encrypted envelope, wrapped for the station key and the agency's recovery "
+        "key (crypto.recovery_public_key required). docs/security.md.",
+    )
     object_lock: bool = Field(
         True,
         description="Require a bucket with Object Lock and set retention at upload. false "

@@ -12,6 +12,7 @@ bounded queues so memory stays flat (a few chunks) whatever the file size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
@@ -25,7 +26,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 
 from agent.core import crashpoint, envelope, sealedio
-from agent.core.errors import IntegrityError, SourceChangedError, SourceStalledError
+from agent.core.errors import (
+    EnvelopeKeyError,
+    IntegrityError,
+    SourceChangedError,
+    SourceStalledError,
+)
 from agent.core.safefs import display, fsync_dir, open_beneath
 
 _DEPTH = 4  # chunks in flight per stage: enough to overlap, small enough to keep RSS flat
@@ -120,7 +126,8 @@ class _Pipeline:
                     self.write_q.put(None)
                     return
                 # Drop the recorder's pages behind us: they will never be read again.
-                os.posix_fadvise(self.src_fd, offset, chunk.n, os.POSIX_FADV_DONTNEED)
+                with contextlib.suppress(OSError):  # not on a pipe (a sealed source)
+                    os.posix_fadvise(self.src_fd, offset, chunk.n, os.POSIX_FADV_DONTNEED)
                 offset += chunk.n
                 chunk.hand_out(2)
                 self.hash_q.put(chunk)
@@ -174,12 +181,15 @@ def copy_file(
     seal: envelope.Recipients | None = None,
     stall_seconds: float | None = None,
     sm3: bool = False,
+    source_keys: envelope.Keyring | None = None,
 ) -> CopyResult:
     """Copy `rel` (below `volume`) to `dest` durably; returns the SHA-256 of what was read.
 
     With `seal` the copy is an encrypted envelope (agent.core.envelope) written in the same
     pass; the hash stays that of the plaintext read, and the re-read decrypts to compare it.
-    With `sm3` an SM3 digest of the same bytes is taken in the same pass (crypto.suite = "sm")."""
+    With `sm3` an SM3 digest of the same bytes is taken in the same pass (crypto.suite = "sm").
+    With `source_keys` a source that is itself an envelope (a closed interview segment) is read
+    as its plaintext: the hash, the size and the copy are of the plaintext."""
     src_fd = open_beneath(volume, rel, os.O_RDONLY)
     tmp = tmp_dir / f".{dest.name}.partial"
     try:
@@ -189,13 +199,19 @@ def copy_file(
         if (st.st_size, st.st_mtime_ns) != (expect_size, expect_mtime_ns):
             raise SourceChangedError(f"{display(rel)} changed since it was listed")
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        sha, got, sm3_hex = _copy_to_tmp(src_fd, tmp, chunk, progress, seal, stall_seconds, sm3)
-        if got != expect_size:
+        read_fd, want = _plain_source(src_fd, source_keys, display(rel), expect_size)
+        try:
+            sha, got, sm3_hex = _copy_to_tmp(read_fd, tmp, chunk, progress, seal, stall_seconds,
+                                             sm3)  # fmt: skip
+        finally:
+            if read_fd != src_fd:
+                os.close(read_fd)
+        if got != want:
             # The medium gave fewer (or more) bytes than its directory entry says: a broken
             # FAT chain or a failing reader. Hashing what came would record a truncated copy
             # as the whole recording.
             raise SourceChangedError(
-                f"{display(rel)}: read {got} of {expect_size} bytes (the recorder's medium "
+                f"{display(rel)}: read {got} of {want} bytes (the recorder's medium "
                 "ended early); nothing was kept, it will be copied again"
             )
         after = os.fstat(src_fd)
@@ -223,7 +239,20 @@ def copy_file(
             )
     key_id = envelope.kek_id(seal.kek).hex() if seal is not None else None
     suite = envelope.SUITES[seal.suite] if seal is not None else None
-    return CopyResult(sha, expect_size, verify, key_id, sm3_hex, suite)
+    return CopyResult(sha, want, verify, key_id, sm3_hex, suite)
+
+
+def _plain_source(
+    src_fd: int, keys: envelope.Keyring | None, name: str, size: int
+) -> tuple[int, int]:
+    """The descriptor to copy from and how many bytes it must yield: the source itself, or a
+    pipe of its plaintext when it is an envelope and `keys` may open it."""
+    if keys is None or not envelope.is_envelope(os.pread(src_fd, len(envelope.MAGIC), 0)):
+        return src_fd, size
+    try:
+        return sealedio.plaintext_pipe_fd(src_fd, keys, name)
+    except EnvelopeKeyError as exc:  # a failed copy, retried: the message says which key
+        raise IntegrityError(f"sealed source {exc}") from exc
 
 
 def _reread_sealed(dest: Path, seal: envelope.Recipients) -> tuple[str, int]:

@@ -77,6 +77,9 @@ class Keyring:
 
     keks: dict[bytes, bytes] = field(default_factory=dict)
     recovery: X25519PrivateKey | None = None
+    # Slots re-wrapped for copies that cannot be rewritten (S3 objects under Object Lock), by
+    # file id: tried after the copy's own slots (agent.archive.s3.rekey).
+    extra_slots: dict[bytes, list[tuple[int, bytes, bytes]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, *keks: bytes, recovery: X25519PrivateKey | None = None) -> Keyring:
@@ -166,7 +169,7 @@ def _recovery_kek(shared: bytes, eph_pub: bytes, rid: bytes) -> bytes:
 
 def unwrap(header: Header, keys: Keyring, name: str) -> bytes:
     """The data key, from whichever slot `keys` opens; an error names the keys it needs."""
-    for kind, kid, blob in header.slots:
+    for kind, kid, blob in header.slots + keys.extra_slots.get(header.file_id, []):
         try:
             if kind == SLOT_STATION and kid in keys.keks:
                 aad = _slot_aad(header, kind, kid)
@@ -195,6 +198,23 @@ def _chunk_aead(suite: int, dk: bytes) -> AESGCM | SM4GCM:
 
 def _nonce(file_id: bytes, index: int, final: bool) -> bytes:
     return file_id[:7] + struct.pack(">IB", index, 1 if final else 0)
+
+
+chunk_cipher = _chunk_aead  # for readers of envelopes outside a file (agent.core.envstream)
+
+
+def open_chunk(
+    aead: AESGCM | SM4GCM, header: Header, i: int, final: bool, raw: bytes, name: str
+) -> bytes:
+    """Plaintext of sealed chunk `i`; an error names the copy and the chunk."""
+    try:
+        return aead.decrypt(_nonce(header.file_id, i, final), raw, header.fixed)
+    except InvalidTag:
+        where = "last chunk" if final else "chunk"
+        raise EnvelopeError(
+            f"{name}: {where} {i} fails authentication: the encrypted copy was altered, "
+            "truncated, or had chunks dropped or reordered"
+        ) from None
 
 
 class Sealer:
@@ -312,5 +332,9 @@ class Opened:
 def rewrapped_header(fd: int, keys: Keyring, to: Recipients, name: str) -> bytes:
     """The header of an envelope with its data key wrapped for `to` instead (rotation,
     recovery); the chunks are not read."""
-    header = parse_header(os.pread(fd, HEADER_SIZE, 0), name)
+    return rewrap_bytes(os.pread(fd, HEADER_SIZE, 0), keys, to, name)
+
+
+def rewrap_bytes(raw: bytes, keys: Keyring, to: Recipients, name: str) -> bytes:
+    header = parse_header(raw, name)
     return wrap(header, unwrap(header, keys, name), to).to_bytes()

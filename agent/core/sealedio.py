@@ -142,6 +142,34 @@ def hash_plain(
         return h.hexdigest(), n
 
 
+def plaintext_pipe_fd(fd: int, keys: envelope.Keyring, name: str) -> tuple[int, int]:
+    """(read end of a pipe yielding the plaintext of the envelope open at `fd`, its size).
+    The pump reads a duplicate of `fd`, so the caller may close its own at any time; a chunk
+    that fails authentication ends the stream early (the reader sees fewer bytes)."""
+    own = os.dup(fd)
+    try:
+        opened = envelope.Opened(own, keys, name)
+    except BaseException:
+        os.close(own)
+        raise
+    r, w = os.pipe2(os.O_CLOEXEC)
+
+    def pump() -> None:
+        try:
+            for piece in opened:
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(w, view) :]
+        except (OSError, EnvelopeError) as exc:
+            logger.warning("plaintext stream of %s ended early: %s", name, exc)
+        finally:
+            os.close(w)
+            os.close(own)
+
+    threading.Thread(target=pump, name="plain-source", daemon=True).start()
+    return r, opened.size
+
+
 def plaintext_pipe(path: Path, keys: envelope.Keyring | None) -> int:
     """A read-only pipe descriptor that yields the plaintext of an encrypted copy, so the
     daemon can hand an export client plaintext without ever writing it to a disk. A copy that

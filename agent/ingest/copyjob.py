@@ -110,6 +110,8 @@ class CopyJob:
             seal=self.ctx.seal,
             stall_seconds=self.ctx.cfg.ingest.stall_seconds,
             sm3=self.ctx.cfg.crypto.suite == "sm",
+            # A closed interview segment is sealed in its volume: copy its plaintext.
+            source_keys=self.ctx.keyring if row["vendor"] == "interview" else None,
         )
         quarantine = self.ctx.inventory_status(row["vendor"], serial)[2]
         quarantine = quarantine or is_unknown_volume(row["volume"])
@@ -130,13 +132,14 @@ class CopyJob:
                     "source_mtime_ns_at_hash": row["mtime_ns"],
                     "spool_key_id": result.key_id,
                     "sm3": result.sm3,
+                    "size": result.size,  # the plaintext's, also of a sealed source
                     "deadline_met_at": at,
                     "reason": refused,
                 },
                 custody_type=f"recording.{state}",
                 payload={
                     "sha256": result.sha256,
-                    "size": total,
+                    "size": result.size,
                     "alg": "sha256",
                     **({"sm3": result.sm3} if result.sm3 else {}),
                     "spool_path": stationpaths.spool_stored(self.ctx.cfg, dest),
@@ -155,12 +158,12 @@ class CopyJob:
                     "recording": rid,
                     "serial": serial,
                     "sha256": result.sha256,
-                    "size": total,
+                    "size": result.size,
                     "state": state,
                 },
             )
         crashpoint.hit("ingest.after_commit")
-        return Outcome(rid, state, result.sha256, size=total)
+        return Outcome(rid, state, result.sha256, size=result.size)
 
 
 def _reason(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from agent.core import clock
 from agent.core.copier import hash_file
 from agent.core.safefs import fsync_dir
+from agent.interview import sealseg
 from agent.interview import sessions as ses
 from agent.ledger import custody
 from agent.station.context import Context
@@ -148,7 +149,8 @@ def close_segment(ctx: Context, job: Job, ffprobe: str | None) -> sqlite3.Row | 
         mtime = job.work_path.stat().st_mtime
         end = min(job.start + info.duration, mtime) if info.duration else mtime
     end = max(end, job.start)
-    sha = hash_file(job.work_path)
+    # With a station key: sealed in the same pass as the hash (agent.interview.sealseg).
+    sha = sealseg.seal(ctx, job.work_path) or hash_file(job.work_path)
     tz = ctx.cfg.station.timezone
     with ctx.ledger.tx() as conn:
         last_seq = conn.execute(
@@ -223,6 +225,7 @@ def finish(ctx: Context, row: sqlite3.Row) -> None:
     work = Path(row["work_path"])
     dest = Path(row["volume"]) / row["path"]
     if dest.exists():
+        sealseg.drop_plaintext(ctx, work, dest, row["sha256"])
         return
     if not work.exists():
         logger.error(
@@ -236,12 +239,15 @@ def finish(ctx: Context, row: sqlite3.Row) -> None:
         )
         return
     end = ses.epoch(row["end"]) or work.stat().st_mtime
+    src = sealseg.sealed_source(ctx, work, row["sha256"])  # the envelope, with a station key
     # The ingest pipeline takes a file's end time from its mtime: make that the content's end.
-    os.utime(work, (end, end))
+    os.utime(src, (end, end))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(work, dest)
+    os.rename(src, dest)
     fsync_dir(dest.parent)
     fsync_dir(work.parent)
+    if src != work:
+        sealseg.drop_plaintext(ctx, work, dest, row["sha256"])
 
 
 def link_recordings(ctx: Context, camera: str) -> int:

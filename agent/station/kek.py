@@ -197,7 +197,7 @@ def recipients(cfg: AgentConfig) -> envelope.Recipients | None:
 def problems(cfg: AgentConfig) -> list[tuple[str, str]]:
     """check-config errors: a required key that is missing, a key inside the data dir."""
     if cfg.crypto.encrypt == "off":
-        return []
+        return _archive_problems(cfg, key_path(cfg))
     path = key_path(cfg)
     out: list[tuple[str, str]] = []
     if cfg.crypto.encrypt == "required" and not path.exists() and not syscreds.sealed_present():
@@ -220,7 +220,21 @@ def problems(cfg: AgentConfig) -> list[tuple[str, str]]:
         load_recovery_public(cfg)
     except EnvelopeKeyError as exc:
         out.append(("crypto.recovery_public_key", str(exc)))
-    return out
+    return out + _archive_problems(cfg, path)
+
+
+def _archive_problems(cfg: AgentConfig, path: Path) -> list[tuple[str, str]]:
+    """archive.encryption = "client" wraps every S3 object for the station key and the
+    agency's recovery key: both must be there (agent.archive.s3.sealed)."""
+    if cfg.archive.encryption != "client" or cfg.archive_url.startswith("file://"):
+        return []
+    if cfg.crypto.encrypt == "off" or not path.exists():
+        why = f"the station encryption key {path} and crypto.encrypt on (`keys encryption init`)"
+    elif cfg.crypto.recovery_public_key is None:
+        why = "crypto.recovery_public_key: without it the agency could not open the archive"
+    else:
+        return []
+    return [("archive.encryption", f'"client" needs {why}')]
 
 
 def warnings(cfg: AgentConfig) -> list[str]:

@@ -56,6 +56,8 @@ class MultipartUploader:
         self.bucket = bucket
         self.parallel = parallel
         self.keys: envelope.Keyring | None = None  # opens encrypted spool copies
+        self.create_extra: dict[str, str] = {}  # e.g. SSE (agent.archive.s3.sse)
+        self.open_body: Callable[[], Any] | None = None  # other bytes than the plaintext
         self.stop = stop
         self.translate = translate
 
@@ -94,7 +96,9 @@ class MultipartUploader:
         if row is None:
             return None
         uid = str(row["upload_id"])
-        if (row["key"], row["sha256"], row["part_size"]) != (key, spec.sha256, part_size):
+        if (row["key"], row["sha256"], row["part_size"], row["size"]) != (
+            key, spec.sha256, part_size, spec.size
+        ):  # fmt: skip
             logger.info(
                 "recording %s: earlier upload %s no longer fits; aborting it",
                 spec.recording_id,
@@ -141,6 +145,7 @@ class MultipartUploader:
                 Metadata=meta,
                 ContentType="application/octet-stream",
                 **lock_kwargs(spec.lock),
+                **self.create_extra,
             )
         except Exception as exc:
             raise self.translate(exc, f"start upload of {key}") from exc
@@ -208,7 +213,7 @@ class MultipartUploader:
     ) -> None:
         try:
             # The plaintext, through the envelope when the spool copy is encrypted.
-            fd = sealedio.PlainReader(src, self.keys)
+            fd = self.open_body() if self.open_body else sealedio.PlainReader(src, self.keys)
         except OSError as exc:
             raise SpoolReadError(f"cannot open spool copy {src}: {exc.strerror}") from exc
         try:
@@ -222,7 +227,7 @@ class MultipartUploader:
 
     def _send_parallel(
         self,
-        fd: sealedio.PlainReader,
+        fd: Any,
         src: Path,
         key: str,
         uid: str,
@@ -265,7 +270,7 @@ class MultipartUploader:
         crashpoint.hit("upload.after_part")
         return None
 
-    def _send(self, fd: sealedio.PlainReader, src: Path, key: str, uid: str, p: Part) -> str:
+    def _send(self, fd: Any, src: Path, key: str, uid: str, p: Part) -> str:
         data = pread_part(fd, src, p)
         for attempt in (1, 2):
             try:

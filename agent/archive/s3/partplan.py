@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.archive.store import LockSpec
+from agent.archive.store import LockSpec, ObjectSpec
 from agent.core import envelope, sealedio
 from agent.core.errors import SpoolIntegrityError, SpoolReadError
 
@@ -52,21 +53,27 @@ def composite(parts: list[Part]) -> str:
 
 
 def plan(
-    src: Path, size: int, part_size: int, keys: envelope.Keyring | None = None
+    src: Path,
+    size: int,
+    part_size: int,
+    keys: envelope.Keyring | None = None,
+    open_body: Callable[[], Any] | None = None,
 ) -> tuple[str, list[Part]]:
     """One read of the spool copy: its SHA-256 and the digest of every part.
 
     The two digests of each block are computed on two cores at once (hashlib releases the
     GIL), so planning costs one hash pass of wall time, not two. Part checksums come from the
     same read as the whole-file hash: if the file changes before a part is sent, the store
-    rejects that part.
+    rejects that part. `open_body` reads other bytes than the plaintext (archive.encryption =
+    "client": the envelope, agent.archive.s3.sealed).
     """
     whole = hashlib.sha256()
     parts: list[Part] = []
     offset = 0
     try:
         with (
-            sealedio.PlainReader(src, keys) as f,  # through the envelope if it is encrypted
+            # The plaintext, through the envelope if the spool copy is encrypted.
+            open_body() if open_body else sealedio.PlainReader(src, keys) as f,
             ThreadPoolExecutor(1, thread_name_prefix="plan") as pool,
         ):
             while offset < size or not parts:
@@ -107,7 +114,7 @@ def lock_kwargs(lock: LockSpec) -> dict[str, Any]:
     return kw
 
 
-def pread_part(fd: sealedio.PlainReader, src: Path, p: Part) -> bytes:
+def pread_part(fd: Any, src: Path, p: Part) -> bytes:
     chunks, got = [], 0
     try:
         while got < p.size:
@@ -123,3 +130,22 @@ def pread_part(fd: sealedio.PlainReader, src: Path, p: Part) -> bytes:
     if got != p.size:
         raise SpoolIntegrityError(f"spool copy {src} became shorter while it was uploaded")
     return b"".join(chunks)
+
+
+def read_small(src: Path, spec: ObjectSpec, keys: envelope.Keyring | None) -> bytes:
+    """Read a small spool copy once (its plaintext, through the envelope if it is encrypted):
+    the same bytes are checked and then sent."""
+    try:
+        with sealedio.PlainReader(src, keys) as f:
+            data = f.read()
+    except OSError as exc:
+        raise SpoolReadError(
+            f"cannot read spool copy {src}: {exc.strerror or exc} (errno {exc.errno}); "
+            "the recording stays queued and is retried"
+        ) from exc
+    if len(data) != spec.size or hashlib.sha256(data).hexdigest() != spec.sha256:
+        raise SpoolIntegrityError(
+            f"spool copy {src} of recording {spec.recording_id} no longer matches its "
+            f"SHA-256 {spec.sha256}; it is not archived"
+        )
+    return data

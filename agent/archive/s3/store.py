@@ -23,22 +23,21 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-from agent.archive.s3 import anchors, bucket
+from agent.archive.s3 import anchors, bucket, rekey, sealed, sse
 from agent.archive.s3.abandon import abort_abandoned
 from agent.archive.s3.client import error_code, make_client, parse_url, translate
 from agent.archive.s3.multipart import MultipartUploader
-from agent.archive.s3.partplan import Part, b64, choose_part_size, lock_kwargs, plan
+from agent.archive.s3.partplan import Part, b64, choose_part_size, lock_kwargs, plan, read_small
 from agent.archive.s3.verify import verify_object
 from agent.archive.store import LockSpec, ObjectSpec, Stored
 from agent.archive.throttle import ThrottledBody, TokenBucket
-from agent.core import clock, envelope, sealedio
+from agent.core import clock, envstream
 from agent.core.errors import (
     AgentError,
     ArchiveAuthError,
     CredentialsError,
     IntegrityError,
     SpoolIntegrityError,
-    SpoolReadError,
 )
 from agent.rules import archive_keys
 from agent.station.context import Context
@@ -71,6 +70,7 @@ class S3Archive:
         self._planner: ThreadPoolExecutor | None = None
         self._plans: dict[tuple[Path, int], tuple[tuple[int, ...], Future[Any]]] = {}
         self._plans_lock = threading.Lock()
+        self.sse_refused = self.sse_silent = False  # agent.archive.s3.sse warns once each
 
     # --- client --------------------------------------------------------------------------
 
@@ -149,6 +149,12 @@ class S3Archive:
         }
 
     def put(self, src: Path, spec: ObjectSpec) -> Stored:
+        """Upload per archive.encryption: the envelope ("client") or plaintext under SSE."""
+        if self.cfg.archive.encryption == "client":
+            return sealed.put(self, src, spec)
+        return sse.put(self, src, spec)
+
+    def put_plain(self, src: Path, spec: ObjectSpec, extra: dict[str, str]) -> Stored:
         self.preflight()
         key = self.object_key(spec)
         a = self.cfg.archive
@@ -157,7 +163,7 @@ class S3Archive:
         )
         resumable = uploader.open_upload(spec.recording_id)
         if spec.size < a.multipart_threshold_bytes and resumable is None:
-            version = self._put_single(key, spec, _read_small(src, spec, self.ctx.keyring))
+            version = self._put_single(key, spec, read_small(src, spec, self.ctx.keyring), **extra)
             checksum, lock = b64(bytes.fromhex(spec.sha256)), spec.lock
         else:
             part_size = (
@@ -167,7 +173,7 @@ class S3Archive:
             )
             sha, parts = self._planned(src, spec.size, part_size)
             self._same(src, spec, sha)
-            uploader.keys = self.ctx.keyring
+            uploader.keys, uploader.create_extra = self.ctx.keyring, extra
             done = uploader.upload(src, spec, key, part_size, parts, self._metadata(spec))
             version, checksum, lock = done.version_id, done.checksum, done.lock
         stored = verify_object(
@@ -190,7 +196,10 @@ class S3Archive:
         since are rejected by the store when they are sent.
         """
         part_size = choose_part_size(size, self.cfg.archive.part_size_bytes)
-        if size < self.cfg.archive.multipart_threshold_bytes:
+        if (
+            size < self.cfg.archive.multipart_threshold_bytes
+            or self.cfg.archive.encryption != "server"
+        ):
             return
         try:
             st = src.stat()
@@ -227,17 +236,17 @@ class S3Archive:
                 f"SHA-256 (ledger {spec.sha256}, now {sha}); it is not archived"
             )
 
-    def _put_single(self, key: str, spec: ObjectSpec, data: bytes) -> str | None:
+    def _put_single(self, key: str, spec: ObjectSpec, data: bytes, **extra: Any) -> str | None:
+        kw = {"ChecksumSHA256": b64(bytes.fromhex(spec.sha256)), "Metadata": self._metadata(spec)}
         try:
             resp = self.client.put_object(
                 Bucket=self.loc.bucket,
                 Key=key,
                 Body=data,
                 ContentLength=len(data),
-                ChecksumSHA256=b64(bytes.fromhex(spec.sha256)),
-                Metadata=self._metadata(spec),
                 ContentType="application/octet-stream",
                 **lock_kwargs(spec.lock),
+                **{**kw, **extra},
             )
         except Exception as exc:
             raise self.tr(exc, f"upload {key}") from exc
@@ -261,7 +270,7 @@ class S3Archive:
     def check(self, ref: str, sha256: str, size: int) -> None:
         bucket, key, version = self._parse(ref)
         row = self.ctx.ledger.one(
-            "SELECT checksum, retain_mode, retain_until, legal_hold FROM archive_objects"
+            "SELECT checksum, retain_mode, retain_until, legal_hold, size FROM archive_objects"
             " WHERE key=? AND (version_id IS ? OR version_id=?)",
             (key, version, version),
         )
@@ -277,10 +286,11 @@ class S3Archive:
             key,
             version,
             sha256=sha256,
-            size=size,
+            size=int(row["size"]) if row is not None else size,  # the envelope's, if "client"
             checksum=row["checksum"] if row is not None else None,
             lock=lock,
             tr=self.tr,
+            keys=rekey.keyring(self.ctx, self.ctx.keyring),
         )
 
     @contextmanager
@@ -293,8 +303,9 @@ class S3Archive:
             body = self.client.get_object(**kw)["Body"]
         except Exception as exc:
             raise self.tr(exc, f"read {key}") from exc
-        try:
-            yield body
+        try:  # the plaintext, through the envelope of an archive.encryption = "client" object
+            keys = rekey.keyring(self.ctx, self.ctx.keyring)
+            yield envstream.plain_reader(body, keys, f"archived object {key}")  # type: ignore[misc]
         finally:
             body.close()
 
@@ -364,25 +375,6 @@ class S3Archive:
 
     def housekeep_store(self) -> int:
         return abort_abandoned(self)
-
-
-def _read_small(src: Path, spec: ObjectSpec, keys: envelope.Keyring | None) -> bytes:
-    """Read a small spool copy once (its plaintext, through the envelope if it is encrypted):
-    the same bytes are checked and then sent."""
-    try:
-        with sealedio.PlainReader(src, keys) as f:
-            data = f.read()
-    except OSError as exc:
-        raise SpoolReadError(
-            f"cannot read spool copy {src}: {exc.strerror or exc} (errno {exc.errno}); "
-            "the recording stays queued and is retried"
-        ) from exc
-    if len(data) != spec.size or hashlib.sha256(data).hexdigest() != spec.sha256:
-        raise SpoolIntegrityError(
-            f"spool copy {src} of recording {spec.recording_id} no longer matches its "
-            f"SHA-256 {spec.sha256}; it is not archived"
-        )
-    return data
 
 
 def _identity(st: os.stat_result) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.archive.s3.client import error_code
 from agent.archive.store import LockSpec
-from agent.core import rehash
+from agent.core import envelope, envstream, rehash
 from agent.core.errors import ArchiveVerifyError
 
 Translate = Callable[[BaseException, str], Exception]
@@ -34,13 +34,22 @@ def head(client: Any, bucket: str, key: str, version_id: str | None, tr: Transla
         raise tr(exc, f"check {key}") from exc
 
 
-def read_back(client: Any, bucket: str, key: str, version_id: str | None, tr: Translate) -> str:
-    """Download the object and return its SHA-256 (the sampled full audit)."""
+def read_back(
+    client: Any,
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    tr: Translate,
+    keys: envelope.Keyring | None = None,
+) -> str:
+    """Download the object and return the SHA-256 of its plaintext (decrypted with `keys` if
+    it is an envelope: archive.encryption = "client")."""
     kw: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
         kw["VersionId"] = version_id
     try:
-        digest, _ = rehash.sha256_stream(client.get_object(**kw)["Body"])
+        body = client.get_object(**kw)["Body"]
+        digest, _ = rehash.sha256_stream(envstream.plain_reader(body, keys, f"object {key}"))
     except Exception as exc:
         raise tr(exc, f"read back {key}") from exc
     return digest
@@ -86,6 +95,7 @@ def verify_object(
     checksum: str | None,
     lock: LockSpec,
     tr: Translate,
+    keys: envelope.Keyring | None = None,
 ) -> str | None:
     """Raise ArchiveVerifyError unless the stored version is exactly ours; returns its checksum.
 
@@ -104,7 +114,7 @@ def verify_object(
     problems += _lock_problems(client, bucket, key, h, lock)
     if not problems and (stored is None or checksum is None):
         # No checksum from the store (or none to compare): only the bytes themselves prove it.
-        actual = read_back(client, bucket, key, h.get("VersionId"), tr)
+        actual = read_back(client, bucket, key, h.get("VersionId"), tr, keys)
         if actual != sha256:
             problems.append(f"read-back SHA-256 {actual} differs from {sha256}")
     if problems:
