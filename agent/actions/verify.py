@@ -155,13 +155,15 @@ def _check_anchors(
 def _check_keys(
     ctx: Context, conn: Any, archive: _ArchiveReader, report: VerifyReport, pubkey: Path | None
 ) -> handover.Schedule | None:
-    key_path = ctx.cfg.keys_dir / stationkey.KEY_FILE
+    key_path = stationkey.private_path(ctx.cfg.keys_dir, ctx.cfg.custody.signing_key_file)
     if report.checkpoints and not os.path.lexists(key_path):
         report.problems.append(
             Problem(
                 "key",
                 str(key_path),
-                stationkey.missing_message(ctx.cfg.keys_dir, report.checkpoints),
+                stationkey.missing_message(
+                    ctx.cfg.keys_dir, report.checkpoints, ctx.cfg.custody.signing_key_file
+                ),
             )
         )
     station = ctx.station_id
