@@ -48,7 +48,9 @@ def load_or_create(
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        if checkpoints:
+        # custody.signing_key_file set but the key still in keys/: never a second key.
+        left = key_file is not None and os.path.lexists(keys_dir / KEY_FILE)
+        if checkpoints or left:
             raise StationKeyError(missing_message(keys_dir, checkpoints, key_file)) from None
         return _create(keys_dir, path)
     except OSError as exc:
@@ -68,17 +70,18 @@ def missing_message(keys_dir: Path, checkpoints: int, key_file: Path | None = No
     path = private_path(keys_dir, key_file)
     pub = load_public(keys_dir)
     which = f" (key fingerprint {fingerprint(pub)})" if pub is not None else ""
-    moved = ""
-    if key_file is not None and (keys_dir / KEY_FILE).exists():
-        moved = (
-            f" The key is still at {keys_dir / KEY_FILE}: run `evidence-agent keys "
-            "move-signing` to move it to custody.signing_key_file."
+    if key_file is not None and os.path.lexists(keys_dir / KEY_FILE):
+        return (
+            f"station key {path} (custody.signing_key_file) does not exist, but the station's "
+            f"key{which} is still at {keys_dir / KEY_FILE}: run `evidence-agent keys "
+            "move-signing` (daemon stopped) to move it there; the agent does not make a second "
+            "key, which would not match the enrolled fingerprint"
         )
     return (
         f"station key {path} is missing, but the ledger holds {checkpoints} checkpoint(s) "
-        f"signed with it{which}.{moved} {'Otherwise r' if moved else 'R'}estore {path} from "
-        "the station's backup and start again; the agent does not make a replacement key, "
-        "which would leave every earlier checkpoint unverifiable"
+        f"signed with it{which}. Restore {path} from the station's backup and start again; "
+        "the agent does not make a replacement key, which would leave every earlier "
+        "checkpoint unverifiable"
     )
 
 

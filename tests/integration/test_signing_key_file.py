@@ -70,6 +70,10 @@ def test_check_config_warns_about_a_signing_key_in_the_data_dir(make_station, tm
     assert f"the custody signing key {inside} lies inside station.data_dir" in warned.stderr
     assert "keys move-signing" in warned.stderr
     env = {"EVIDENCE_AGENT__CUSTODY__SIGNING_KEY_FILE": str(tmp_path / "etc-keys" / "sig.pem")}
+    # No checkpoint yet, but the enrolled key is in keys/: never a second key made elsewhere.
+    refused = st.cli("keys", "init", env=env)
+    assert refused.returncode != 0 and "keys move-signing" in refused.stderr
+    assert not (tmp_path / "etc-keys" / "sig.pem").exists()
     st.cli("keys", "move-signing", env=env, check=True)
     moved = st.cli("check-config", env=env, check=True)
     assert "custody signing key" not in moved.stderr
