@@ -86,6 +86,10 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "本站签名密钥已轮换（旧密钥签署交接记录）：{old} → {new}",
         "station signing key rotated (hand-over signed by the old key): {old} -> {new}",
     ),
+    "key.signing_moved": (
+        "本站签名密钥已移出数据目录（公钥不变）：{fingerprint}",
+        "station signing key moved out of the data dir (same public key): {fingerprint}",
+    ),
     "anchor.conflict": (
         "归档中已有该事件的不同锚点，未覆盖：{key}",
         "the archive already anchors this event differently; kept, not replaced: {key}",

@@ -13,6 +13,7 @@ from typing import Literal
 
 from agent.core import clock
 from agent.core.errors import AgentError, QuarantineError
+from agent.ledger import recopy as recopied
 from agent.ledger import recordings as rec
 from agent.station.context import Context
 
@@ -50,6 +51,12 @@ def _one(ctx: Context, ref: str, decision: Decision, operator: str, reason: str)
                 raise QuarantineError(
                     f"recording {rid} ({serial}) is {row['state']}, not quarantined; only "
                     "quarantined recordings are accepted or rejected"
+                )
+            if decision == "accept" and recopied.mismatch_of(conn, rid) is not None:
+                raise QuarantineError(
+                    f"recording {rid} ({serial}) was copied again and the copy differs from "
+                    "its recorded SHA-256; it stays quarantined (see `verify`), it cannot be "
+                    "accepted"
                 )
             previous = row["quarantine_decision"]
             if decision == "reject" and previous == "rejected":

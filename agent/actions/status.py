@@ -217,6 +217,9 @@ def document(
     from agent.ingest.spool import list_orphans
 
     doc["spool_orphans"] = list_orphans(ctx)  # moved aside by recovery, relative to the spool
+    from agent.ingest.recopy import kept
+
+    doc["spool_recopied"] = kept(ctx)  # re-copies that differed from the first copy
     if ctx.cfg.station.role == "interview":
         from agent.interview.report import status_section
 

@@ -46,6 +46,9 @@ def resolve(
         trust = _from_file(file, "--pubkey" if pubkey else "custody.pubkey_file")
     elif cfg.custody.pubkey_fingerprint:
         retired = _retired(cfg.keys_dir, cfg.custody.pubkey_fingerprint)
+        own = cfg.custody.signing_key_file  # retired keys lie next to the private key
+        if retired is None and own is not None:
+            retired = _retired(own.parent, cfg.custody.pubkey_fingerprint)
         # After `keys rotate` the pinned (enrolment) key is kept in keys/retired/.
         trust = _from_fingerprint(cfg.custody.pubkey_fingerprint, retired or local, archived)
     else:

@@ -18,6 +18,7 @@ from agent.core.errors import AgentError
 from agent.ingest import spool as spoolsweep
 from agent.ledger import appendonly, crosscheck, custody, handover, sm3verify, stationkey
 from agent.ledger import paths as stationpaths
+from agent.ledger import recopy as recopied
 from agent.rules import archive_keys
 from agent.station.context import Context
 from agent.tagging import metadata
@@ -25,7 +26,8 @@ from agent.tagging import metadata
 
 @dataclass
 class Problem:
-    kind: str  # copy, missing, archive, custody, guard, ledger, metadata, checkpoint, key, anchor
+    kind: str  # copy, missing, archive, custody, guard, ledger, metadata, checkpoint, key, anchor,
+    # recopy (a copy made again from the recorder differed from the recorded hash)
     subject: str
     message: str
 
@@ -113,6 +115,10 @@ def run(
     report.problems += [Problem("guard", n, m) for n, m in appendonly.guard_problems(conn)]
     report.problems += [Problem("ledger", s, m) for s, m in crosscheck.recording_problems(conn)]
     report.problems += [
+        Problem("recopy", rid, recopied.describe(rid, doc))
+        for rid, doc in recopied.mismatches(conn)
+    ]
+    report.problems += [
         Problem("metadata", rid, msg) for rid, msg in metadata.verify_versions(conn)
     ]
     report.orphans = spoolsweep.list_orphans(ctx)  # listed, not failed: nothing is lost
@@ -149,13 +155,15 @@ def _check_anchors(
 def _check_keys(
     ctx: Context, conn: Any, archive: _ArchiveReader, report: VerifyReport, pubkey: Path | None
 ) -> handover.Schedule | None:
-    key_path = ctx.cfg.keys_dir / stationkey.KEY_FILE
+    key_path = stationkey.private_path(ctx.cfg.keys_dir, ctx.cfg.custody.signing_key_file)
     if report.checkpoints and not os.path.lexists(key_path):
         report.problems.append(
             Problem(
                 "key",
                 str(key_path),
-                stationkey.missing_message(ctx.cfg.keys_dir, report.checkpoints),
+                stationkey.missing_message(
+                    ctx.cfg.keys_dir, report.checkpoints, ctx.cfg.custody.signing_key_file
+                ),
             )
         )
     station = ctx.station_id

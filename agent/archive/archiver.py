@@ -32,7 +32,7 @@ from agent.core.errors import (
     IntegrityError,
     SpoolIntegrityError,
 )
-from agent.ledger import custody, events, integrity, kv
+from agent.ledger import events, integrity, kv
 from agent.ledger import paths as stationpaths
 from agent.ledger import recordings as rec
 from agent.station.context import Context

@@ -36,6 +36,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return cmd_encryption(args, cfg)
     if args.verb == "rotate":
         return _rotate(cfg)
+    if args.verb == "move-signing":
+        return _move_signing(cfg)
     if args.verb == "init":
         from agent.station.context import Context
         from agent.station.ownership import require_owner
@@ -53,6 +55,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
     doc = {
         "fingerprint": fp,
         "public_key_file": str(cfg.keys_dir / stationkey.PUB_FILE),
+        "signing_key_file": str(
+            stationkey.private_path(cfg.keys_dir, cfg.custody.signing_key_file)
+        ),
         "station": cfg.station.id,
         "pinned_fingerprint": pinned,
         "matches_pin": None if pinned is None else pinned in _lineage(cfg, fp),
@@ -67,6 +72,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     else:
         print(f"station {doc['station']} key fingerprint {fp}")
         print(f"public key {doc['public_key_file']}")
+        print(f"signing key {doc['signing_key_file']}")
         if pinned is not None:
             same = "matches" if doc["matches_pin"] else "DIFFERS"
             print(f"custody.pubkey_fingerprint {pinned}: {same}")
@@ -101,6 +107,7 @@ def _rotate(cfg: Any) -> int:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from agent.ledger import custody, handover, stationkey
+    from agent.station import signingkey
     from agent.station.context import Context
     from agent.station.ownership import DaemonLock, require_owner
 
@@ -110,12 +117,13 @@ def _rotate(cfg: Any) -> int:
     try:
         ctx = Context(cfg)
         old, new = ctx.key, Ed25519PrivateKey.generate()
-        handover.write_next(cfg.keys_dir, new)
+        own = signingkey.path(cfg)  # custody.signing_key_file, or keys/ in the data dir
+        handover.write_next(own.parent, new)
         with ctx.ledger.tx() as conn:
             custody.checkpoint(conn, old, ctx.station_id, ctx.sm2)  # the old key's last word
             seq = handover.record(conn, old, new, ctx.station_id)
         conn = ctx.ledger.connect()
-        handover.finish_pending(cfg.keys_dir, conn)
+        handover.finish_pending(cfg.keys_dir, conn, str(own))
         with ctx.ledger.tx() as conn:
             custody.checkpoint(
                 conn, new, ctx.station_id, ctx.sm2
@@ -127,6 +135,31 @@ def _rotate(cfg: Any) -> int:
     print(f"station {cfg.station.id} key rotated at custody event {seq}: {old_fp} -> {new_fp}")
     print("note the new fingerprint in the fleet register; keys pinned before stay valid:")
     print("verify follows the hand-over signed by the old key (kept in keys/retired/)")
+    return 0
+
+
+def _move_signing(cfg: Any) -> int:
+    """`keys move-signing`: the signing key out of the data dir, to custody.signing_key_file
+    (agent.station.signingkey). The daemon must be stopped: it holds the key it signs with."""
+    from agent.station import signingkey
+    from agent.station.context import Context
+    from agent.station.ownership import DaemonLock, require_owner
+
+    require_owner(cfg.station.data_dir, "keys move-signing")
+    lock = DaemonLock(cfg.locks_dir, cfg.station.data_dir)
+    lock.acquire()  # exits 75 naming the running daemon: stop it first
+    try:
+        done = signingkey.move(cfg, Context(cfg).ledger)
+    finally:
+        lock.release()
+    if not done.moved:
+        print(f"signing key {done.fingerprint} is already at {done.target}; nothing changed")
+        return 0
+    print(f"signing key {done.fingerprint} moved from {done.source} to {done.target}")
+    if done.retired:
+        print(f"with {len(done.retired)} retired key(s) to {done.target.parent / 'retired'}")
+    print("the public key and its fingerprint are unchanged: pins stay valid; back up the new "
+          "file with the station's keys (it is no longer in the data dir)")  # fmt: skip
     return 0
 
 
@@ -169,10 +202,14 @@ def add_parser(add: Add) -> None:
     sp = add(
         "keys",
         cmd_keys,
-        "the station signing key: init (enrolment), show, rotate; console-new: a console key "
+        "the station signing key: init (enrolment), show, rotate, move-signing (to "
+        "custody.signing_key_file); console-new: a console key "
         "pair for signed MQTT commands; encryption init|show|rotate|recover: the encryption key",
     )
-    sp.add_argument("verb", choices=["init", "show", "rotate", "console-new", "encryption"])
+    sp.add_argument(
+        "verb",
+        choices=["init", "show", "rotate", "move-signing", "console-new", "encryption"],
+    )
     from agent.cli.keys_crypto import add_arguments
 
     add_arguments(sp)

@@ -80,9 +80,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     from agent.actions.check_config import gate_warnings
     from agent.config.smbays import suite_warnings
-    from agent.station import kek
+    from agent.station import kek, signingkey
 
-    for line in [*kek.warnings(cfg), *suite_warnings(cfg), *gate_warnings(cfg)]:
+    for line in [
+        *kek.warnings(cfg),
+        *signingkey.warnings(cfg),
+        *suite_warnings(cfg),
+        *gate_warnings(cfg),
+    ]:
         print(f"warning: {line}", file=sys.stderr)
     return 0
 

@@ -21,6 +21,15 @@ class CustodyConfig(Section):
         description="PEM public key of the station, kept outside the data dir (e.g. "
         "/etc/evidence-agent/station.pub, root-owned): verify checks every signature with it.",
     )
+    signing_key_file: Path | None = Field(
+        None,
+        description="The station's private Ed25519 custody signing key (PEM). Default: "
+        "<station.data_dir>/keys/station.ed25519.pem. Set it to a file outside the data dir, "
+        "in a folder only the service user reads (e.g. "
+        "/etc/evidence-agent/keys/signing.ed25519.pem), so a copy of the data dir cannot sign; "
+        "`evidence-agent keys move-signing` moves an existing key there. The public key stays "
+        "in the data dir.",
+    )
     checkpoint_events: int = Field(
         1000,
         ge=1,

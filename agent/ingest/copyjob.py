@@ -17,10 +17,12 @@ from pathlib import Path
 from agent.core import clock, crashpoint, identifiers
 from agent.core.copier import copy_file
 from agent.core.errors import IntegrityError, SourceChangedError, SourceStalledError
+from agent.ingest import recopy
 from agent.ingest import spool as spoolsweep
 from agent.ingest.bays import Bays
 from agent.ledger import devices as device_rows
 from agent.ledger import paths as stationpaths
+from agent.ledger import recopy as recopied
 from agent.ledger import recordings as rec
 from agent.recorders.unknown_usb import is_unknown_volume
 from agent.station.context import Context
@@ -117,6 +119,12 @@ class CopyJob:
         quarantine = quarantine or is_unknown_volume(row["volume"])
         at = clock.now_iso()
         with self.ctx.ledger.tx() as conn:
+            # Copied before (its spool copy went missing): the first copy's hash stands.
+            recorded = recopied.previous_hash(conn, rid)
+            if recorded is not None and recorded != result.sha256:
+                copied = {"sha256": result.sha256, "key_id": result.key_id}
+                recopy.commit_mismatch(self.ctx, conn, row, dest, recorded, copied)
+                return Outcome(rid, "quarantined", recorded, "recopy_mismatch", total)
             refused = identifiers.refused_reason(conn, rid)
             state = "quarantined" if quarantine or refused else "spooled"
             rec.transition(
@@ -152,6 +160,7 @@ class CopyJob:
                     "source": row["source_path"],
                     "serial": serial,
                     **({"identity_refused": refused} if refused else {}),
+                    **({"recopy": {"matched": recorded}} if recorded else {}),
                 },
                 event="ingest.completed",
                 event_fields={

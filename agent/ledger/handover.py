@@ -8,7 +8,9 @@ rest with the new one. A hand-over not signed by the key in force is not followe
 
 The key files change after the ledger commits the hand-over: the new key waits as
 `keys/next.ed25519.pem` and the old one is kept as `keys/retired/<fingerprint>.pem` (never
-deleted). `finish_pending` completes a swap a crash interrupted, before the key is used.
+deleted); with `custody.signing_key_file` set, both lie next to that file instead (the public
+key stays in `keys/`). `finish_pending` completes a swap a crash interrupted, before the key
+is used.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def record(
 
 
 def write_next(keys_dir: os.PathLike[str] | str, key: Ed25519PrivateKey) -> None:
+    """The new key, waiting next to the private key (`keys_dir`: that file's folder)."""
     path = os.path.join(keys_dir, NEXT_FILE)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -153,9 +156,13 @@ def write_next(keys_dir: os.PathLike[str] | str, key: Ed25519PrivateKey) -> None
     fsync_dir(keys_dir)
 
 
-def finish_pending(keys_dir: os.PathLike[str] | str, conn: sqlite3.Connection) -> bool:
-    """Complete (or drop) a rotation a crash interrupted; True if the key files changed."""
-    nxt = os.path.join(keys_dir, NEXT_FILE)
+def finish_pending(
+    keys_dir: os.PathLike[str] | str, conn: sqlite3.Connection, key_file: str | None = None
+) -> bool:
+    """Complete (or drop) a rotation a crash interrupted; True if the key files changed.
+    `key_file`: the private key's path when custody.signing_key_file is set."""
+    cur = key_file or os.path.join(keys_dir, stationkey.KEY_FILE)
+    nxt = os.path.join(os.path.dirname(cur), NEXT_FILE)
     if not os.path.lexists(nxt):
         return False
     with open(nxt, "rb") as fh:
@@ -168,15 +175,14 @@ def finish_pending(keys_dir: os.PathLike[str] | str, conn: sqlite3.Connection) -
     ).fetchone()
     if row is None or json.loads(row[0]).get("new") != fp:
         os.unlink(nxt)  # the hand-over never committed: this key never signed anything
-        fsync_dir(keys_dir)
+        fsync_dir(os.path.dirname(nxt))
         return False
-    _swap(keys_dir, nxt, key)
+    _swap(keys_dir, nxt, key, cur)
     return True
 
 
-def _swap(keys_dir: os.PathLike[str] | str, nxt: str, key: Ed25519PrivateKey) -> None:
-    cur = os.path.join(keys_dir, stationkey.KEY_FILE)
-    retired = os.path.join(keys_dir, "retired")
+def _swap(keys_dir: os.PathLike[str] | str, nxt: str, key: Ed25519PrivateKey, cur: str) -> None:
+    retired = os.path.join(os.path.dirname(cur), "retired")
     os.makedirs(retired, mode=0o700, exist_ok=True)
     if os.path.lexists(cur):
         with open(cur, "rb") as fh:
@@ -189,6 +195,7 @@ def _swap(keys_dir: os.PathLike[str] | str, nxt: str, key: Ed25519PrivateKey) ->
                 pass
             fsync_dir(retired)
     os.replace(nxt, cur)
+    fsync_dir(os.path.dirname(cur))
     pub_tmp = os.path.join(keys_dir, f".{stationkey.PUB_FILE}.rotate.tmp")
     if os.path.lexists(pub_tmp):
         os.unlink(pub_tmp)  # our own leftover from an interrupted swap

@@ -1,6 +1,8 @@
 """The station's ed25519 signing key: generated on first start, kept 0600 under data_dir.
 
 Once checkpoints signed with it exist, a missing key stops the agent (see load_or_create).
+The public key always stays in `keys_dir`; the private key is `keys_dir/station.ed25519.pem`
+unless `custody.signing_key_file` puts it elsewhere (`key_file`, agent.station.signingkey).
 """
 
 from __future__ import annotations
@@ -29,17 +31,27 @@ def fingerprint(pub: Ed25519PublicKey) -> str:
     return "sha256:" + hashlib.sha256(public_raw(pub)).hexdigest()[:32]
 
 
-def load_or_create(keys_dir: Path, checkpoints: int = 0) -> Ed25519PrivateKey:
+def private_path(keys_dir: Path, key_file: Path | None = None) -> Path:
+    """Where the private key is: `key_file` (custody.signing_key_file) or the default."""
+    return key_file if key_file is not None else keys_dir / KEY_FILE
+
+
+def load_or_create(
+    keys_dir: Path, checkpoints: int = 0, key_file: Path | None = None
+) -> Ed25519PrivateKey:
     """The station key; made on first start. With `checkpoints` (signed checkpoints in the
     ledger) a missing key is an error naming the file to restore, never a silent new key:
     every earlier checkpoint would fail `verify` against a replacement."""
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = keys_dir / KEY_FILE
+    path = private_path(keys_dir, key_file)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        if checkpoints:
-            raise StationKeyError(missing_message(keys_dir, checkpoints)) from None
+        # custody.signing_key_file set but the key still in keys/: never a second key.
+        left = key_file is not None and os.path.lexists(keys_dir / KEY_FILE)
+        if checkpoints or left:
+            raise StationKeyError(missing_message(keys_dir, checkpoints, key_file)) from None
         return _create(keys_dir, path)
     except OSError as exc:
         raise StationKeyError(
@@ -53,11 +65,18 @@ def load_or_create(keys_dir: Path, checkpoints: int = 0) -> Ed25519PrivateKey:
     return key
 
 
-def missing_message(keys_dir: Path, checkpoints: int) -> str:
+def missing_message(keys_dir: Path, checkpoints: int, key_file: Path | None = None) -> str:
     """What to do about a missing station key that `checkpoints` signed checkpoints need."""
-    path = keys_dir / KEY_FILE
+    path = private_path(keys_dir, key_file)
     pub = load_public(keys_dir)
     which = f" (key fingerprint {fingerprint(pub)})" if pub is not None else ""
+    if key_file is not None and os.path.lexists(keys_dir / KEY_FILE):
+        return (
+            f"station key {path} (custody.signing_key_file) does not exist, but the station's "
+            f"key{which} is still at {keys_dir / KEY_FILE}: run `evidence-agent keys "
+            "move-signing` (daemon stopped) to move it there; the agent does not make a second "
+            "key, which would not match the enrolled fingerprint"
+        )
     return (
         f"station key {path} is missing, but the ledger holds {checkpoints} checkpoint(s) "
         f"signed with it{which}. Restore {path} from the station's backup and start again; "
@@ -75,7 +94,7 @@ def _create(keys_dir: Path, path: Path) -> Ed25519PrivateKey:
     )
     # 0600 from creation (never readable by others, not even briefly); O_EXCL|O_NOFOLLOW so a
     # planted file or symlink is never written through; link() never replaces an existing key.
-    tmp = keys_dir / f".{KEY_FILE}.{secrets.token_hex(8)}.tmp"
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
         with os.fdopen(os.open(tmp, _NEW, 0o600), "wb") as fh:
             fh.write(pem)
@@ -83,10 +102,11 @@ def _create(keys_dir: Path, path: Path) -> Ed25519PrivateKey:
             os.fsync(fh.fileno())
         try:
             os.link(tmp, path)
-        except FileExistsError:
-            return load_or_create(keys_dir)  # another process made it first: use that one
+        except FileExistsError:  # another process made it first: use that one
+            return load_or_create(keys_dir, key_file=path)
     finally:
         tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
     pub_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -23,6 +23,7 @@ from agent.core import clock, crashpoint, envelope
 from agent.core.errors import AgentError
 from agent.core.safefs import display, stat_beneath, unlink_beneath
 from agent.ledger import paths as stationpaths
+from agent.ledger import recopy as recopied
 from agent.ledger import recordings as rec
 from agent.ledger.db import Ledger
 from agent.retention.releasecheck import store_refusal
@@ -147,6 +148,9 @@ def release(cfg: AgentConfig, ledger: Ledger, rid: str, store: Store | None = No
     if row is None:
         return Decision(False, "unknown recording")
     decision = check(cfg, row, committed_row(ledger.path, rid))
+    if recopied.mismatch_of(ledger.connect(), rid) is not None:
+        # The recorder's file differs from the evidence (agent.ingest.recopy): always kept.
+        decision = Decision(False, "a re-copy differed from the recorded SHA-256")
     if decision.allowed and row["state"] == "archived":
         refusal = store_refusal(cfg, store, row)
         if refusal is not None:

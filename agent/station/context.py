@@ -44,9 +44,12 @@ class Context:
 
     @cached_property
     def key(self) -> Ed25519PrivateKey:
-        handover.finish_pending(self.cfg.keys_dir, self.ledger.connect())  # a cut-off rotation
+        # custody.signing_key_file: the private key outside the data dir (None: keys/).
+        own = self.cfg.custody.signing_key_file
+        conn = self.ledger.connect()
+        handover.finish_pending(self.cfg.keys_dir, conn, str(own) if own else None)  # cut off
         signed = self.ledger.one("SELECT COUNT(*) FROM checkpoints")
-        return stationkey.load_or_create(self.cfg.keys_dir, int(signed[0]) if signed else 0)
+        return stationkey.load_or_create(self.cfg.keys_dir, int(signed[0]) if signed else 0, own)
 
     @cached_property
     def sm2(self) -> tuple[bytes, bytes] | None:
