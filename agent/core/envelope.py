@@ -269,6 +269,12 @@ class Sealer:
         return last
 
 
+def seal_bytes(to: Recipients, data: bytes) -> bytes:
+    """A whole small file (a thumbnail) as one envelope, for data already in memory."""
+    sealer = Sealer(to)
+    return sealer.header + b"".join(sealer.update(data)) + sealer.finish()
+
+
 def ciphertext_size(plain: int, chunk_size: int = CHUNK_SIZE) -> int:
     chunks = max(1, -(-plain // chunk_size))
     return HEADER_SIZE + plain + chunks * TAG

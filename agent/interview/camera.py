@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.interview import CameraConfig, InterviewConfig
+from agent.core import envelope
 from agent.interview.ffproc import ProcessReport, describe_exit, progress_counts
 from agent.interview.hooks import Hooks
 from agent.interview.runs import Capture, Run, jobs_for_run
@@ -51,8 +52,13 @@ class CameraRun:
         audio: sources.Source | None,
         video_only: bool,
         down_gap: int | None = None,
+        seal: envelope.Recipients | None = None,
     ) -> None:
         self.cam = cam
+        # Thumbnails are pictures of the interview: sealed like the segments when the station
+        # encrypts its copies (issue 19), and then named so no viewer mistakes them for JPEGs.
+        self.seal = seal
+        self.thumb_suffix = ".jpg" if seal is None else ".jpg.sealed"
         self.icfg = icfg
         self.hooks = hooks
         self.session_id = session_id
@@ -365,8 +371,9 @@ class CameraRun:
         return run.last_end
 
     def _segment_thumbnail(self, job: Job) -> None:
-        latest = self.thumbs_dir / f"{self.cam.id}.jpg"
-        dest = self.thumbs_dir / self.session_id / f"{self.cam.id}_{job.work_path.stem}.jpg"
+        latest = self.thumbs_dir / f"{self.cam.id}{self.thumb_suffix}"
+        name = f"{self.cam.id}_{job.work_path.stem}{self.thumb_suffix}"
+        dest = self.thumbs_dir / self.session_id / name
         try:
             if latest.exists():
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -378,7 +385,8 @@ class CameraRun:
         if now - self._last_thumb >= self.icfg.thumbnail_seconds:
             self._last_thumb = now
             try:
-                self.picture.write_thumbnail(self.thumbs_dir / f"{self.cam.id}.jpg")
+                latest = self.thumbs_dir / f"{self.cam.id}{self.thumb_suffix}"
+                self.picture.write_thumbnail(latest, self.seal)
             except OSError as exc:
                 logger.debug("camera %s: thumbnail not written: %s", self.cam.id, exc)
 

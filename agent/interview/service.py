@@ -168,6 +168,7 @@ class InterviewService:
                 audio,
                 video_only,
                 down_gap=self.recovered_gaps.pop((sid, cam.id), None),
+                seal=self.ctx.seal,
             )
             run.session_started = started
             self.cameras[cam.id] = run

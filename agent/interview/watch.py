@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.core import envelope
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,8 +61,10 @@ class PictureWatch:
                 out["frozen"] = self.frozen_since
         return out
 
-    def write_thumbnail(self, path: Path) -> bool:
-        """The latest picture as JPEG, replaced atomically (readers never see half a file)."""
+    def write_thumbnail(self, path: Path, seal: envelope.Recipients | None = None) -> bool:
+        """The latest picture as JPEG, replaced atomically (readers never see half a file);
+        with `seal` (a station that encrypts its copies) the JPEG is an envelope, never in
+        clear on disk."""
         import cv2
 
         with self._lock:
@@ -72,7 +76,8 @@ class PictureWatch:
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         if not ok:
             return False
-        tmp.write_bytes(jpg.tobytes())
+        data = jpg.tobytes()
+        tmp.write_bytes(data if seal is None else envelope.seal_bytes(seal, data))
         os.replace(tmp, path)
         return True
 

@@ -93,6 +93,13 @@ def _session(d: RunningDaemon, st: Station, tmp_path: Path) -> list[dict[str, ob
     assert [p for p in work_root.rglob("*.ts")] == []
     volumes = [p for p in (d.ctx.cfg.interview_dir / "volumes").rglob("*") if p.is_file()]
     assert volumes and all(sealedio.is_sealed(p) for p in volumes)
+    # The pictures are footage too: every thumbnail is an envelope that opens to a JPEG.
+    thumbs = [p for p in (d.ctx.cfg.interview_dir / "thumbs").rglob("*") if p.is_file()]
+    assert thumbs and all(p.name.endswith(".jpg.sealed") for p in thumbs), thumbs
+    for p in thumbs:
+        assert sealedio.is_sealed(p) and not p.read_bytes().startswith(b"\xff\xd8")
+        with sealedio.PlainReader(p, keys) as plain:
+            assert plain.read(3) == b"\xff\xd8\xff"  # a JPEG once opened with the key
     doc = json.loads(st.cli("interview", "report", sid, "--json", check=True).stdout)
     assert doc["hashes_verified"] is True
     assert all(s["ingest_sha256_matches"] and s["hash_ok"] for s in doc["segments"])
