@@ -5,9 +5,11 @@ segments). Walking the archived events in order, each value is recomputed as
 agent.ledger.sm3chain defines it (the chain starts at a `crypto.suite_changed` event to "sm"
 and ends at one to "intl"); an event that should carry one and does not, carries one it should
 not, or whose value is not SM3 over its canonical bytes, is named. Segments shipped before
-segments carried SM3 have no `sm3` key: they stay valid, and the first event after them that
-does carry the key is taken as given (its predecessor's value is not in the archive). The
-values found are kept so the anchors' `head_sm3` can be checked against them.
+segments carried SM3, and those of a station that never used "sm", have no `sm3` key: they
+stay valid, and the first event after them that does carry the key is taken as given (its
+predecessor's value is not in the archive); once events carry the key, an event after them
+without it was stripped. The values found are kept so the anchors' `head_sm3` can be checked
+against them.
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ class Sm3Walk:
 
     def step(self, e: dict[str, Any], relkey: str) -> str | None:
         """Take the next archived event; returns a problem naming it, or None."""
-        if "sm3" not in e:  # a segment from before segments carried SM3
-            self.known, self.prev = False, None
+        if "sm3" not in e:  # a station without SM3, or a segment from before segments had it
+            known, self.known, self.prev = self.known, False, None
+            if known and self.values:
+                return (
+                    f"archived event {e['seq']} ({relkey}) has no sm3 key after segments "
+                    "that carry the SM3 chain (it was removed)"
+                )
             return None
         seq, type_, value = int(e["seq"]), str(e["type"]), e["sm3"]
         self.values[seq] = value

@@ -8,7 +8,6 @@ what it shipped before, and segments without SM3 values stay valid."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from test_sm_custody import _canonical, _openssl_sm2_verifies, _openssl_sm3
@@ -118,35 +117,31 @@ def test_sm_anchors_and_segments_in_seaweedfs(s3_station, bodycam, tmp_path) -> 
     assert proc.returncode == 1
     assert f"FAIL event {seq}: archived event {seq} (" in proc.stdout
     assert "SM3 mismatch" in proc.stdout
+    assert f"SM3 chain: {len(events)} archived events checked; SM2: {len(anchors)} anchor" in (
+        proc.stdout
+    )
 
 
-def test_intl_station_ships_as_before_and_older_segments_stay_valid(
-    make_station, bodycam, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    """A station that never used "sm": anchors without SM2 fields, segment statements without
-    `last_sm3`, events with `sm3` null. Then segments as earlier versions wrote them (no
-    `sm3` key) followed by ones under "sm": the SM3 chain checks from the switch on."""
+def test_intl_station_ships_as_before_then_switches_to_sm(make_station, bodycam, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A station that never used "sm": anchors without SM2 fields, segments without `sm3`
+    and statements without `last_sm3`, as before. After the switch to "sm" the SM3 chain is
+    checked from the switch event on; an `sm3` key stripped from an archived event is named."""
     st = make_station('[crypto]\nencrypt = "off"\n')
     ctx = st.context()
     vol, _ = bodycam(serial="ZFY1932", clips=1, seconds=0.5)
     ingest_volume(ctx, vol)
     _anchored(ctx, None)
+    ctx.close()
     custody_dir = st.data_dir / "archive" / "_docs" / "_custody"
     anchors = [json.loads(p.read_bytes()) for p in custody_dir.glob("*/checkpoints/*/v*")]
     assert anchors and all(set(a) == PLAIN_ANCHOR for a in anchors)
-    seg_files = sorted(custody_dir.glob("*/segments/*/v*"))
-    for path in seg_files:
+    for path in custody_dir.glob("*/segments/*/v*"):
         seg = json.loads(path.read_bytes())
         assert "last_sm3" not in json.loads(seg["statement"])
-        assert all(e["sm3"] is None for e in seg["events"])
-        for e in seg["events"]:
-            del e["sm3"]  # as segments were shipped before they carried SM3
-        path.chmod(0o644)
-        path.write_text(json.dumps(seg, ensure_ascii=False, indent=2, sort_keys=True))
+        assert not [e for e in seg["events"] if "sm3" in e]
     pinned = _pinned(st, tmp_path)
     rc, report = _archive_check(st, pinned)
     assert rc == 0 and report["sm3_events"] == 0 and report["sm2_anchors"] == 0, report
-    ctx.close()
 
     st.config_path.write_text(st.config_path.read_text().replace("[crypto]\n",
                               '[crypto]\nsuite = "sm"\n'))  # fmt: skip
@@ -161,7 +156,73 @@ def test_intl_station_ships_as_before_and_older_segments_stay_valid(
     assert rc == 0, report
     assert report["sm3_events"] == head - switch[0]["seq"] + 1 and report["sm2_anchors"] >= 1
 
-    # The first segment is lost: the gap is named, the SM3 chain still checks.
-    shutil.rmtree(sorted(custody_dir.glob("*/segments/*"))[0])
+    path = sorted(custody_dir.glob("*/segments/*/v*"))[-1]
+    seg = json.loads(path.read_bytes())
+    victim = seg["events"][0]
+    assert victim["sm3"]
+    del victim["sm3"]
+    path.chmod(0o644)
+    path.write_text(json.dumps(seg, ensure_ascii=False, indent=2, sort_keys=True))
     rc, report = _archive_check(st, pinned)
-    assert rc == 1 and any(p["subject"] == "event 1" for p in report["problems"])
+    assert rc == 1
+    named = [p for p in report["problems"] if p["subject"] == f"event {victim['seq']}"]
+    assert named and "has no sm3 key" in named[0]["message"], report
+
+
+def test_segments_from_before_sm3_stay_valid(make_station, bodycam, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A station already under "sm" whose first segment was shipped by an earlier version
+    (no `sm3` keys, no `last_sm3`): verify-archive passes and checks the SM3 chain from the
+    next segment on."""
+    from agent.archive import segments
+
+    st = make_station('[crypto]\nsuite = "sm"\nencrypt = "off"\n')
+    ctx = st.context()
+    vol, _ = bodycam(serial="ZFY1935", clips=1, seconds=0.5)
+    ingest_volume(ctx, vol)
+    _anchored(ctx, ctx.sm2)
+    paths = sorted((st.data_dir / "archive" / "_docs" / "_custody").glob("*/segments/*/v*"))
+    assert len(paths) >= 2
+    old = json.loads(paths[0].read_bytes())
+    for e in old["events"]:
+        del e["sm3"]
+    last = old["events"][-1]
+    old["statement"] = segments.statement(ctx.station_id, old["first"], old["last"], last["hash"])
+    old["signature"] = ctx.key.sign(old["statement"].encode("utf-8")).hex()
+    paths[0].chmod(0o644)
+    paths[0].write_text(json.dumps(old, ensure_ascii=False, indent=2, sort_keys=True))
+    ctx.close()
+    rc, report = _archive_check(st, _pinned(st, tmp_path))
+    later = sum(len(json.loads(p.read_bytes())["events"]) for p in paths[1:])
+    assert rc == 0, report
+    assert report["sm3_events"] == later - 1  # the first after the old segment: taken as given
+
+
+def test_anchor_cosigned_with_another_sm2_key_fails(make_station, bodycam, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An SM2 signature that verifies, but by a key that is not the station's enrolled SM2
+    key (the one its Ed25519-signed statement names), fails both checks naming the anchor."""
+    from agent.core import sm2sig
+
+    st = make_station('[crypto]\nsuite = "sm"\nencrypt = "off"\n')
+    ctx = st.context()
+    vol, _ = bodycam(serial="ZFY1934", clips=1, seconds=0.5)
+    ingest_volume(ctx, vol)
+    _anchored(ctx, ctx.sm2)
+    ctx.close()
+    folder = st.data_dir / "archive" / "_docs"
+    path = sorted(folder.glob("_custody/*/checkpoints/*/v*"))[-1]
+    doc = json.loads(path.read_bytes())
+    sk, pk = sm2sig.generate()
+    doc["sm2_public_key"] = sm2sig.public_pem(pk)
+    doc["sm2_signature"] = sm2sig.sign(sk, pk, doc["statement"].encode("utf-8")).hex()
+    assert _openssl_sm2_verifies(doc["statement"], doc["sm2_signature"],
+                                 doc["sm2_public_key"], tmp_path)  # fmt: skip
+    path.chmod(0o644)
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True))
+    relkey = str(path.parent.relative_to(folder))
+    rc, report = _archive_check(st, _pinned(st, tmp_path))
+    assert rc == 1
+    (problem,) = [p for p in report["problems"] if p["subject"] == relkey]
+    assert "not the station SM2 key the statement names" in problem["message"]
+    out = st.cli("verify")
+    assert out.returncode != 0
+    assert f"{relkey}: the SM2 public key is not the station SM2 key" in out.stdout, out.stdout
