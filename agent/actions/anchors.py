@@ -5,8 +5,9 @@ checked with the trusted key (agent.actions.trust) and against the local chain: 
 ends before an anchored head was truncated; a local event whose hash differs from the
 anchored head hash was rewritten (even if the whole chain and every local checkpoint were
 re-signed with the station key). A key with more than one version is flagged: anchors are
-write-once, and only the oldest version is believed. No local value (kv) selects or skips
-anchors; they are listed from the archive.
+write-once, and only the oldest version is believed. An anchor that carries an SM2
+co-signature (`crypto.suite = "sm"`) has it checked too (agent.actions.anchorsm2). No local
+value (kv) selects or skips anchors; they are listed from the archive.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from agent.actions import anchorsm2
 from agent.core.errors import AgentError
 from agent.rules import archive_keys
 
@@ -103,6 +105,7 @@ def _check_one(
             pub.verify(bytes.fromhex(signature), statement.encode("utf-8"))
         except (InvalidSignature, ValueError):
             out.append(AnchorFinding(relkey, "signature does not verify with the trusted key"))
+    out += [AnchorFinding(relkey, m) for m in anchorsm2.problems(data, st, statement, conn)]
     seq, anchored = int(st["head_seq"]), str(st["head_hash"])
     if not relkey.endswith(f"/{seq:012d}.json"):
         out.append(AnchorFinding(relkey, f"names event {seq}, not the event of its key"))

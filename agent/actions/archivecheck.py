@@ -3,8 +3,11 @@
 For a lost or distrusted station disk: no ledger is read. Every custody segment of the station
 (oldest version of each) is checked with the pinned key; the segments must run from event 1
 without gaps or overlaps, every event's hash is recomputed and chained, and every archived
-checkpoint anchor must name an event whose hash it holds. Key rotations inside the segments
-are not followed yet: pass the key that signed them.
+checkpoint anchor must name an event whose hash it holds and verify with the pinned key.
+Under `crypto.suite = "sm"` the SM3 chain is recomputed over the archived events that carry it
+(agent.actions.segmentsm3) and checked against the anchors' `head_sm3`, and an anchor's SM2
+co-signature must verify with the SM2 key its statement names (agent.actions.anchorsm2).
+Key rotations inside the segments are not followed yet: pass the key that signed them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.actions import anchors
+from agent.actions import anchors, anchorsm2
+from agent.actions.segmentsm3 import Sm3Walk
 from agent.archive import segments
 from agent.core.errors import AgentError
 from agent.ledger import custody
@@ -28,6 +32,8 @@ class ArchiveReport:
     segments: int = 0
     events: int = 0
     anchors_checked: int = 0
+    sm3_events: int = 0  # archived events whose SM3 chain value was recomputed
+    sm2_anchors: int = 0  # anchors whose SM2 co-signature was checked
     problems: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -51,6 +57,7 @@ def check(store: Any, station: str, pub: Ed25519PublicKey) -> ArchiveReport:
         return report
     hashes: dict[int, str] = {}
     prev, expected = custody.GENESIS, 1
+    sm3 = Sm3Walk()
     for relkey in keys:
         versions = store.document_versions(relkey)
         if len(versions) > 1:
@@ -61,9 +68,13 @@ def check(store: Any, station: str, pub: Ed25519PublicKey) -> ArchiveReport:
             report.add(relkey, f"unreadable segment: {exc}")
             continue
         report.segments += 1
-        prev, expected = _segment(doc, relkey, station, pub, prev, expected, hashes, report)
-    report.events = len(hashes)
-    _anchors(store, station, pub, hashes, report)
+        prev, expected = _segment(doc, relkey, station, pub, (prev, expected), hashes, report)
+        for e in doc.get("events") or []:
+            problem = sm3.step(e, relkey)
+            if problem:
+                report.add(f"event {e['seq']}", problem)
+    report.events, report.sm3_events = len(hashes), sm3.events
+    _anchors(store, station, pub, (hashes, sm3), report)
     return report
 
 
@@ -72,16 +83,17 @@ def _segment(
     relkey: str,
     station: str,
     pub: Ed25519PublicKey,
-    prev: str,
-    expected: int,
+    at: tuple[str, int],
     hashes: dict[int, str],
     report: ArchiveReport,
 ) -> tuple[str, int]:
+    prev, expected = at
     events = doc.get("events") or []
     if not events:
         report.add(relkey, "empty segment")
         return prev, expected
-    st = segments.statement(station, events[0]["seq"], events[-1]["seq"], events[-1]["hash"])
+    last = events[-1]
+    st = segments.statement(station, events[0]["seq"], last["seq"], last["hash"], last.get("sm3"))
     try:
         pub.verify(bytes.fromhex(str(doc.get("signature"))), st.encode("utf-8"))
     except (InvalidSignature, ValueError):
@@ -104,8 +116,13 @@ def _segment(
 
 
 def _anchors(
-    store: Any, station: str, pub: Ed25519PublicKey, hashes: dict[int, str], r: ArchiveReport
+    store: Any,
+    station: str,
+    pub: Ed25519PublicKey,
+    archived: tuple[dict[int, str], Sm3Walk],
+    r: ArchiveReport,
 ) -> None:
+    hashes, sm3 = archived
     folder = anchors.anchor_folder(station)
     try:
         keys = store.list_documents(folder)
@@ -122,8 +139,28 @@ def _anchors(
         except (ValueError, KeyError, TypeError) as exc:
             r.add(relkey, f"unreadable anchor: {exc}")
             continue
+        _signatures(versions[0], st, relkey, pub, r)
+        problem = sm3.anchor_problem(st, relkey)
+        if problem:
+            r.add(f"event {st['head_seq']}", problem)
         seq = int(st["head_seq"])
         if seq and seq not in hashes:
             r.add(f"event {seq}", f"anchored in {relkey} but in no archived segment")
         elif seq and hashes[seq] != st["head_hash"]:
             r.add(f"event {seq}", f"archived segment differs from anchor {relkey}")
+
+
+def _signatures(
+    data: bytes, st: dict[str, Any], relkey: str, pub: Ed25519PublicKey, r: ArchiveReport
+) -> None:
+    """The anchor's Ed25519 signature with the pinned key, and its SM2 co-signature."""
+    doc = json.loads(data)
+    statement = str(doc["statement"])
+    try:
+        pub.verify(bytes.fromhex(str(doc.get("signature"))), statement.encode("utf-8"))
+    except (InvalidSignature, ValueError):
+        r.add(relkey, "anchor signature does not verify with the pinned key")
+    if anchorsm2.carries(data):
+        r.sm2_anchors += 1
+        r.problems += [{"subject": relkey, "message": m}
+                       for m in anchorsm2.problems(data, st, statement)]  # fmt: skip

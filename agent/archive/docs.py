@@ -221,6 +221,8 @@ def ship_anchors(ctx: Context, store: Store) -> int:
             "signature": cp["signature"],
             "key_fingerprint": cp["key_fingerprint"],
         }
+        if cp["sm2_signature"] is not None:  # crypto.suite = "sm": the SM2 co-signature too
+            doc |= {"sm2_signature": cp["sm2_signature"], "sm2_public_key": cp["sm2_public_key"]}
         relkey = archive_keys.checkpoint_key("", ctx.station_id, int(cp["head_seq"]))
         conflict = None
         try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from agent.interview.ffproc import ProcessReport, describe_exit, progress_counts
 from agent.interview.hooks import Hooks
 from agent.interview.runs import Capture, Run, jobs_for_run
 from agent.interview.segments import Job
+from agent.interview.thumbs import Thumbnails
 from agent.interview.watch import PictureWatch, SoundWatch
 from agent.rules import sources
 
@@ -55,15 +55,11 @@ class CameraRun:
         seal: envelope.Recipients | None = None,
     ) -> None:
         self.cam = cam
-        # Thumbnails are pictures of the interview: sealed like the segments when the station
-        # encrypts its copies (issue 19), and then named so no viewer mistakes them for JPEGs.
-        self.seal = seal
-        self.thumb_suffix = ".jpg" if seal is None else ".jpg.sealed"
+        self.thumbs = Thumbnails(thumbs_dir, cam.id, seal)
         self.icfg = icfg
         self.hooks = hooks
         self.session_id = session_id
         self.work_dir = work_dir
-        self.thumbs_dir = thumbs_dir
         self.overlay = overlay
         self.make_capture = make_capture
         self.video = sources.parse(cam.video)
@@ -371,24 +367,12 @@ class CameraRun:
         return run.last_end
 
     def _segment_thumbnail(self, job: Job) -> None:
-        latest = self.thumbs_dir / f"{self.cam.id}{self.thumb_suffix}"
-        name = f"{self.cam.id}_{job.work_path.stem}{self.thumb_suffix}"
-        dest = self.thumbs_dir / self.session_id / name
-        try:
-            if latest.exists():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(latest, dest)
-        except OSError as exc:  # a thumbnail is a convenience: never at the record's expense
-            logger.debug("camera %s: thumbnail %s not written: %s", self.cam.id, dest, exc)
+        self.thumbs.keep_for_segment(self.session_id, job.work_path.stem)
 
     def _thumbnail(self, now: float) -> None:
         if now - self._last_thumb >= self.icfg.thumbnail_seconds:
             self._last_thumb = now
-            try:
-                latest = self.thumbs_dir / f"{self.cam.id}{self.thumb_suffix}"
-                self.picture.write_thumbnail(latest, self.seal)
-            except OSError as exc:
-                logger.debug("camera %s: thumbnail not written: %s", self.cam.id, exc)
+            self.thumbs.write_latest(self.picture)
 
     def _update_stats(self, r: ProcessReport, now: float) -> None:
 
