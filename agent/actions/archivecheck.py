@@ -1,13 +1,15 @@
 """`evidence-agent verify-archive --pubkey FILE`: the custody chain from the archive alone.
 
 For a lost or distrusted station disk: no ledger is read. Every custody segment of the station
-(oldest version of each) is checked with the pinned key; the segments must run from event 1
-without gaps or overlaps, every event's hash is recomputed and chained, and every archived
-checkpoint anchor must name an event whose hash it holds and verify with the pinned key.
+(oldest version of each) is checked with the pinned key or a key it handed over to; the segments
+must run from event 1 without gaps or overlaps, every event's hash is recomputed and chained,
+and every archived checkpoint anchor must name an event whose hash it holds and verify with the
+key in force at its head.
 Under `crypto.suite = "sm"` the SM3 chain is recomputed over the archived events that carry it
 (agent.actions.segmentsm3) and checked against the anchors' `head_sm3`, and an anchor's SM2
 co-signature must verify with the SM2 key its statement names (agent.actions.anchorsm2).
-Key rotations inside the segments are not followed yet: pass the key that signed them.
+Key rotations are followed from the pinned key through the hand-over events in the archived
+segments themselves (agent.actions.archivekeys): pass the key pinned at enrolment.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.actions import anchors, anchorsm2
+from agent.actions import anchors, anchorsm2, archivekeys
 from agent.actions.segmentsm3 import Sm3Walk
 from agent.archive import segments
 from agent.core.errors import AgentError
-from agent.ledger import custody
+from agent.ledger import custody, handover, stationkey
 from agent.rules import archive_keys
 
 
@@ -34,6 +36,7 @@ class ArchiveReport:
     anchors_checked: int = 0
     sm3_events: int = 0  # archived events whose SM3 chain value was recomputed
     sm2_anchors: int = 0  # anchors whose SM2 co-signature was checked
+    keys: list[str] = field(default_factory=list)  # fingerprints followed from the pinned key
     problems: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -55,9 +58,30 @@ def check(store: Any, station: str, pub: Ed25519PublicKey) -> ArchiveReport:
     except (AgentError, OSError) as exc:
         report.add(folder, f"cannot list the custody segments: {exc}")
         return report
+    docs = _read_segments(store, keys, report)
+    sched = archivekeys.schedule((d for _, d in docs), pub, station)
+    report.keys = sched.fingerprints
+    report.problems += [{"subject": f"event {s}", "message": m} for s, m in sched.problems]
     hashes: dict[int, str] = {}
     prev, expected = custody.GENESIS, 1
     sm3 = Sm3Walk()
+    for relkey, doc in docs:
+        report.segments += 1
+        prev, expected = _segment(doc, relkey, station, sched, (prev, expected), hashes, report)
+        for e in doc.get("events") or []:
+            problem = sm3.step(e, relkey)
+            if problem:
+                report.add(f"event {e['seq']}", problem)
+    report.events, report.sm3_events = len(hashes), sm3.events
+    _anchors(store, station, sched, (hashes, sm3), report)
+    return report
+
+
+def _read_segments(
+    store: Any, keys: list[str], report: ArchiveReport
+) -> list[tuple[str, dict[str, Any]]]:
+    """The oldest version of each segment, in key order (a second version is flagged)."""
+    docs = []
     for relkey in keys:
         versions = store.document_versions(relkey)
         if len(versions) > 1:
@@ -67,22 +91,15 @@ def check(store: Any, station: str, pub: Ed25519PublicKey) -> ArchiveReport:
         except (ValueError, IndexError) as exc:
             report.add(relkey, f"unreadable segment: {exc}")
             continue
-        report.segments += 1
-        prev, expected = _segment(doc, relkey, station, pub, (prev, expected), hashes, report)
-        for e in doc.get("events") or []:
-            problem = sm3.step(e, relkey)
-            if problem:
-                report.add(f"event {e['seq']}", problem)
-    report.events, report.sm3_events = len(hashes), sm3.events
-    _anchors(store, station, pub, (hashes, sm3), report)
-    return report
+        docs.append((relkey, doc))
+    return docs
 
 
 def _segment(
     doc: dict[str, Any],
     relkey: str,
     station: str,
-    pub: Ed25519PublicKey,
+    sched: handover.Schedule,
     at: tuple[str, int],
     hashes: dict[int, str],
     report: ArchiveReport,
@@ -94,10 +111,10 @@ def _segment(
         return prev, expected
     last = events[-1]
     st = segments.statement(station, events[0]["seq"], last["seq"], last["hash"], last.get("sm3"))
-    try:
-        pub.verify(bytes.fromhex(str(doc.get("signature"))), st.encode("utf-8"))
-    except (InvalidSignature, ValueError):
-        report.add(relkey, "segment signature does not verify with the pinned key")
+    signers = archivekeys.segment_keys(sched, int(last["seq"]))
+    if not archivekeys.verifies(signers, doc.get("signature"), st):
+        report.add(relkey, "segment signature does not verify with the pinned key or a key it "
+                   "handed over to")  # fmt: skip
     for e in events:
         seq = int(e["seq"])
         if seq != expected:
@@ -118,7 +135,7 @@ def _segment(
 def _anchors(
     store: Any,
     station: str,
-    pub: Ed25519PublicKey,
+    sched: handover.Schedule,
     archived: tuple[dict[int, str], Sm3Walk],
     r: ArchiveReport,
 ) -> None:
@@ -139,7 +156,7 @@ def _anchors(
         except (ValueError, KeyError, TypeError) as exc:
             r.add(relkey, f"unreadable anchor: {exc}")
             continue
-        _signatures(versions[0], st, relkey, pub, r)
+        _signatures(versions[0], st, relkey, sched.key_for(int(st["head_seq"])), r)
         problem = sm3.anchor_problem(st, relkey)
         if problem:
             r.add(f"event {st['head_seq']}", problem)
@@ -153,13 +170,15 @@ def _anchors(
 def _signatures(
     data: bytes, st: dict[str, Any], relkey: str, pub: Ed25519PublicKey, r: ArchiveReport
 ) -> None:
-    """The anchor's Ed25519 signature with the pinned key, and its SM2 co-signature."""
+    """The anchor's Ed25519 signature with the key in force at its head (`pub`), and its SM2
+    co-signature with the SM2 key the signed statement names."""
     doc = json.loads(data)
     statement = str(doc["statement"])
     try:
         pub.verify(bytes.fromhex(str(doc.get("signature"))), statement.encode("utf-8"))
     except (InvalidSignature, ValueError):
-        r.add(relkey, "anchor signature does not verify with the pinned key")
+        r.add(relkey, "anchor signature does not verify with the key in force at its head "
+              f"(fingerprint {stationkey.fingerprint(pub)})")  # fmt: skip
     if anchorsm2.carries(data):
         r.sm2_anchors += 1
         r.problems += [{"subject": relkey, "message": m}

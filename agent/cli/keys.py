@@ -195,6 +195,8 @@ def cmd_verify_archive(args: argparse.Namespace) -> int:
             f"{report.segments} archived segments, {report.anchors_checked} anchors; "
             f"{len(report.problems)} problem(s)"
         )
+        if len(report.keys) > 1:  # key rotations followed (agent.actions.archivekeys)
+            print(f"keys followed from the pinned key: {' -> '.join(report.keys)}")
         if report.sm3_events or report.sm2_anchors:  # crypto.suite = "sm" (国密)
             print(f"SM3 chain: {report.sm3_events} archived events checked; SM2: "
                   f"{report.sm2_anchors} anchor signatures checked")  # fmt: skip

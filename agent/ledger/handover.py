@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -79,11 +80,17 @@ def first_key(conn: sqlite3.Connection) -> Ed25519PublicKey | None:
 
 
 def schedule(conn: sqlite3.Connection, start: Ed25519PublicKey, station: str) -> Schedule:
-    """Follow every hand-over from `start`; one not signed by the key in force stops it."""
+    """Follow every hand-over in the ledger from `start` (see `follow`)."""
+    rows = conn.execute("SELECT seq, payload FROM custody WHERE type = ? ORDER BY seq", (EVENT,))
+    return follow(((int(seq), str(payload)) for seq, payload in rows), start, station)
+
+
+def follow(events: Iterable[tuple[int, str]], start: Ed25519PublicKey, station: str) -> Schedule:
+    """Follow the hand-overs (seq, payload), in custody order, from `start`; one not signed by
+    the key in force stops it. The one implementation for `verify` (ledger rows) and
+    `verify-archive` (archived segments)."""
     sched = Schedule([(0, start)])
-    for seq, payload in conn.execute(
-        "SELECT seq, payload FROM custody WHERE type = ? ORDER BY seq", (EVENT,)
-    ):
+    for seq, payload in events:
         current = sched.keys[-1][1]
         msg, new = _follow(current, payload, station)
         if msg:
