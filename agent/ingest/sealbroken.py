@@ -11,7 +11,7 @@ again would give the same answer, so the recording is held, as a re-copy that di
   so the segment in the volume is never erased for it, and `accept` refuses a recording that
   has no verified copy);
 - one `integrity.violation` (where `recorder`, reason `sealed_source_auth`) names the segment
-  and the chunk that failed.
+  and the chunk that failed; `verify` lists it (agent.ledger.sealsource).
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import sqlite3
 from agent.core.errors import SealedSourceError
 from agent.ledger import integrity
 from agent.ledger import recordings as rec
+from agent.ledger.sealsource import CHECK
 
 logger = logging.getLogger(__name__)
-
-CHECK = "sealed_source"  # the `check` field of the integrity.violation custody payload
 
 
 def commit(conn: sqlite3.Connection, row: sqlite3.Row, exc: SealedSourceError) -> str:
@@ -35,7 +34,7 @@ def commit(conn: sqlite3.Connection, row: sqlite3.Row, exc: SealedSourceError) -
     reason = (
         f"sealed segment {segment} on {serial} fails authentication at {where}: the file in "
         "the volume is not what was sealed; it is kept there and not copied again "
-        "(check the capture disk, see `verify`)"
+        "(check the capture disk; `verify` lists it)"
     )
     rec.transition(conn, rid, "quarantined", fields={"reason": reason})
     integrity.report_violation(

@@ -105,3 +105,8 @@ def test_a_flipped_chunk_in_a_sealed_segment_is_held_with_one_violation(make_sta
         assert not list((st.data_dir / "spool").rglob(f"*{rid}*"))  # no partial copy kept
     finally:
         ctx.close()
+    verify = st.cli("verify", "--json")
+    assert verify.returncode == 1
+    (problem,) = json.loads(verify.stdout)["problems"]
+    assert problem["kind"] == "sealed_source" and problem["subject"] == rid
+    assert f"DCIM/{bad.name}" in problem["message"] and "chunk 1" in problem["message"]
