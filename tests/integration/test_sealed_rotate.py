@@ -139,3 +139,57 @@ def test_recover_a_lost_sealed_key_seals_a_new_one(make_station, tmp_path, bodyc
     _no_plaintext_key(tmp_path, ring)
     verify = st.cli("verify", env=_creds_env(tmp_path, cred))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_rotate_as_root_rewraps_as_the_data_dirs_owner(unix_users, bodycam):  # type: ignore[no-untyped-def]
+    """`sudo evidence-agent keys encryption rotate` on a station whose data dir belongs to the
+    service user: the credential is handled as root, the ledger and the copies stay the
+    owner's (the re-wrapping runs in a child that dropped root for good)."""
+    require_tool("systemd-creds")
+    import tempfile
+
+    from agent.station import kek
+    from fixtures.access import _interpreter, open_station
+
+    owner = unix_users.add("rot")
+    uid = unix_users.names[owner]
+    base = Path(tempfile.mkdtemp(prefix="eat-rot-"))
+    try:
+        _, pub = kek.new_recovery_pair(base / "agency")
+        os.chmod(base / "agency", 0o755)
+        key = base / "etc-keys" / "encryption.key"
+        toml = (
+            f'[crypto]\nencrypt = "required"\nkey_file = "{key}"\nrecovery_public_key = "{pub}"\n'
+        )
+        st = open_station(base, None, group=unix_users.group, extra=toml)
+        store = base / "credstore.encrypted"
+        st.cli("keys", "encryption", "init", "--systemd-creds", "--credstore", str(store),
+               check=True)  # fmt: skip
+        cred = store / NAME
+        vol, _ = bodycam(serial="ZFY2102", clips=1, seconds=0.5)
+        st.cli("ingest", str(vol), env=_creds_env(base, cred), check=True)
+        shutil.rmtree(base / "run-credentials")
+        for path in [st.data_dir, *st.data_dir.rglob("*")]:
+            os.chown(path, uid, unix_users.gid, follow_symlinks=False)
+
+        # As root, with a Python the owner may still read once root is dropped (as in a real
+        # install; the test venv may live under /root: fixtures.access._interpreter).
+        python, path = _interpreter()
+        env = {**os.environ, **({"PYTHONPATH": path} if path else {})}
+        env.pop("EVIDENCE_AGENT_CONFIG", None)
+        done = subprocess.run(
+            [python, "-m", "agent", "--config", str(st.config_path), "keys", "encryption",
+             "rotate", "--credstore", str(store)],
+            capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).parents[2],
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        (new,) = _ids(_decrypt(cred))
+        assert [
+            r["spool_key_id"] for r in ledger_rows(st, "SELECT spool_key_id FROM recordings")
+        ] == [new]
+        assert ledger_rows(st, "SELECT seq FROM custody WHERE type = 'crypto.key_rotated'")
+        root_owned = [p for p in st.data_dir.rglob("*") if p.lstat().st_uid != uid]
+        assert root_owned == []
+        assert cred.stat().st_uid == 0 and cred.stat().st_mode & 0o777 == 0o600
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
