@@ -123,6 +123,7 @@ def run(
         if not args.recovery_key:
             raise EnvelopeKeyError("keys encryption recover needs --recovery-key FILE")
         recovery = kek.load_recovery_private(Path(args.recovery_key))  # may be root's only
+    _refuse_if_running(cfg)  # before sealing anything: the daemon holds the key it seals with
     ring = _ring(action, dest)
 
     def rewrap() -> int:
@@ -144,6 +145,32 @@ def run(
             _save(dest, [ring[0]])  # every copy opens with the new key: drop the old
         print(f"station key sealed in {dest}; restart the service to load it")
     return code
+
+
+def _refuse_if_running(cfg: AgentConfig) -> None:
+    """Exit 75 naming the daemon when one holds the data dir's lock. Only looks: root must not
+    create the lock file (the daemon, as the owner, opens it read-write); the child takes the
+    lock itself once it is the owner."""
+    import fcntl
+
+    from agent.core.errors import AlreadyRunningError
+    from agent.station.ownership import LOCK_NAME
+
+    path = cfg.locks_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        raise AlreadyRunningError(
+            f"an evidence-agent daemon (pid {holder}) runs on {cfg.station.data_dir} (it holds "
+            f"{path}): stop it first (systemctl stop evidence-agent); nothing was sealed"
+        ) from None
+    finally:
+        os.close(fd)
 
 
 def _as_child(fn: Callable[[], int]) -> int:

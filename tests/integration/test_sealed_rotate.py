@@ -95,6 +95,18 @@ def test_rotate_a_sealed_key_rewraps_and_seals_the_new_ring(make_station, tmp_pa
     before = _spool(st)
     assert len(before) == 2 and {v[0] for v in before.values()} == {old}
 
+    from agent.station.ownership import DaemonLock
+
+    cfg = st.cfg()
+    held = DaemonLock(cfg.locks_dir, cfg.station.data_dir)  # as a running daemon does
+    held.acquire()
+    try:
+        busy = st.cli("keys", "encryption", "rotate", "--credstore", str(cred.parent))
+    finally:
+        held.release()
+    assert busy.returncode == 75 and "stop it first" in busy.stderr
+    assert _ids(_decrypt(cred)) == [old]  # nothing sealed while the daemon holds the key
+
     done = st.cli("keys", "encryption", "rotate", "--credstore", str(cred.parent))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 spool copies" in done.stdout and f"sealed in {cred}" in done.stdout
