@@ -58,6 +58,11 @@ def _one(ctx: Context, ref: str, decision: Decision, operator: str, reason: str)
                     "its recorded SHA-256; it stays quarantined (see `verify`), it cannot be "
                     "accepted"
                 )
+            if decision == "accept" and not row["sha256"]:  # e.g. agent.ingest.sealbroken
+                raise QuarantineError(
+                    f"recording {rid} ({serial}) has no verified copy to accept "
+                    f"({row['reason']}); it stays quarantined"
+                )
             previous = row["quarantine_decision"]
             if decision == "reject" and previous == "rejected":
                 return Result(ref, rid, True, f"{rid} ({serial}) was already rejected", serial)

@@ -19,6 +19,8 @@ from agent.ingest import spool as spoolsweep
 from agent.ledger import appendonly, crosscheck, custody, handover, sm3verify, stationkey
 from agent.ledger import paths as stationpaths
 from agent.ledger import recopy as recopied
+from agent.ledger.sealsource import describe as describe_sealed
+from agent.ledger.sealsource import findings as sealed_findings
 from agent.rules import archive_keys
 from agent.station.context import Context
 from agent.tagging import metadata
@@ -27,7 +29,8 @@ from agent.tagging import metadata
 @dataclass
 class Problem:
     kind: str  # copy, missing, archive, custody, guard, ledger, metadata, checkpoint, key, anchor,
-    # recopy (a copy made again from the recorder differed from the recorded hash)
+    # recopy (a copy made again from the recorder differed from the recorded hash),
+    # sealed_source (a sealed interview segment failed authentication when ingest read it)
     subject: str
     message: str
 
@@ -117,6 +120,10 @@ def run(
     report.problems += [
         Problem("recopy", rid, recopied.describe(rid, doc))
         for rid, doc in recopied.mismatches(conn)
+    ]
+    report.problems += [
+        Problem("sealed_source", rid, describe_sealed(rid, doc))
+        for rid, doc in sealed_findings(conn)
     ]
     report.problems += [
         Problem("metadata", rid, msg) for rid, msg in metadata.verify_versions(conn)

@@ -32,6 +32,11 @@ def cmd_encryption(args: argparse.Namespace, cfg: AgentConfig) -> int:
         return init_sealed(cfg, args)  # as root first (systemd-creds), then as the owner
     if action == "init":
         _prepare_key_dir(cfg)
+    if action in ("rotate", "recover"):
+        from agent.cli import keys_sealrot
+
+        if keys_sealrot.wanted(cfg, args):  # the ring in the sealed credential (as root)
+            return keys_sealrot.run(cfg, args, rewrap_rotate, rewrap_recover)
     require_owner(cfg.station.data_dir, f"keys encryption {action}")
     if action == "init":
         return _init(cfg, args)
@@ -144,30 +149,37 @@ def _init(cfg: AgentConfig, args: argparse.Namespace) -> int:
 
 
 def _rotate(cfg: AgentConfig) -> int:
-    from agent.actions import rekey
-    from agent.core import envelope
     from agent.station import kek
-    from agent.station.context import Context
 
     path = kek.key_path(cfg)
     ring = kek.load_ring(path)
     if len(ring) == 1:  # a new key first, the old one kept until every copy is re-wrapped
         ring = [os.urandom(32), *ring]
         kek.write_ring(path, ring)
+    code = rewrap_rotate(cfg, ring, path)
+    if code == 0:
+        kek.write_ring(path, [ring[0]])  # every copy opens with the new key: drop the old
+    return code
+
+
+def rewrap_rotate(cfg: AgentConfig, ring: list[bytes], path: Path) -> int:
+    """Re-wrap every copy for ring[0] (the older keys open them); 0 when none failed."""
+    from agent.actions import rekey
+    from agent.core import envelope
+    from agent.station import kek
+    from agent.station.context import Context
+
     ctx = Context(cfg)
     to = envelope.Recipients(ring[0], kek.load_recovery_public(cfg))
     result = rekey.rewrap_all(ctx, envelope.Keyring.of(*ring), to)
     slots = _archived(ctx, envelope.Keyring.of(*ring), to, result)
     new, old = envelope.kek_id(ring[0]).hex(), [envelope.kek_id(k).hex() for k in ring[1:]]
     rekey.commit(ctx, result, "crypto.key_rotated", {"key": new, "old": old}, "agent", slots)
-    return _report(result, path, ring[0], f"rotated to {new}", kek)
+    return _report(result, path, f"rotated to {new}")
 
 
 def _recover(cfg: AgentConfig, args: argparse.Namespace) -> int:
-    from agent.actions import rekey
-    from agent.core import envelope
     from agent.station import kek
-    from agent.station.context import Context
 
     if not args.recovery_key:
         raise EnvelopeKeyError("keys encryption recover needs --recovery-key FILE")
@@ -177,6 +189,18 @@ def _recover(cfg: AgentConfig, args: argparse.Namespace) -> int:
     if not ring:
         ring = [os.urandom(32)]
         kek.write_ring(path, ring)
+    code = rewrap_recover(cfg, ring, recovery, path)
+    if code == 0:
+        kek.write_ring(path, [ring[0]])
+    return code
+
+
+def rewrap_recover(cfg: AgentConfig, ring: list[bytes], recovery: Any, path: Path) -> int:
+    """Open every copy with the ring or the recovery key, wrap it for ring[0]; 0 when done."""
+    from agent.actions import rekey
+    from agent.core import envelope
+    from agent.station.context import Context
+
     ctx = Context(cfg)
     to = envelope.Recipients(ring[0], recovery.public_key())
     result = rekey.rewrap_all(ctx, envelope.Keyring.of(*ring, recovery=recovery), to)
@@ -184,7 +208,7 @@ def _recover(cfg: AgentConfig, args: argparse.Namespace) -> int:
     kid = envelope.kek_id(ring[0]).hex()
     payload = {"key": kid, "recovery_key": envelope.recovery_id(recovery.public_key()).hex()}
     rekey.commit(ctx, result, "crypto.recovered", payload, "agent", slots)
-    return _report(result, path, ring[0], f"recovered under {kid}", kek)
+    return _report(result, path, f"recovered under {kid}")
 
 
 def _archived(ctx: Any, opener: Any, to: Any, result: Any) -> dict[str, str]:
@@ -217,17 +241,15 @@ def _encrypt_existing(cfg: AgentConfig) -> int:
     return 1 if left else 0
 
 
-def _report(result: Any, path: Path, current: bytes, what: str, kek: Any) -> int:
+def _report(result: Any, path: Path, what: str) -> int:
     for rid, why in result.failed:
         print(f"FAIL {rid}: {why}")
-    if not result.failed:
-        kek.write_ring(path, [current])  # every copy opens with the new key: drop the old
     print(
         f"{what}: {len(result.rewrapped)} spool copies and {result.archive_objects} archive "
         f"objects re-wrapped, {len(result.plaintext)} plaintext copies left as they are"
     )
     if result.failed:
-        print("older keys stay in the key file until every copy is re-wrapped; run it again")
+        print(f"older keys stay in {path} until every copy is re-wrapped; run it again")
     return 1 if result.failed else 0
 
 
@@ -244,11 +266,13 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--systemd-creds",
         action="store_true",
         help="encryption init: seal the station key with systemd-creds (TPM2 where present, "
-        "else the host key) into the credstore and remove any plaintext key file (as root)",
+        "else the host key) into the credstore and remove any plaintext key file (as root); "
+        "recover: seal the new key instead of writing a key file (rotate and recover use the "
+        "sealed key by themselves when there is no key file)",
     )
     sp.add_argument(
         "--credstore",
         metavar="DIR",
-        help="encryption init --systemd-creds: where the sealed key goes "
+        help="encryption init --systemd-creds, rotate, recover: where the sealed key is "
         "(default /etc/evidence-agent/credstore.encrypted)",
     )

@@ -27,8 +27,10 @@ from cryptography.hazmat.primitives import hashes
 
 from agent.core import crashpoint, envelope, sealedio
 from agent.core.errors import (
+    EnvelopeError,
     EnvelopeKeyError,
     IntegrityError,
+    SealedSourceError,
     SourceChangedError,
     SourceStalledError,
 )
@@ -189,23 +191,23 @@ def copy_file(
     pass; the hash stays that of the plaintext read, and the re-read decrypts to compare it.
     With `sm3` an SM3 digest of the same bytes is taken in the same pass (crypto.suite = "sm").
     With `source_keys` a source that is itself an envelope (a closed interview segment) is read
-    as its plaintext: the hash, the size and the copy are of the plaintext."""
+    as its plaintext: the hash, the size and the copy are of the plaintext; one that fails
+    authentication raises SealedSourceError (an integrity finding, never a copy to retry)."""
     src_fd = open_beneath(volume, rel, os.O_RDONLY)
     tmp = tmp_dir / f".{dest.name}.partial"
     try:
-        st = os.fstat(src_fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SourceChangedError(f"{display(rel)} is no longer a regular file")
-        if (st.st_size, st.st_mtime_ns) != (expect_size, expect_mtime_ns):
-            raise SourceChangedError(f"{display(rel)} changed since it was listed")
+        _unchanged(src_fd, rel, expect_size, expect_mtime_ns, "since it was listed")
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        read_fd, want = _plain_source(src_fd, source_keys, display(rel), expect_size)
+        broken: list[tuple[int, EnvelopeError]] = []
+        read_fd, want = _plain_source(src_fd, source_keys, display(rel), expect_size, broken)
         try:
             sha, got, sm3_hex = _copy_to_tmp(read_fd, tmp, chunk, progress, seal, stall_seconds,
                                              sm3)  # fmt: skip
         finally:
             if read_fd != src_fd:
                 os.close(read_fd)
+        if broken:  # the pump has closed the pipe, so it appended before the copy saw EOF
+            raise SealedSourceError(f"sealed source {broken[0][1]}", broken[0][0])
         if got != want:
             # The medium gave fewer (or more) bytes than its directory entry says: a broken
             # FAT chain or a failing reader. Hashing what came would record a truncated copy
@@ -214,9 +216,7 @@ def copy_file(
                 f"{display(rel)}: read {got} of {want} bytes (the recorder's medium "
                 "ended early); nothing was kept, it will be copied again"
             )
-        after = os.fstat(src_fd)
-        if (after.st_size, after.st_mtime_ns) != (expect_size, expect_mtime_ns):
-            raise SourceChangedError(f"{display(rel)} changed while it was being read")
+        _unchanged(src_fd, rel, expect_size, expect_mtime_ns, "while it was being read")
     except BaseException:
         _unlink_quiet(tmp)
         raise
@@ -242,17 +242,33 @@ def copy_file(
     return CopyResult(sha, want, verify, key_id, sm3_hex, suite)
 
 
+def _unchanged(fd: int, rel: bytes, size: int, mtime_ns: int, when: str) -> None:
+    """The source is still the regular file of `size` and `mtime_ns` it was listed with."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceChangedError(f"{display(rel)} is no longer a regular file")
+    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+        raise SourceChangedError(f"{display(rel)} changed {when}")
+
+
 def _plain_source(
-    src_fd: int, keys: envelope.Keyring | None, name: str, size: int
+    src_fd: int,
+    keys: envelope.Keyring | None,
+    name: str,
+    size: int,
+    broken: list[tuple[int, EnvelopeError]],
 ) -> tuple[int, int]:
     """The descriptor to copy from and how many bytes it must yield: the source itself, or a
-    pipe of its plaintext when it is an envelope and `keys` may open it."""
+    pipe of its plaintext when it is an envelope and `keys` may open it (a chunk that fails
+    authentication lands in `broken`)."""
     if keys is None or not envelope.is_envelope(os.pread(src_fd, len(envelope.MAGIC), 0)):
         return src_fd, size
     try:
-        return sealedio.plaintext_pipe_fd(src_fd, keys, name)
+        return sealedio.plaintext_pipe_fd(src_fd, keys, name, broken)
     except EnvelopeKeyError as exc:  # a failed copy, retried: the message says which key
         raise IntegrityError(f"sealed source {exc}") from exc
+    except EnvelopeError as exc:  # a damaged header: what was sealed cannot be read back
+        raise SealedSourceError(f"sealed source {exc}") from exc
 
 
 def _reread_sealed(dest: Path, seal: envelope.Recipients) -> tuple[str, int]:

@@ -156,3 +156,13 @@ class EnvelopeError(SpoolIntegrityError):
 
 class EnvelopeKeyError(AgentError):
     """No key this station holds opens an encrypted copy, or a key file is unusable."""
+
+
+class SealedSourceError(IntegrityError):
+    """A sealed source (a closed interview segment in its volume) fails authentication: its
+    bytes are not what was sealed. An integrity finding, not a read to retry; `chunk` is the
+    index of the chunk that failed (None: the envelope header itself)."""
+
+    def __init__(self, message: str, chunk: int | None = None) -> None:
+        super().__init__(message)
+        self.chunk = chunk

@@ -142,10 +142,16 @@ def hash_plain(
         return h.hexdigest(), n
 
 
-def plaintext_pipe_fd(fd: int, keys: envelope.Keyring, name: str) -> tuple[int, int]:
+def plaintext_pipe_fd(
+    fd: int,
+    keys: envelope.Keyring,
+    name: str,
+    failed: list[tuple[int, EnvelopeError]] | None = None,
+) -> tuple[int, int]:
     """(read end of a pipe yielding the plaintext of the envelope open at `fd`, its size).
     The pump reads a duplicate of `fd`, so the caller may close its own at any time; a chunk
-    that fails authentication ends the stream early (the reader sees fewer bytes)."""
+    that fails authentication ends the stream early (the reader sees fewer bytes) and, with
+    `failed`, is appended to it as (chunk index, error) before the pipe closes."""
     own = os.dup(fd)
     try:
         opened = envelope.Opened(own, keys, name)
@@ -155,13 +161,17 @@ def plaintext_pipe_fd(fd: int, keys: envelope.Keyring, name: str) -> tuple[int, 
     r, w = os.pipe2(os.O_CLOEXEC)
 
     def pump() -> None:
+        done = 0
         try:
             for piece in opened:
                 view = memoryview(piece)
                 while view:
                     view = view[os.write(w, view) :]
+                done += 1
         except (OSError, EnvelopeError) as exc:
             logger.warning("plaintext stream of %s ended early: %s", name, exc)
+            if failed is not None and isinstance(exc, EnvelopeError):
+                failed.append((done, exc))
         finally:
             os.close(w)
             os.close(own)

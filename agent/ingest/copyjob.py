@@ -16,8 +16,13 @@ from pathlib import Path
 
 from agent.core import clock, crashpoint, identifiers
 from agent.core.copier import copy_file
-from agent.core.errors import IntegrityError, SourceChangedError, SourceStalledError
-from agent.ingest import recopy
+from agent.core.errors import (
+    IntegrityError,
+    SealedSourceError,
+    SourceChangedError,
+    SourceStalledError,
+)
+from agent.ingest import recopy, sealbroken
 from agent.ingest import spool as spoolsweep
 from agent.ingest.bays import Bays
 from agent.ledger import devices as device_rows
@@ -54,6 +59,10 @@ class CopyJob:
             return self._copy(row)
         except SourceStalledError as exc:
             return self._stalled(row, exc)
+        except SealedSourceError as exc:  # an integrity finding: held, never retried
+            with self.ctx.ledger.tx() as conn:
+                sealbroken.commit(conn, row, exc)
+            return Outcome(rid, "quarantined", reason="sealed_source_auth")
         except (OSError, SourceChangedError, IntegrityError) as exc:
             reason = _reason(exc)
             logger.warning(
