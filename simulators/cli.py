@@ -194,7 +194,9 @@ def _interview_room(args: argparse.Namespace) -> int:
     # From a terminal, Ctrl-D ends the room; from a script or a unit (stdin /dev/null or a
     # pipe) end of input means nothing: run for --seconds, or until SIGTERM/SIGINT.
     interactive = sys.stdin is not None and sys.stdin.isatty()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    # Set from a thread: a handler calling done.set() could wait on the lock its own
+    # (main) thread holds inside done.wait() (see agent/core/stopsignal.py).
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=done.set).start())
 
     if sys.stdin is not None:
         end_on_eof = args.seconds is None and interactive

@@ -85,7 +85,8 @@ def run_dock_cli(args: argparse.Namespace) -> int:
         return 64
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        # From a thread, never in the handler itself (see agent/core/stopsignal.py).
+        signal.signal(sig, lambda *_: threading.Thread(target=stop.set).start())
     if args.duration is not None:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from agent.archive.archiver import Archiver
 from agent.archive.stores import open_store
 from agent.compliance.engine import ComplianceMonitor
-from agent.core import hangpoint
+from agent.core import hangpoint, stopsignal
 from agent.core.errors import AgentError, ArchiveError, SpoolFullError
 from agent.core.liveness import Liveness
 from agent.core.sdnotify import SystemdNotifier
@@ -348,11 +348,7 @@ class Daemon:
         logger.info("evidence-agent stopped")
 
     def run_forever(self) -> int:
-        def on_signal(signum: int, _frame: object) -> None:
-            logger.info("signal %d: stopping", signum)
-            self.stop.set()
-            self.work.set()
-
+        on_signal = stopsignal.handler(self.stop, self.work)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         self.start()
