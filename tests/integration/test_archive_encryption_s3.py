@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import subprocess
 from pathlib import Path
 
 from agent.archive.archiver import Archiver
@@ -16,8 +15,8 @@ from agent.archive.s3.store import parse_ref
 from agent.core import envelope, envstream
 from agent.station import kek
 from fixtures.archive import MIB, drain, ingest_volume, write_big_clip
+from fixtures.probe import ffprobe_finds_media
 from fixtures.s3proxy import CountingProxy
-from toolcheck import require_tool
 
 
 def _keys(tmp_path: Path) -> tuple[str, Path]:
@@ -63,7 +62,6 @@ def test_client_encryption_uploads_envelopes_the_recovery_key_opens(s3_station, 
     ctx = s3.context()
     ids = ingest_volume(ctx, vol)
     drain(Archiver(ctx))
-    ffprobe = require_tool("ffprobe")
     recovery = envelope.Keyring(recovery=kek.load_recovery_private(recovery_key))
     objects = _objects(s3, ctx)
     assert sorted(objects) == sorted(ids)
@@ -79,8 +77,7 @@ def test_client_encryption_uploads_envelopes_the_recovery_key_opens(s3_station, 
             assert clip[at : at + 48] not in body
         dump = tmp_path / f"{rid}.obj"
         dump.write_bytes(body)
-        probe = subprocess.run([ffprobe, "-v", "error", str(dump)], capture_output=True)
-        assert probe.returncode != 0, f"ffprobe read the archived object of {rid}"
+        assert not ffprobe_finds_media(dump), f"ffprobe read the archived object of {rid}"
         # The agency's recovery private key alone (no station key) opens it.
         stream = client.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"]
         h = hashlib.sha256()

@@ -8,13 +8,12 @@ import base64
 import hashlib
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from fixtures.probe import ffprobe_finds_media
 from fixtures.station import Station, ledger_rows
-from toolcheck import require_tool
 
 HEADER = 1024  # agent.core.envelope.HEADER_SIZE
 STEP = (1 << 20) + 16  # one sealed chunk
@@ -55,7 +54,6 @@ def _samples(clip: bytes) -> list[bytes]:
 
 
 def test_data_dir_without_key_reveals_no_footage(make_station, tmp_path, bodycam):
-    ffprobe = require_tool("ffprobe")
     st, key_file, _ = _station(make_station, tmp_path)
     clips = _ingest(st, bodycam)
     files = [p for p in st.data_dir.rglob("*") if p.is_file()]
@@ -65,8 +63,7 @@ def test_data_dir_without_key_reveals_no_footage(make_station, tmp_path, bodycam
         for clip in clips:
             assert not any(s in data for s in _samples(clip)), f"clip bytes in {path}"
     for _, copy in _spool(st):
-        probe = subprocess.run([ffprobe, "-v", "error", str(copy)], capture_output=True)
-        assert probe.returncode != 0, f"ffprobe read {copy}"
+        assert not ffprobe_finds_media(copy), f"ffprobe read {copy}"
     rows = ledger_rows(st, "SELECT spool_key_id FROM recordings")
     assert all(r["spool_key_id"] for r in rows)
     # With the key: verify re-hashes the plaintext, export writes the footage as it was, a
