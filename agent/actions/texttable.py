@@ -25,10 +25,8 @@ class Column:
 
 
 def _cut(text: str, width: int) -> str:
-    if cell_len(text) <= width:
-        return set_cell_size(text, width)
-    if width <= 1:
-        return set_cell_size(text, width)
+    if width <= 1 or cell_len(text) <= width:
+        return set_cell_size(text, width)  # padded to the column (or a 1-cell stub)
     return set_cell_size(text, width - 1) + "…"
 
 

@@ -28,8 +28,9 @@ GENESIS = "0" * 64
 ALG = "sha256"
 
 
-def canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# One canonical JSON for every hashed or signed body: the SHA-256 and SM3 chains, checkpoints,
+# hand-overs, manifests (custody.canonical is what callers import).
+canonical = sm3chain.canonical
 
 
 def event_hash(

@@ -11,10 +11,10 @@ those records for the wipe gate, `accept`, `status` and `verify`. Reads only.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
+from agent.ledger import integrity
 from agent.ledger.crosscheck import COPY_EVENTS
 
 CHECK = "recopy"  # the `check` field of the integrity.violation custody payload
@@ -28,7 +28,7 @@ def previous_hash(conn: sqlite3.Connection, rid: str) -> str | None:
         " ORDER BY seq DESC",
         (rid, *COPY_EVENTS),
     ):
-        sha = _payload(ev["payload"]).get("sha256")
+        sha = integrity.parsed(ev["payload"]).get("sha256")
         if isinstance(sha, str) and sha:
             return sha
     return None
@@ -37,24 +37,12 @@ def previous_hash(conn: sqlite3.Connection, rid: str) -> str | None:
 def mismatch_of(conn: sqlite3.Connection, rid: str) -> dict[str, Any] | None:
     """The recorded re-copy mismatch of `rid` (custody payload), or None. Once recorded it
     stays: the recorder's file no longer holds the bytes the ledger vouches for."""
-    row = conn.execute(
-        "SELECT payload FROM custody WHERE recording_id = ? AND type = 'integrity.violation'"
-        " AND json_extract(payload, '$.check') = ? ORDER BY seq DESC LIMIT 1",
-        (rid, CHECK),
-    ).fetchone()
-    return None if row is None else _payload(row["payload"])
+    return integrity.finding_of(conn, rid, CHECK)
 
 
 def mismatches(conn: sqlite3.Connection) -> list[tuple[str, dict[str, Any]]]:
     """Every recorded re-copy mismatch: (recording id, custody payload), oldest first."""
-    return [
-        (str(r["recording_id"]), _payload(r["payload"]))
-        for r in conn.execute(
-            "SELECT recording_id, payload FROM custody WHERE type = 'integrity.violation'"
-            " AND json_extract(payload, '$.check') = ? ORDER BY seq",
-            (CHECK,),
-        )
-    ]
+    return integrity.findings(conn, CHECK)
 
 
 def describe(rid: str, doc: dict[str, Any]) -> str:
@@ -65,11 +53,3 @@ def describe(rid: str, doc: dict[str, Any]) -> str:
         f"new bytes are kept as spool file {doc.get('kept_as')}, the recorder's file is never "
         "wiped for it (quarantined: check the recorder and the kept file)"
     )
-
-
-def _payload(text: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(text)
-    except (TypeError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}

@@ -8,27 +8,17 @@ finding stays in custody whatever happens to the row.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
+
+from agent.ledger import integrity
 
 CHECK = "sealed_source"  # the `check` field of the integrity.violation custody payload
 
 
 def findings(conn: sqlite3.Connection) -> list[tuple[str, dict[str, Any]]]:
     """Every recorded sealed-source failure: (recording id, custody payload), oldest first."""
-    out = []
-    for r in conn.execute(
-        "SELECT recording_id, payload FROM custody WHERE type = 'integrity.violation'"
-        " AND json_extract(payload, '$.check') = ? ORDER BY seq",
-        (CHECK,),
-    ):
-        try:
-            doc = json.loads(r["payload"])
-        except (TypeError, ValueError):
-            doc = {}
-        out.append((str(r["recording_id"]), doc if isinstance(doc, dict) else {}))
-    return out
+    return integrity.findings(conn, CHECK)
 
 
 def describe(rid: str, doc: dict[str, Any]) -> str:

@@ -46,13 +46,22 @@ def load_or_create(
     path = private_path(keys_dir, key_file)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return read_private(path)
     except FileNotFoundError:
         # custody.signing_key_file set but the key still in keys/: never a second key.
         left = key_file is not None and os.path.lexists(keys_dir / KEY_FILE)
         if checkpoints or left:
             raise StationKeyError(missing_message(keys_dir, checkpoints, key_file)) from None
         return _create(keys_dir, path)
+
+
+def read_private(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 signing key in `path`, never through a symlink; a missing file raises
+    FileNotFoundError (the caller decides what that means), anything else StationKeyError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         raise StationKeyError(
             f"station key {path} cannot be opened ({exc.strerror}); it must be a regular file, "

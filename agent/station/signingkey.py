@@ -19,7 +19,6 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config.loader import AgentConfig
@@ -131,19 +130,9 @@ def _check_same(
 
 def _load(file: Path) -> Ed25519PrivateKey | None:
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return stationkey.read_private(file)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise StationKeyError(
-            f"signing key {file} cannot be opened ({exc.strerror}); it must be a regular file "
-            "readable by the service user"
-        ) from exc
-    with os.fdopen(fd, "rb") as fh:
-        key = serialization.load_pem_private_key(fh.read(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise StationKeyError(f"{file} is not an ed25519 key")
-    return key
 
 
 def _write_key(dst: Path, pem: bytes) -> None:
